@@ -1,0 +1,7 @@
+//! `oneshot verify` (being built with the checker).
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<i32> {
+    anyhow::bail!("oneshot verify is not built yet")
+}

@@ -1,0 +1,39 @@
+//! `oneshot`: one binary for 1-shot RLVR — verify, select, train, eval, score, demo, bench.
+//!
+//! Each subcommand lives in its own module under `cmd/`; this file only parses the command line
+//! and dispatches. A subcommand returns the process exit code it wants (0 = success,
+//! 2 = "ran, but some input was bad"), and any error is printed with its cause chain.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(name = "oneshot", version, about = "Reinforcement learning with verifiable rewards from one example")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check model answers against gold answers with the math answer checker.
+    Verify(cmd::verify::Args),
+    /// Benchmarks (checker speed, model speed).
+    Bench(cmd::bench::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(1);
+        }
+    }
+}

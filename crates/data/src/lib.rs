@@ -1,0 +1,1 @@
+//! verl parquet and benchmark jsonl readers, prompt templates, example selection, scoring

@@ -1,0 +1,1 @@
+//! Synthetic math tasks and the small built-in base model

@@ -1,0 +1,1 @@
+//! RLVR math: advantages, losses, optimizer, trainer

@@ -1,0 +1,1 @@
+//! Math answer checker. See the crate README section in the project README.
