@@ -1,0 +1,1 @@
+//! Fused tensor ops with forward and backward.
