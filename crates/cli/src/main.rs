@@ -21,6 +21,12 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Benchmarks (checker speed, model speed).
     Bench(cmd::bench::Args),
+    /// Rank the training pool by historical variance and write the few-shot training file.
+    Select(cmd::select::Args),
+    /// Score responses generated elsewhere against a benchmark (samples, summary, table).
+    Score(cmd::score::Args),
+    /// The synthetic math lab: task generation, base-model pretraining, lab evaluation.
+    Lab(cmd::lab::Args),
 }
 
 fn main() {
@@ -28,6 +34,9 @@ fn main() {
     let result = match cli.command {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Select(args) => cmd::select::run(args),
+        Command::Score(args) => cmd::score::run(args),
+        Command::Lab(args) => cmd::lab::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

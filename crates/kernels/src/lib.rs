@@ -1,1 +1,141 @@
-//! Fused tensor ops with forward and backward.
+//! Fused tensor ops with forward and backward (candle CustomOps).
+//!
+//! Every public op is differentiable w.r.t. every float input. On CPU the work is done by fused,
+//! rayon-parallel kernels (`CustomOp`s whose backward is itself a fused op); on other devices
+//! the op falls back to the composition of candle primitives in [`reference`], which also
+//! defines the semantics the tests hold the fused kernels to.
+//!
+//! Inputs may be non-contiguous and of any float dtype; the CPU kernels compute in f32 and
+//! return the input dtype (except [`logprobs_and_entropy`], which always returns f32).
+
+mod buffer;
+mod logprob;
+pub mod reference;
+mod rms_norm;
+mod rope;
+mod simd;
+mod silu_mul;
+mod softmax;
+mod storage;
+
+use candle_core::{bail, DType, Result, Tensor, D};
+use storage::{f32_contiguous, on_cpu};
+
+/// RMSNorm over the last dim: `x * rsqrt(mean(x^2) + eps) * weight`. x: `[..., d]`, weight: `[d]`.
+///
+/// Computed in f32 internally (HF Qwen2/Llama semantics). For bf16/f16 input the fused path
+/// rounds once at the end instead of after the normalisation (at most one ulp apart).
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    if weight.dims() != [d] {
+        bail!("rms_norm: weight shape {:?} must be [{d}] to match x {:?}", weight.shape(), x.shape());
+    }
+    if !on_cpu(x) {
+        return reference::rms_norm(x, weight, eps);
+    }
+    let dtype = x.dtype();
+    let xf = f32_contiguous(x)?;
+    let w = f32_contiguous(weight)?;
+    let op = rms_norm::RmsNorm { eps: eps as f32 };
+    // Each reshape is a backprop node that costs a full gradient copy: only add them if needed.
+    let out = if x.rank() == 2 {
+        xf.apply_op2(&w, op)?
+    } else {
+        xf.reshape(((), d))?.apply_op2(&w, op)?.reshape(x.shape())?
+    };
+    out.to_dtype(dtype)
+}
+
+/// Rotary embedding, HF "rotate_half" (non-interleaved) convention, per-row positions.
+/// x: `[b, h, t, d]`; cos, sin: `[b, t, d/2]` already gathered at each row's positions (so left
+/// padding works). `out[..., :d/2] = x1*cos - x2*sin ; out[..., d/2:] = x2*cos + x1*sin`.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (b, _h, t, d) = x.dims4()?;
+    if d % 2 != 0 {
+        bail!("rope: head dim {d} of x {:?} must be even", x.shape());
+    }
+    for (name, table) in [("cos", cos), ("sin", sin)] {
+        if table.dims() != [b, t, d / 2] {
+            bail!("rope: {name} shape {:?} must be [b, t, d/2] = [{b}, {t}, {}]", table.shape(), d / 2);
+        }
+    }
+    if !on_cpu(x) {
+        return reference::rope(x, cos, sin);
+    }
+    let op = rope::Rope { inverse: false };
+    let out = f32_contiguous(x)?.apply_op3(&f32_contiguous(cos)?, &f32_contiguous(sin)?, op)?;
+    out.to_dtype(x.dtype())
+}
+
+fn softmax_impl(x: &Tensor, log: bool) -> Result<Tensor> {
+    let out = f32_contiguous(x)?.apply_op1(softmax::Softmax { log })?;
+    out.to_dtype(x.dtype())
+}
+
+/// Softmax over the last dim.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if !on_cpu(x) {
+        return reference::softmax_last_dim(x);
+    }
+    softmax_impl(x, false)
+}
+
+/// Log-softmax over the last dim.
+pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if !on_cpu(x) {
+        return reference::log_softmax_last_dim(x);
+    }
+    softmax_impl(x, true)
+}
+
+/// SwiGLU gate: `silu(gate) * up`, same shapes.
+pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if gate.shape() != up.shape() {
+        bail!("silu_mul: gate shape {:?} != up shape {:?}", gate.shape(), up.shape());
+    }
+    if !on_cpu(gate) {
+        return reference::silu_mul(gate, up);
+    }
+    let out = f32_contiguous(gate)?.apply_op2(&f32_contiguous(up)?, silu_mul::SiluMul)?;
+    out.to_dtype(gate.dtype())
+}
+
+/// For logits `[n, V]` (any float dtype), targets `[n]` (integer), and a temperature > 0:
+/// `z = logits / temperature`; returns `(logp [n] = log_softmax(z)[target],
+/// entropy [n] = logsumexp(z) - sum softmax(z)*z)`, both f32 and differentiable w.r.t. logits.
+///
+/// The fused version reads f32/bf16/f16 logits in place and materialises exactly one extra
+/// `[n, V]` tensor, the gradient, during backward.
+pub fn logprobs_and_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    temperature: f64,
+) -> Result<(Tensor, Tensor)> {
+    if !(temperature.is_finite() && temperature > 0.0) {
+        bail!("logprobs_and_entropy: temperature must be finite and > 0, got {temperature}");
+    }
+    let (n, _v) = logits.dims2()?;
+    if targets.dims() != [n] {
+        bail!(
+            "logprobs_and_entropy: targets shape {:?} must be [{n}] to match logits {:?}",
+            targets.shape(),
+            logits.shape()
+        );
+    }
+    if !targets.dtype().is_int() {
+        bail!("logprobs_and_entropy: targets must be integers, got {:?}", targets.dtype());
+    }
+    if !on_cpu(logits) {
+        return reference::logprobs_and_entropy(logits, targets, temperature);
+    }
+    let logits = match logits.dtype() {
+        DType::F32 | DType::BF16 | DType::F16 => logits.contiguous()?,
+        _ => f32_contiguous(logits)?,
+    };
+    let targets = targets.to_dtype(DType::U32)?.contiguous()?;
+    let op = logprob::LogprobEntropy { inv_temp: (1.0 / temperature) as f32 };
+    let out = logits.apply_op2(&targets, op)?;
+    let logp = out.narrow(1, logprob::COL_LOGP, 1)?.squeeze(1)?.contiguous()?;
+    let entropy = out.narrow(1, logprob::COL_ENTROPY, 1)?.squeeze(1)?.contiguous()?;
+    Ok((logp, entropy))
+}

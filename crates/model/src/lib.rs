@@ -1,1 +1,28 @@
-//! Qwen2/Llama decoder on candle: loading, differentiable log-probs, KV-cache sampling, HF-format saving
+//! Qwen2/Llama decoder on candle: loading, differentiable log-probs, KV-cache sampling,
+//! HF-format saving.
+//!
+//! - [`Model::from_dir`] / [`Model::random`]: build; [`Model::vars`]: the trainable variables.
+//! - [`Model::token_logprobs`] (no graph), [`Model::token_logprobs_tracked`] (graph, call
+//!   `.backward()` yourself), [`Model::logprobs_with_grad`] (memory-bounded driver with
+//!   optional per-layer recomputation).
+//! - [`Model::generate`]: batched KV-cache sampling with per-sequence seeds.
+//! - [`Model::save`]: HF layout.
+pub mod batch;
+mod checkpointing;
+pub mod config;
+pub mod generate;
+pub mod kv_cache;
+pub mod layers;
+pub mod logprobs;
+pub mod model;
+pub mod params;
+pub mod rope;
+pub mod sampling;
+mod save;
+
+pub use batch::Batch;
+pub use config::{Arch, ModelConfig, RopeScaling};
+pub use generate::{FinishReason, GenerateOptions, Generation, StopCheck};
+pub use logprobs::LogprobOptions;
+pub use model::{hf_dtype_name, parse_dtype, Model};
+pub use sampling::SamplerConfig;

@@ -1,3 +1,6 @@
 //! One module per subcommand.
 pub mod bench;
 pub mod verify;
+pub mod score;
+pub mod select;
+pub mod lab;

@@ -1,6 +1,7 @@
 //! `oneshot bench <what>`: each benchmark in its own module.
 use clap::Subcommand;
 
+mod model;
 mod verify;
 
 #[derive(clap::Args)]
@@ -13,10 +14,14 @@ pub struct Args {
 enum Bench {
     /// Time the answer checker on labelled cases, single-threaded and on all cores.
     Verify(verify::Args),
+    /// Time the model engine on random weights of a given shape: forward log-probs, KV-cache
+    /// decoding at several batch sizes, and a training step.
+    Model(model::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     match args.what {
         Bench::Verify(a) => verify::run(a),
+        Bench::Model(a) => model::run(a),
     }
 }

@@ -1,0 +1,181 @@
+//! `oneshot bench model`: speed of the model engine on random weights of any supported shape.
+//!
+//! Measures (each after one untimed warm-up where it matters):
+//! - forward: response log-probs + entropies of a `rows x seq` batch (no graph), tokens/s;
+//! - decode: KV-cache sampling at several batch sizes, generated tokens/s (prefill excluded);
+//! - train step: forward + backward of a GRPO-like loss over the batch, then a plain AdamW
+//!   update of every variable, seconds per part.
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use oneshot_model::{parse_dtype, Batch, GenerateOptions, LogprobOptions, Model, ModelConfig, SamplerConfig};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// HF config.json describing the shape (weights are random).
+    #[arg(long)]
+    config: PathBuf,
+    /// Weight dtype: f32 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Rows of the forward / training batch.
+    #[arg(long, default_value_t = 4)]
+    rows: usize,
+    /// Tokens per row of the forward / training batch (rows x seq = 512 by default).
+    #[arg(long, default_value_t = 128)]
+    seq: usize,
+    /// Prompt tokens per row of that batch; the rest is the response.
+    #[arg(long, default_value_t = 32)]
+    prompt: usize,
+    /// Decode batch sizes, comma separated.
+    #[arg(long, default_value = "1,8,32", value_delimiter = ',')]
+    decode_batches: Vec<usize>,
+    /// New tokens per sequence in the decode measurement.
+    #[arg(long, default_value_t = 16)]
+    decode_tokens: usize,
+    /// Skip the training step (it needs ~4x the weights' memory for grads and AdamW state).
+    #[arg(long)]
+    no_train: bool,
+    /// Recompute layers in the backward pass of the training step.
+    #[arg(long)]
+    checkpoint_layers: bool,
+    /// Logits rows per chunk of the output head.
+    #[arg(long, default_value_t = 256)]
+    chunk_rows: usize,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    if let Some(n) = args.threads {
+        // candle's CPU matmul reads RAYON_NUM_THREADS; our kernels use the global rayon pool.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+    }
+    if args.prompt == 0 || args.prompt >= args.seq {
+        anyhow::bail!("--prompt must be in 1..{} (--seq)", args.seq);
+    }
+    let dtype = parse_dtype(&args.dtype)?;
+    let cfg = ModelConfig::from_file(&args.config)?;
+    let device = Device::Cpu;
+    println!(
+        "model bench: {} ({:.0}M params, {} layers, hidden {}), dtype {:?}, threads {}",
+        args.config.display(),
+        cfg.num_parameters() as f64 / 1e6,
+        cfg.num_hidden_layers,
+        cfg.hidden_size,
+        dtype,
+        rayon::current_num_threads()
+    );
+    let t = Instant::now();
+    let model = Model::random(cfg.clone(), dtype, &device, 0).context("building random model")?;
+    println!("random init: {:.1} s", t.elapsed().as_secs_f64());
+    let vocab = cfg.vocab_size as u32;
+    let token = |i: usize| ((i as u64 * 2654435761) % vocab as u64) as u32;
+
+    // Forward log-probs.
+    let prompts: Vec<Vec<u32>> = (0..args.rows).map(|r| (0..args.prompt).map(|i| token(r * 1000 + i)).collect()).collect();
+    let responses: Vec<Vec<u32>> =
+        (0..args.rows).map(|r| (0..args.seq - args.prompt).map(|i| token(r * 1000 + 500 + i)).collect()).collect();
+    let (batch, start) = Batch::prompt_response(&prompts, &responses, 0)?;
+    let opts = LogprobOptions { chunk_rows: args.chunk_rows, checkpoint_layers: args.checkpoint_layers };
+    let tokens = args.rows * args.seq;
+    let fwd = time(2, || model.token_logprobs(&batch, start, 0.6, &opts).map(|_| ()))?;
+    println!("forward log-probs {}x{}: {:.3} s, {:.1} tok/s", args.rows, args.seq, fwd, tokens as f64 / fwd);
+
+    // Decoding.
+    for &b in &args.decode_batches {
+        let prompts: Vec<Vec<u32>> = (0..b).map(|r| (0..16 + r % 8).map(|i| token(r * 77 + i)).collect()).collect();
+        let seeds: Vec<u64> = (0..b as u64).collect();
+        let gen = GenerateOptions {
+            sampler: SamplerConfig { temperature: 0.6, top_p: 1.0, top_k: 0 },
+            max_new_tokens: args.decode_tokens,
+            eos_token_ids: vec![],
+            stop_sequences: vec![],
+            pad_token_id: 0,
+        };
+        // Prefill + 1 token, to subtract the prefill from the full run.
+        let one = GenerateOptions { max_new_tokens: 1, ..gen.clone() };
+        let t_one = time(1, || model.generate(&prompts, &seeds, &one, None).map(|_| ()))?;
+        let t_all = time(1, || model.generate(&prompts, &seeds, &gen, None).map(|_| ()))?;
+        let steps = (args.decode_tokens - 1) as f64;
+        let per_step = (t_all - t_one) / steps;
+        println!(
+            "decode batch {b:>2}: {:.1} tok/s ({:.1} ms/step, prefill+first token {:.2} s)",
+            b as f64 / per_step,
+            per_step * 1e3,
+            t_one
+        );
+    }
+
+    if args.no_train {
+        return Ok(0);
+    }
+    // Training step: forward + backward, then AdamW.
+    let vars: Vec<Var> = model.vars().into_iter().map(|(_, v)| v).collect();
+    let mut adam = AdamW::new(&vars)?;
+    let t = Instant::now();
+    let n_tok = (tokens - args.rows * args.prompt) as f64;
+    let (_, grads) = model.logprobs_with_grad(&batch, start, 0.6, &opts, |lp, en| {
+        // The shape of the GRPO loss: advantage-weighted log-probs plus an entropy bonus.
+        Ok(((lp.sum_all()? * (-1.0 / n_tok))? - (en.sum_all()? * (0.001 / n_tok))?)?)
+    })?;
+    let fwd_bwd = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    adam.step(&vars, &grads)?;
+    let opt = t.elapsed().as_secs_f64();
+    println!(
+        "train step {}x{}: {:.2} s (forward+backward {:.2} s, AdamW {:.2} s){}",
+        args.rows,
+        args.seq,
+        fwd_bwd + opt,
+        fwd_bwd,
+        opt,
+        if args.checkpoint_layers { ", layers recomputed" } else { "" }
+    );
+    Ok(0)
+}
+
+/// Median-free simple timing: one warm-up run, then the mean of `reps` runs, in seconds.
+fn time(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let t = Instant::now();
+    for _ in 0..reps {
+        f()?;
+    }
+    Ok(t.elapsed().as_secs_f64() / reps as f64)
+}
+
+/// A plain (unfused) AdamW with f32 moments, as a baseline for the training step; the real
+/// optimizer lives in oneshot-rl.
+struct AdamW {
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    t: i32,
+}
+
+impl AdamW {
+    fn new(vars: &[Var]) -> Result<Self> {
+        let z = |v: &Var| Tensor::zeros(v.shape(), DType::F32, v.device());
+        Ok(Self { m: vars.iter().map(z).collect::<candle_core::Result<_>>()?, v: vars.iter().map(z).collect::<candle_core::Result<_>>()?, t: 0 })
+    }
+
+    fn step(&mut self, vars: &[Var], grads: &candle_core::backprop::GradStore) -> Result<()> {
+        let (lr, b1, b2, eps, wd): (f64, f64, f64, f64, f64) = (1e-6, 0.9, 0.999, 1e-8, 0.01);
+        self.t += 1;
+        let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
+        for (i, var) in vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let g = g.to_dtype(DType::F32)?;
+            self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
+            self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let upd = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + eps)?)?;
+            let w = var.as_tensor().to_dtype(DType::F32)?;
+            let new = ((&w * (1.0 - lr * wd))? - (upd * lr)?)?;
+            var.set(&new.to_dtype(var.dtype())?)?;
+        }
+        Ok(())
+    }
+}

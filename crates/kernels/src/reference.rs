@@ -1,0 +1,66 @@
+//! Reference implementations built only from candle's differentiable primitive ops.
+//!
+//! They define the semantics the fused kernels must reproduce (tests compare the two) and are
+//! the code path on devices without a fused kernel (CUDA builds). Every function here is
+//! differentiable through candle's own autograd.
+
+use candle_core::{DType, Result, Tensor, D};
+
+/// RMSNorm over the last dim, HF Qwen2/Llama semantics: normalise in f32, cast back to the
+/// input dtype, then multiply by `weight` (cast to the input dtype).
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let xf = x.to_dtype(DType::F32)?;
+    let mean_sq = xf.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = xf.broadcast_div(&(mean_sq + eps)?.sqrt()?)?;
+    normed.to_dtype(dtype)?.broadcast_mul(&weight.to_dtype(dtype)?)
+}
+
+/// Rotary embedding, HF "rotate_half" convention. x: [b, h, t, d]; cos, sin: [b, t, d/2].
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (_b, _h, _t, d) = x.dims4()?;
+    let half = d / 2;
+    // [b, t, d/2] -> [b, 1, t, d/2] so the table broadcasts over heads.
+    let cos = cos.to_dtype(x.dtype())?.unsqueeze(1)?;
+    let sin = sin.to_dtype(x.dtype())?.unsqueeze(1)?;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let lo = (x1.broadcast_mul(&cos)? - x2.broadcast_mul(&sin)?)?;
+    let hi = (x2.broadcast_mul(&cos)? + x1.broadcast_mul(&sin)?)?;
+    Tensor::cat(&[&lo, &hi], D::Minus1)
+}
+
+/// Softmax over the last dim (max-subtracted for stability).
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?;
+    let e = shifted.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// Log-softmax over the last dim.
+pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?;
+    let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&log_sum)
+}
+
+/// SwiGLU gate: silu(gate) * up.
+pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.silu()? * up
+}
+
+/// Token log-probabilities and entropies of temperature-scaled logits.
+/// logits: [n, V] (any float dtype), targets: [n] (integer). Returns two f32 tensors of shape [n].
+pub fn logprobs_and_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    temperature: f64,
+) -> Result<(Tensor, Tensor)> {
+    let z = (logits.to_dtype(DType::F32)? / temperature)?;
+    let logp_all = log_softmax_last_dim(&z)?;
+    let idx = targets.to_dtype(DType::U32)?.contiguous()?.unsqueeze(1)?;
+    let logp = logp_all.gather(&idx, 1)?.squeeze(1)?;
+    // H = -sum p log p, which equals logsumexp(z) - sum p z.
+    let entropy = (logp_all.exp()? * &logp_all)?.sum(1)?.neg()?;
+    Ok((logp, entropy))
+}

@@ -1,0 +1,167 @@
+//! The base "pretraining" corpus: the training prompt (question + the RLVR instruction) and a
+//! worked solution whose final answer comes in a mixed form, with a controlled slip rate.
+//!
+//! This imitates a math-pretrained base model: it has seen many worked solutions, so it
+//! mostly reasons right, but it ends in the rewarded form (`\boxed{}`) only some of the time.
+//!
+//! Knobs ([`CorpusConfig`]):
+//! - `slip_rate`: share of solutions with one arithmetic slip (the error propagates to the
+//!   final answer, which is then wrong);
+//! - `boxed_rate`: per family, the probability that the answer is given as
+//!   `The final answer is \boxed{X}.`;
+//! - `answer_is_share`: among the unboxed endings, the share of `The answer is X.`; the rest end
+//!   with a bare `<subject> = X.`;
+//! - `family_weights`, `difficulty_weights`: the mix of problems.
+use crate::rng::{item_rng, Purpose};
+use crate::task::{sample_slipped_task, sample_task, Family, Task};
+use crate::weights::pick_weighted;
+use anyhow::{bail, Result};
+use oneshot_data::prompt::training_question;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// How a solution states its final answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerForm {
+    /// `The final answer is \boxed{X}.` (the only form the strict reward accepts)
+    Boxed,
+    /// `The answer is X.`
+    AnswerIs,
+    /// `<subject> = X.`
+    Bare,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusConfig {
+    pub slip_rate: f64,
+    /// Probability of a boxed answer, per family in [`Family::ALL`] order.
+    pub boxed_rate: [f64; 6],
+    pub answer_is_share: f64,
+    /// Relative weights of the families, in [`Family::ALL`] order.
+    pub family_weights: [f64; 6],
+    /// Relative weights of difficulty levels 1, 2, 3.
+    pub difficulty_weights: [f64; 3],
+}
+
+impl Default for CorpusConfig {
+    /// Boxing between 10% and 35% by family (as in the lab-notes experiment), 10% slips.
+    fn default() -> Self {
+        Self {
+            slip_rate: 0.10,
+            // arithmetic, linear, fractions, percent, units, modular
+            boxed_rate: [0.35, 0.15, 0.25, 0.20, 0.10, 0.30],
+            answer_is_share: 0.5,
+            family_weights: [1.0; 6],
+            difficulty_weights: [0.4, 0.35, 0.25],
+        }
+    }
+}
+
+impl CorpusConfig {
+    pub fn validate(&self) -> Result<()> {
+        let prob = |name: &str, v: f64| -> Result<()> {
+            if !(0.0..=1.0).contains(&v) {
+                bail!("corpus config: {name} = {v} must be a probability in [0, 1]");
+            }
+            Ok(())
+        };
+        prob("slip_rate", self.slip_rate)?;
+        prob("answer_is_share", self.answer_is_share)?;
+        for (f, &r) in Family::ALL.iter().zip(&self.boxed_rate) {
+            prob(&format!("boxed_rate[{f}]"), r)?;
+        }
+        crate::weights::validate("family_weights", &self.family_weights)?;
+        crate::weights::validate("difficulty_weights", &self.difficulty_weights)?;
+        Ok(())
+    }
+
+    pub fn boxed_rate_of(&self, family: Family) -> f64 {
+        self.boxed_rate[Family::ALL.iter().position(|&f| f == family).unwrap_or(0)]
+    }
+}
+
+/// One pretraining document: the user message of the prompt and the assistant's solution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub task: Task,
+    pub form: AnswerForm,
+    /// The user message: question + the training instruction (as the RLVR prompts).
+    pub user: String,
+    /// The solution text (without any end-of-turn token).
+    pub solution: String,
+}
+
+/// The solution text of `task` ending in `form`.
+pub fn render_solution(task: &Task, form: AnswerForm) -> String {
+    let mut text = task.steps.join("\n");
+    let x = task.solution_answer_text();
+    let ending = match form {
+        AnswerForm::Boxed => format!("The final answer is \\boxed{{{x}}}."),
+        AnswerForm::AnswerIs => format!("The answer is {x}."),
+        AnswerForm::Bare => format!("{} = {x}.", capitalise(&task.subject)),
+    };
+    text.push('\n');
+    text.push_str(&ending);
+    text
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The corpus under one seed: document `i` is a pure function of (seed, i, config), and no
+/// document's question is in `exclude` (the held-out pool and benchmark).
+pub struct Corpus {
+    pub config: CorpusConfig,
+    pub seed: u64,
+    exclude: HashSet<String>,
+}
+
+impl Corpus {
+    pub fn new(config: CorpusConfig, seed: u64, exclude: HashSet<String>) -> Result<Self> {
+        config.validate()?;
+        Ok(Self { config, seed, exclude })
+    }
+
+    pub fn document(&self, index: u64) -> Document {
+        // Redraw (on a different stream) when the question is held out.
+        for attempt in 0u64.. {
+            let stream = index ^ (attempt << 48);
+            let doc = self.draw(stream);
+            if !self.exclude.contains(&doc.task.question) {
+                return doc;
+            }
+        }
+        unreachable!("the attempt loop only ends by returning")
+    }
+
+    fn draw(&self, stream: u64) -> Document {
+        let cfg = &self.config;
+        let mut rng = item_rng(self.seed, Purpose::Corpus, stream);
+        let family = Family::ALL[pick_weighted(&mut rng, &cfg.family_weights)];
+        let difficulty = pick_weighted(&mut rng, &cfg.difficulty_weights) as u8 + 1;
+        let slip = rng.gen_bool(cfg.slip_rate);
+        let boxed = rng.gen_bool(cfg.boxed_rate_of(family));
+        let answer_is = rng.gen_bool(cfg.answer_is_share);
+        let form = match (boxed, answer_is) {
+            (true, _) => AnswerForm::Boxed,
+            (false, true) => AnswerForm::AnswerIs,
+            (false, false) => AnswerForm::Bare,
+        };
+        let task = if slip {
+            let mut slip_rng = item_rng(self.seed, Purpose::Slip, stream);
+            sample_slipped_task(family, difficulty, &mut rng, &mut slip_rng)
+        } else {
+            sample_task(family, difficulty, &mut rng)
+        };
+        let solution = render_solution(&task, form);
+        Document { user: training_question(&task.question), solution, task, form }
+    }
+}

@@ -1,0 +1,138 @@
+//! Batched autoregressive generation from detached weights with a KV cache. Each sequence has
+//! its own seed; sequences that finish leave the running batch (their cache rows are dropped)
+//! so later steps spend nothing on them.
+use crate::batch::Batch;
+use crate::kv_cache::KvCache;
+use crate::model::Model;
+use crate::params::Weights;
+use crate::sampling::{sample, SamplerConfig, SeqRng};
+use anyhow::{bail, Result};
+use candle_core::{DType, Tensor};
+
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub sampler: SamplerConfig,
+    pub max_new_tokens: usize,
+    /// Generation ends after any of these tokens (which is kept in the output).
+    pub eos_token_ids: Vec<u32>,
+    /// Generation ends when the output ends with one of these token sequences (kept).
+    pub stop_sequences: Vec<Vec<u32>>,
+    /// Token used for left padding of prompts (masked out, value irrelevant).
+    pub pad_token_id: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    Eos,
+    Stop,
+    Length,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    /// Log-prob of each generated token under `softmax(logits / temperature)`.
+    pub logprobs: Vec<f32>,
+    pub finish: FinishReason,
+}
+
+/// Decides, given a sequence's index in the request and its tokens so far, whether it should
+/// stop (e.g. decode and look for a stop string).
+pub type StopCheck<'a> = &'a mut dyn FnMut(usize, &[u32]) -> bool;
+
+impl Model {
+    /// Generate continuations of `prompts`, one per prompt, sequence i drawing from
+    /// `seeds[i]` only: its tokens do not depend on the rest of the batch.
+    pub fn generate(&self, prompts: &[Vec<u32>], seeds: &[u64], opts: &GenerateOptions, mut stop_check: Option<StopCheck>) -> Result<Vec<Generation>> {
+        if prompts.len() != seeds.len() {
+            bail!("{} prompts but {} seeds", prompts.len(), seeds.len());
+        }
+        if let Some(i) = prompts.iter().position(Vec::is_empty) {
+            bail!("prompt {i} is empty");
+        }
+        let vocab = self.config.vocab_size as u32;
+        if let Some(t) = prompts.iter().flatten().find(|&&t| t >= vocab) {
+            bail!("prompt token id {t} is outside the vocabulary (size {vocab})");
+        }
+        let mut out: Vec<Generation> = prompts
+            .iter()
+            .map(|_| Generation { tokens: Vec::new(), logprobs: Vec::new(), finish: FinishReason::Length })
+            .collect();
+        if prompts.is_empty() || opts.max_new_tokens == 0 {
+            return Ok(out);
+        }
+        let w = self.weights(true);
+        let batch = Batch::left_padded(prompts, opts.pad_token_id)?;
+        let p = batch.seq_len;
+        let mut cache = KvCache::new(self.config.num_hidden_layers, p + opts.max_new_tokens.min(256));
+        let mut rngs: Vec<SeqRng> = seeds.iter().map(|&s| SeqRng::new(s)).collect();
+
+        // Per running sequence: its index in the request, key padding mask, next position.
+        let mut active: Vec<usize> = (0..prompts.len()).collect();
+        let mut key_mask: Vec<Vec<u8>> = batch.attention_mask.chunks(p).map(<[u8]>::to_vec).collect();
+        let mut next_pos: Vec<u32> = prompts.iter().map(|r| r.len() as u32).collect();
+
+        let ctx = self.batch_ctx(&batch)?;
+        let x = self.run_layers(&w, &batch.ids_tensor(self.device())?, &ctx, Some(&mut cache))?;
+        let mut logits = self.last_logits(&w, &x)?;
+
+        for step in 0..opts.max_new_tokens {
+            let mut keep = Vec::with_capacity(active.len());
+            for (k, &seq) in active.iter().enumerate() {
+                let (tok, lp) = sample(&logits[k], &opts.sampler, &mut rngs[seq]);
+                let g = &mut out[seq];
+                g.tokens.push(tok);
+                g.logprobs.push(lp);
+                let finish = if opts.eos_token_ids.contains(&tok) {
+                    Some(FinishReason::Eos)
+                } else if opts.stop_sequences.iter().any(|s| !s.is_empty() && g.tokens.ends_with(s))
+                    || stop_check.as_mut().is_some_and(|f| f(seq, &g.tokens))
+                {
+                    Some(FinishReason::Stop)
+                } else if step + 1 == opts.max_new_tokens {
+                    Some(FinishReason::Length)
+                } else {
+                    None
+                };
+                match finish {
+                    Some(f) => g.finish = f,
+                    None => keep.push(k),
+                }
+            }
+            if keep.is_empty() {
+                break;
+            }
+            if keep.len() < active.len() {
+                let idx: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
+                cache.retain_rows(&Tensor::from_vec(idx, keep.len(), self.device())?)?;
+                active = keep.iter().map(|&k| active[k]).collect();
+                key_mask = keep.iter().map(|&k| std::mem::take(&mut key_mask[k])).collect();
+                next_pos = keep.iter().map(|&k| next_pos[k]).collect();
+            }
+            let b = active.len();
+            let last: Vec<u32> = active.iter().map(|&s| *out[s].tokens.last().unwrap()).collect();
+            for m in key_mask.iter_mut() {
+                m.push(1);
+            }
+            let t_k = cache.len() + 1;
+            let flat_mask: Vec<u8> = key_mask.iter().flatten().copied().collect();
+            let ctx = self.ctx(&next_pos, &flat_mask, b, 1, t_k)?;
+            let ids = Tensor::from_vec(last, (b, 1), self.device())?;
+            let x = self.run_layers(&w, &ids, &ctx, Some(&mut cache))?;
+            logits = self.last_logits(&w, &x)?;
+            for p in next_pos.iter_mut() {
+                *p += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// f32 logits of the last position of each row of layer output x `[b, t, hidden]`.
+    fn last_logits(&self, w: &Weights, x: &Tensor) -> Result<Vec<Vec<f32>>> {
+        let (b, t, hid) = x.dims3()?;
+        let last = x.narrow(1, t - 1, 1)?.reshape((b, hid))?;
+        let h = oneshot_kernels::rms_norm(&last, &w.norm, self.config.rms_norm_eps)?;
+        let logits = h.matmul(&w.lm_head.t()?)?.to_dtype(DType::F32)?;
+        Ok(logits.to_vec2::<f32>()?)
+    }
+}

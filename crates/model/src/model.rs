@@ -1,0 +1,209 @@
+//! The decoder: construction (from an HF directory or random), and the forward pass over a
+//! padded batch up to the final hidden states or the logits.
+use crate::batch::{additive_mask, Batch};
+use crate::config::ModelConfig;
+use crate::kv_cache::KvCache;
+use crate::layers::{decoder_layer, embed, Dims, LayerInputs};
+use crate::params::{param_specs, Params, Weights};
+use crate::rope;
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use std::collections::HashMap;
+use std::path::Path;
+
+pub struct Model {
+    pub config: ModelConfig,
+    params: Params,
+    dtype: DType,
+    device: Device,
+    inv_freq: Vec<f32>,
+}
+
+/// Per-batch tensors every layer reads: rotary tables and the additive mask.
+pub(crate) struct ForwardCtx {
+    pub cos: Tensor,
+    pub sin: Tensor,
+    pub mask: Tensor,
+}
+
+impl ForwardCtx {
+    pub fn inputs(&self) -> LayerInputs<'_> {
+        LayerInputs { cos: &self.cos, sin: &self.sin, mask: &self.mask }
+    }
+}
+
+/// Parse an HF dtype name ("bfloat16", "float32", "f32", "bf16", ...).
+pub fn parse_dtype(s: &str) -> Result<DType> {
+    Ok(match s {
+        "float32" | "f32" | "fp32" => DType::F32,
+        "bfloat16" | "bf16" => DType::BF16,
+        "float16" | "f16" | "fp16" | "half" => DType::F16,
+        other => bail!("unsupported dtype {other:?} (use f32, bf16 or f16)"),
+    })
+}
+
+/// The HF name of a dtype, as written into `torch_dtype`.
+pub fn hf_dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "float32",
+        DType::BF16 => "bfloat16",
+        DType::F16 => "float16",
+        DType::F64 => "float64",
+        _ => "unknown",
+    }
+}
+
+impl Model {
+    /// Load `config.json` and safetensors weights from an HF model directory, converting the
+    /// weights to `dtype`. Missing or mis-shaped tensors are errors naming tensor and file.
+    pub fn from_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        let config = ModelConfig::from_file(&dir.join("config.json"))?;
+        let tensors = oneshot_hf::load_safetensors(dir, dtype, device)
+            .with_context(|| format!("loading weights of {}", dir.display()))?;
+        Self::from_tensors(config, tensors, dtype, device, &|name| weights_file_for(dir, name))
+    }
+
+    /// Build from named tensors (HF names). `describe(name)` says where a tensor came from,
+    /// for error messages.
+    pub fn from_tensors(
+        config: ModelConfig,
+        mut tensors: HashMap<String, Tensor>,
+        dtype: DType,
+        device: &Device,
+        describe: &dyn Fn(&str) -> String,
+    ) -> Result<Self> {
+        for spec in param_specs(&config) {
+            let Some(t) = tensors.get(&spec.name) else {
+                bail!("tensor `{}` is missing from {}", spec.name, describe(&spec.name));
+            };
+            if t.dims() != spec.shape.as_slice() {
+                bail!(
+                    "tensor `{}` in {} has shape {:?}, but config.json implies {:?}",
+                    spec.name,
+                    describe(&spec.name),
+                    t.dims(),
+                    spec.shape
+                );
+            }
+            if t.dtype() != dtype {
+                let conv = t.to_dtype(dtype)?;
+                tensors.insert(spec.name.clone(), conv);
+            }
+        }
+        let params = Params::from_tensors(&config, tensors)?;
+        Ok(Self::assemble(config, params, dtype, device))
+    }
+
+    /// Random weights of the shape `config` describes (matrices ~ N(0, 0.02^2), as HF's
+    /// `initializer_range`), deterministic in `seed`.
+    pub fn random(config: ModelConfig, dtype: DType, device: &Device, seed: u64) -> Result<Self> {
+        Self::random_with_std(config, dtype, device, seed, 0.02)
+    }
+
+    pub fn random_with_std(config: ModelConfig, dtype: DType, device: &Device, seed: u64, std: f64) -> Result<Self> {
+        let params = Params::random(&config, std, seed, dtype, device)?;
+        Ok(Self::assemble(config, params, dtype, device))
+    }
+
+    fn assemble(config: ModelConfig, params: Params, dtype: DType, device: &Device) -> Self {
+        let inv_freq = rope::inv_freq(&config);
+        Self { config, params, dtype, device: device.clone(), inv_freq }
+    }
+
+    /// A frozen copy (own storage, no autograd link), e.g. the KL reference policy.
+    pub fn frozen_copy(&self) -> Result<Self> {
+        let tensors: HashMap<String, Tensor> = self
+            .params
+            .vars()
+            .into_iter()
+            .map(|(n, v)| Ok((n, v.as_tensor().copy()?.detach())))
+            .collect::<Result<_>>()?;
+        Self::from_tensors(self.config.clone(), tensors, self.dtype, &self.device, &|_| "a model copy".into())
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Trainable parameters as (HF name, variable); updating a variable updates the model.
+    /// With tied embeddings the embedding matrix appears once and serves as the output head.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        self.params.vars()
+    }
+
+    pub fn var(&self, name: &str) -> Option<&Var> {
+        self.params.get(name)
+    }
+
+    /// Parameter views: attached to autograd (`detached = false`) or not.
+    pub fn weights(&self, detached: bool) -> Weights {
+        self.params.weights(detached)
+    }
+
+    pub(crate) fn dims(&self) -> Dims {
+        Dims {
+            heads: self.config.num_attention_heads,
+            kv_heads: self.config.num_key_value_heads,
+            head_dim: self.config.head_dim,
+            eps: self.config.rms_norm_eps,
+        }
+    }
+
+    /// Rotary tables and mask for `b` rows of `t_q` new tokens at `positions`, attending over
+    /// keys whose padding mask is `key_mask` (`[b, t_k]`).
+    pub(crate) fn ctx(&self, positions: &[u32], key_mask: &[u8], b: usize, t_q: usize, t_k: usize) -> Result<ForwardCtx> {
+        let (cos, sin) = rope::cos_sin(&self.inv_freq, positions, b, t_q, self.dtype, &self.device)?;
+        let mask = additive_mask(key_mask, b, t_q, t_k, self.dtype, &self.device)?;
+        Ok(ForwardCtx { cos, sin, mask })
+    }
+
+    pub(crate) fn batch_ctx(&self, batch: &Batch) -> Result<ForwardCtx> {
+        self.ctx(&batch.positions(), &batch.attention_mask, batch.batch, batch.seq_len, batch.seq_len)
+    }
+
+    /// Embeddings through all layers (no final norm): `[b, t, hidden]`.
+    pub(crate) fn run_layers(&self, w: &Weights, ids: &Tensor, ctx: &ForwardCtx, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let mut x = embed(&w.embed, ids)?;
+        let dims = self.dims();
+        for (i, lw) in w.layers.iter().enumerate() {
+            let c = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = decoder_layer(lw, &x, &ctx.inputs(), dims, c)?;
+        }
+        Ok(x)
+    }
+
+    /// Final normalised hidden states `[b, t, hidden]` of a padded batch.
+    pub fn hidden_states(&self, batch: &Batch, detached: bool) -> Result<Tensor> {
+        let w = self.weights(detached);
+        let ctx = self.batch_ctx(batch)?;
+        let x = self.run_layers(&w, &batch.ids_tensor(&self.device)?, &ctx, None)?;
+        Ok(oneshot_kernels::rms_norm(&x, &w.norm, self.config.rms_norm_eps)?)
+    }
+
+    /// Full logits `[b, t, vocab]` (detached; for checks and small inputs — the log-prob
+    /// paths avoid materialising this).
+    pub fn logits(&self, batch: &Batch) -> Result<Tensor> {
+        let h = self.hidden_states(batch, true)?;
+        let w = self.weights(true);
+        let (b, t, hid) = h.dims3()?;
+        Ok(h.reshape((b * t, hid))?.matmul(&w.lm_head.t()?)?.reshape((b, t, self.config.vocab_size))?)
+    }
+}
+
+/// The weights file a tensor lives in (the shard named by the index, or model.safetensors).
+fn weights_file_for(dir: &Path, name: &str) -> String {
+    let index = dir.join("model.safetensors.index.json");
+    if let Ok(text) = std::fs::read_to_string(&index) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let Some(shard) = v["weight_map"][name].as_str() {
+                return dir.join(shard).display().to_string();
+            }
+        }
+        return format!("{} (not listed in its weight_map)", index.display());
+    }
+    dir.join("model.safetensors").display().to_string()
+}

@@ -1,0 +1,257 @@
+//! Behaviour of the model engine on small random models: gradients reach every parameter and
+//! agree with finite differences, padding does not change results, the KV cache agrees with
+//! a full forward, sampling is reproducible per sequence, saving round-trips, bad checkpoints
+//! give clear errors.
+mod common;
+use candle_core::{DType, Device, Tensor};
+use common::*;
+use oneshot_model::{Batch, FinishReason, GenerateOptions, LogprobOptions, Model, SamplerConfig};
+
+fn prompts() -> Vec<Vec<u32>> {
+    vec![vec![3, 9, 27, 17, 51, 60], vec![5], vec![12, 33, 8]]
+}
+
+fn responses() -> Vec<Vec<u32>> {
+    vec![vec![7, 1, 40], vec![2, 2, 9, 63, 11], vec![30]]
+}
+
+fn sampling(t: f64, max_new: usize) -> GenerateOptions {
+    GenerateOptions {
+        sampler: SamplerConfig { temperature: t, top_p: 1.0, top_k: 0 },
+        max_new_tokens: max_new,
+        eos_token_ids: vec![],
+        stop_sequences: vec![],
+        pad_token_id: 0,
+    }
+}
+
+#[test]
+fn every_parameter_gets_a_nonzero_gradient() {
+    for model in [tiny("Qwen2ForCausalLM", true, 2, 1), tiny("LlamaForCausalLM", false, 1, 2)] {
+        let (batch, start) = Batch::prompt_response(&prompts(), &responses(), 0).unwrap();
+        for checkpoint_layers in [false, true] {
+            let opts = LogprobOptions { chunk_rows: 2, checkpoint_layers };
+            let (_, grads) = model
+                .logprobs_with_grad(&batch, start, 0.9, &opts, |lp, en| Ok((lp.sum_all()? + en.sum_all()?)?))
+                .unwrap();
+            for (name, var) in model.vars() {
+                let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
+                assert!(max_abs(&to_vec(g)) > 0.0, "zero gradient for {name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn gradients_agree_with_finite_differences() {
+    let model = tiny("Qwen2ForCausalLM", false, 2, 3);
+    let (batch, start) = Batch::prompt_response(&prompts(), &responses(), 0).unwrap();
+    let (temp, ew) = (0.8, 0.3);
+    let opts = LogprobOptions { chunk_rows: 4, checkpoint_layers: true };
+    let loss_of = |m: &Model| -> f64 {
+        let (lp, en) = m.token_logprobs(&batch, start, temp, &opts).unwrap();
+        let lp: Vec<f32> = to_vec(&lp);
+        let en: Vec<f32> = to_vec(&en);
+        lp.iter().map(|&x| x as f64).sum::<f64>() + ew * en.iter().map(|&x| x as f64).sum::<f64>()
+    };
+    let (_, grads) = model
+        .logprobs_with_grad(&batch, start, temp, &opts, |lp, en| Ok((lp.sum_all()? + (en.sum_all()? * ew)?)?))
+        .unwrap();
+    let names = [
+        "model.embed_tokens.weight",
+        "model.layers.0.input_layernorm.weight",
+        "model.layers.0.self_attn.q_proj.bias",
+        "model.layers.0.self_attn.k_proj.weight",
+        "model.layers.1.self_attn.v_proj.weight",
+        "model.layers.1.mlp.down_proj.weight",
+        "model.norm.weight",
+        "lm_head.weight",
+    ];
+    for name in names {
+        let var = model.var(name).unwrap();
+        let g = to_vec(grads.get(var.as_tensor()).unwrap());
+        // The entry with the largest gradient: finite differences are most informative there.
+        let i = (0..g.len()).max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs())).unwrap();
+        let orig = var.as_tensor().copy().unwrap();
+        let eps = 1e-2f32;
+        let mut at = |d: f32| {
+            let mut v = to_vec(&orig);
+            v[i] += d;
+            var.set(&Tensor::from_vec(v, orig.dims(), &Device::Cpu).unwrap()).unwrap();
+            loss_of(&model)
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+        var.set(&orig).unwrap();
+        let an = g[i] as f64;
+        assert!((fd - an).abs() <= 2e-2 * an.abs().max(fd.abs()) + 2e-3, "{name}[{i}]: analytic {an}, finite difference {fd}");
+    }
+}
+
+#[test]
+fn left_padded_batch_gives_the_same_logprobs_as_each_row_alone() {
+    let model = tiny("LlamaForCausalLM", true, 2, 4);
+    let opts = LogprobOptions::default();
+    let (batch, start) = Batch::prompt_response(&prompts(), &responses(), 0).unwrap();
+    let (lp, en) = model.token_logprobs(&batch, start, 0.7, &opts).unwrap();
+    let (lp, en) = (lp.to_vec2::<f32>().unwrap(), en.to_vec2::<f32>().unwrap());
+    for (i, (p, r)) in prompts().iter().zip(responses()).enumerate() {
+        let (one, s) = Batch::prompt_response(&[p.clone()], &[r.clone()], 0).unwrap();
+        let (lp1, en1) = model.token_logprobs(&one, s, 0.7, &opts).unwrap();
+        let (lp1, en1) = (lp1.to_vec2::<f32>().unwrap(), en1.to_vec2::<f32>().unwrap());
+        let d = max_abs_diff(&lp[i][..r.len()], &lp1[0]).max(max_abs_diff(&en[i][..r.len()], &en1[0]));
+        assert!(d < 1e-5, "row {i}: padded vs alone differ by {d}");
+        assert!(lp[i][r.len()..].iter().all(|&x| x == 0.0), "padding positions must be 0");
+    }
+}
+
+#[test]
+fn kv_cache_decoding_matches_a_full_forward() {
+    let model = tiny("Qwen2ForCausalLM", true, 2, 5);
+    let mut opts = sampling(0.9, 10);
+    // Some rows finish early on eos, so the cache is compacted mid-generation.
+    opts.eos_token_ids = vec![4, 5, 6];
+    let gens = model.generate(&prompts(), &[11, 12, 13], &opts, None).unwrap();
+    let responses: Vec<Vec<u32>> = gens.iter().map(|g| g.tokens.clone()).collect();
+    let (batch, start) = Batch::prompt_response(&prompts(), &responses, 0).unwrap();
+    let (lp, _) = model.token_logprobs(&batch, start, 0.9, &LogprobOptions::default()).unwrap();
+    let lp = lp.to_vec2::<f32>().unwrap();
+    for (i, g) in gens.iter().enumerate() {
+        let d = max_abs_diff(&g.logprobs, &lp[i][..g.tokens.len()]);
+        assert!(d < 1e-4, "row {i}: cached decoding log-probs differ from full forward by {d}");
+    }
+    // Greedy tokens are the argmax of the full forward's logits.
+    let greedy = model.generate(&prompts(), &[0, 0, 0], &sampling(0.0, 8), None).unwrap();
+    let responses: Vec<Vec<u32>> = greedy.iter().map(|g| g.tokens.clone()).collect();
+    let (batch, start) = Batch::prompt_response(&prompts(), &responses, 0).unwrap();
+    let logits = model.logits(&batch).unwrap().to_dtype(DType::F32).unwrap();
+    let argmax = logits.argmax(2).unwrap().to_vec2::<u32>().unwrap();
+    for (i, g) in greedy.iter().enumerate() {
+        assert_eq!(g.tokens, argmax[i][start - 1..start - 1 + g.tokens.len()].to_vec(), "row {i}");
+    }
+}
+
+#[test]
+fn seeded_sampling_is_reproducible_and_independent_of_the_batch() {
+    let model = tiny("LlamaForCausalLM", false, 1, 6);
+    let mut opts = sampling(1.0, 12);
+    opts.sampler.top_p = 0.95;
+    opts.sampler.top_k = 40;
+    opts.eos_token_ids = vec![1];
+    let all = model.generate(&prompts(), &[101, 102, 103], &opts, None).unwrap();
+    let again = model.generate(&prompts(), &[101, 102, 103], &opts, None).unwrap();
+    let alone = model.generate(&prompts()[1..2], &[102], &opts, None).unwrap();
+    let reordered = model.generate(&[prompts()[2].clone(), prompts()[0].clone()], &[103, 101], &opts, None).unwrap();
+    for i in 0..3 {
+        assert_eq!(all[i].tokens, again[i].tokens);
+    }
+    assert_eq!(alone[0].tokens, all[1].tokens);
+    assert_eq!(reordered[0].tokens, all[2].tokens);
+    assert_eq!(reordered[1].tokens, all[0].tokens);
+    let other_seed = model.generate(&prompts()[1..2], &[999], &opts, None).unwrap();
+    assert_ne!(other_seed[0].tokens, all[1].tokens, "a different seed should give a different sample");
+}
+
+#[test]
+fn eos_stop_sequences_and_stop_callback_end_generation() {
+    let model = tiny("Qwen2ForCausalLM", true, 2, 7);
+    let p = vec![prompts()[0].clone()];
+    let free = model.generate(&p, &[0], &sampling(0.0, 12), None).unwrap()[0].clone();
+    assert_eq!(free.finish, FinishReason::Length);
+    assert_eq!(free.tokens.len(), 12);
+
+    let mut opts = sampling(0.0, 12);
+    opts.eos_token_ids = vec![free.tokens[4]];
+    let g = &model.generate(&p, &[0], &opts, None).unwrap()[0];
+    let first = free.tokens.iter().position(|&t| t == free.tokens[4]).unwrap();
+    assert_eq!((g.finish, g.tokens.as_slice()), (FinishReason::Eos, &free.tokens[..=first]));
+
+    let mut opts = sampling(0.0, 12);
+    opts.stop_sequences = vec![free.tokens[5..7].to_vec()];
+    let g = &model.generate(&p, &[0], &opts, None).unwrap()[0];
+    assert_eq!(g.finish, FinishReason::Stop);
+    assert!(g.tokens.ends_with(&free.tokens[5..7]) && g.tokens.len() <= 7);
+
+    let mut calls = 0;
+    let mut check = |seq: usize, toks: &[u32]| {
+        calls += 1;
+        assert_eq!(seq, 0);
+        toks.len() == 3
+    };
+    let g = &model.generate(&p, &[0], &sampling(0.0, 12), Some(&mut check)).unwrap()[0];
+    assert_eq!((g.finish, g.tokens.as_slice()), (FinishReason::Stop, &free.tokens[..3]));
+    assert_eq!(calls, 3);
+}
+
+#[test]
+fn saved_checkpoint_reloads_with_identical_logits() {
+    let src = fixture_dir("qwen2_tied_gqa");
+    let model = Model::from_dir(&src, DType::F32, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (batch, _) = Batch::prompt_response(&prompts(), &responses(), 0).unwrap();
+    let out = dir.path().join("f32");
+    model.save(&out, None, Some(&src)).unwrap();
+    let back = Model::from_dir(&out, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(to_vec(&model.logits(&batch).unwrap()), to_vec(&back.logits(&batch).unwrap()));
+    assert!(out.join("generation_config.json").is_file(), "side files are copied");
+
+    let out = dir.path().join("bf16");
+    model.save(&out, Some(DType::BF16), None).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["torch_dtype"], "bfloat16");
+    let saved = candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert!(!saved.contains_key("lm_head.weight"), "tied embeddings are saved once");
+    assert!(saved.values().all(|t| t.dtype() == DType::BF16));
+    assert_eq!(saved.len(), model.vars().len());
+}
+
+#[test]
+fn bad_checkpoints_give_errors_naming_tensor_and_file() {
+    let src = fixture_dir("llama3_ropescaled_gqa");
+    let tensors = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |tensors: &std::collections::HashMap<String, Tensor>| {
+        std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
+        candle_core::safetensors::save(tensors, dir.path().join("model.safetensors")).unwrap();
+        Model::from_dir(dir.path(), DType::F32, &Device::Cpu).map(|_| ()).unwrap_err().to_string()
+    };
+    let mut missing = tensors.clone();
+    missing.remove("model.layers.1.mlp.up_proj.weight");
+    let e = write(&missing);
+    assert!(e.contains("model.layers.1.mlp.up_proj.weight") && e.contains("model.safetensors"), "{e}");
+
+    let mut wrong = tensors.clone();
+    wrong.insert("lm_head.weight".into(), Tensor::zeros((3, 32), DType::F32, &Device::Cpu).unwrap());
+    let e = write(&wrong);
+    assert!(e.contains("lm_head.weight") && e.contains("[3, 32]") && e.contains("model.safetensors"), "{e}");
+
+    std::fs::write(dir.path().join("config.json"), r#"{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}"#).unwrap();
+    let e = format!("{:#}", Model::from_dir(dir.path(), DType::F32, &Device::Cpu).map(|_| ()).unwrap_err());
+    assert!(e.contains("GPT2LMHeadModel") && e.contains("config.json"), "{e}");
+}
+
+#[test]
+fn frozen_copy_does_not_follow_updates() {
+    let model = tiny("Qwen2ForCausalLM", true, 2, 8);
+    let frozen = model.frozen_copy().unwrap();
+    let (batch, _) = Batch::prompt_response(&prompts(), &responses(), 0).unwrap();
+    let before = to_vec(&frozen.logits(&batch).unwrap());
+    let var = model.var("model.norm.weight").unwrap();
+    var.set(&(var.as_tensor() * 2.0).unwrap()).unwrap();
+    assert_eq!(to_vec(&frozen.logits(&batch).unwrap()), before);
+    assert_ne!(to_vec(&model.logits(&batch).unwrap()), before);
+}
+
+#[test]
+fn bf16_model_is_close_to_f32() {
+    let f32m = tiny("LlamaForCausalLM", true, 2, 9);
+    let tensors = f32m.vars().into_iter().map(|(n, v)| (n, v.as_tensor().copy().unwrap())).collect();
+    let bf16m = Model::from_tensors(f32m.config.clone(), tensors, DType::BF16, &Device::Cpu, &|_| String::new()).unwrap();
+    let (batch, start) = Batch::prompt_response(&prompts(), &responses(), 0).unwrap();
+    let opts = LogprobOptions::default();
+    let (a, _) = f32m.token_logprobs(&batch, start, 1.0, &opts).unwrap();
+    let (b, _) = bf16m.token_logprobs(&batch, start, 1.0, &opts).unwrap();
+    let d = max_abs_diff(&to_vec(&a), &to_vec(&b));
+    assert!(d < 0.15, "bf16 log-probs differ from f32 by {d}");
+    let g = bf16m.generate(&prompts(), &[1, 2, 3], &sampling(0.7, 5), None).unwrap();
+    assert!(g.iter().all(|g| g.tokens.len() == 5));
+}

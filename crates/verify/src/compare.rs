@@ -1,0 +1,797 @@
+//! Equivalence of two parsed answers: structure first (collections, intervals, relations,
+//! matrices), then scalars by the exact CAS, then numeric evaluation.
+
+use crate::ast::{Node, RelOp, SeqKind};
+use crate::budget::Budget;
+use crate::cas::{self, Cas};
+use crate::numeric::{self, close, POINTS};
+use crate::CheckerOptions;
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{Signed, Zero};
+
+/// Largest collection compared element by element.
+const MAX_ITEMS: usize = 64;
+
+pub struct Comparer<'a> {
+    pub opts: &'a CheckerOptions,
+    pub budget: Budget,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Pred,
+    Gold,
+}
+
+impl<'a> Comparer<'a> {
+    pub fn new(opts: &'a CheckerOptions, budget: Budget) -> Self {
+        Comparer { opts, budget }
+    }
+
+    /// Is `pred` an acceptable answer for `gold`?
+    pub fn answers(&mut self, pred: &Node, gold: &Node) -> bool {
+        let p = prepare(pred);
+        let g = prepare(gold);
+        self.eq(&p, &g, 0)
+    }
+
+    fn spend(&mut self, n: u64) -> bool {
+        self.budget.spend(n).is_ok()
+    }
+
+    fn eq(&mut self, p: &Node, g: &Node, depth: u32) -> bool {
+        if depth > 12 || !self.spend(1) {
+            return false;
+        }
+        if p == g {
+            return true;
+        }
+        use Node::*;
+        match (p, g) {
+            (Text(a), Text(b)) => return norm_text(a) == norm_text(b),
+            (Text(a), Sym(b)) | (Sym(b), Text(a)) => return norm_text(a) == norm_text(b),
+            (Text(_), _) | (_, Text(_)) => return false,
+            _ => {}
+        }
+        // Single-element lists are their element.
+        if let Seq(SeqKind::List, v) = p {
+            if v.len() == 1 {
+                return self.eq(&v[0], g, depth + 1);
+            }
+        }
+        if let Seq(SeqKind::List, v) = g {
+            if v.len() == 1 {
+                return self.eq(p, &v[0], depth + 1);
+            }
+        }
+        // Intervals and inequalities.
+        if is_interval_like(p) || is_interval_like(g) {
+            if let (Some(a), Some(b)) = (self.intervals(p), self.intervals(g)) {
+                return self.interval_sets_eq(a, b);
+            }
+        }
+        match (p, g) {
+            (Seq(ka, a), Seq(kb, b)) => return self.seq_eq(*ka, a, *kb, b, depth),
+            (Matrix(a), Matrix(b)) => {
+                return a.len() == b.len()
+                    && a.iter().zip(b).all(|(ra, rb)| ra.len() == rb.len())
+                    && a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| self.eq(x, y, depth + 1));
+            }
+            (Matrix(m), Seq(SeqKind::Tuple('(', ')'), v)) | (Seq(SeqKind::Tuple('(', ')'), v), Matrix(m)) => {
+                // A column (or row) vector written as a tuple.
+                let flat: Vec<&Node> = m.iter().flatten().collect();
+                let is_vector = m.len() == 1 || m.iter().all(|r| r.len() == 1);
+                return is_vector && flat.len() == v.len() && flat.iter().zip(v).all(|(x, y)| self.eq(x, y, depth + 1));
+            }
+            (Rel { parts: pa, ops: oa }, Rel { parts: pb, ops: ob }) => return self.rel_eq(pa, oa, pb, ob, depth),
+            (Rel { parts, ops }, _) => {
+                return match eq_value(parts, ops, Side::Pred) {
+                    Some(v) => self.eq(&v, g, depth + 1),
+                    None => false,
+                }
+            }
+            (_, Rel { parts, ops }) => {
+                return match eq_value(parts, ops, Side::Gold) {
+                    Some(v) => self.eq(p, &v, depth + 1),
+                    None => false,
+                }
+            }
+            (Seq(SeqKind::Set, v), _) if v.len() == 1 => return self.eq(&v[0], g, depth + 1),
+            (_, Seq(SeqKind::Set, v)) if v.len() == 1 => return self.eq(p, &v[0], depth + 1),
+            (Seq(..), _) | (_, Seq(..)) | (Matrix(_), _) | (_, Matrix(_)) | (Union(_), _) | (_, Union(_)) => return false,
+            _ => {}
+        }
+        self.scalar(p, g)
+    }
+
+    fn seq_eq(&mut self, ka: SeqKind, a: &[Node], kb: SeqKind, b: &[Node], depth: u32) -> bool {
+        use SeqKind::*;
+        if a.len() != b.len() || a.len() > MAX_ITEMS {
+            return false;
+        }
+        match (ka, kb) {
+            (List | Set, List | Set) => self.unordered(a, b, depth),
+            (Tuple(o1, c1), Tuple(o2, c2)) => {
+                // Brackets matter for pairs (intervals); longer tuples only need the same order.
+                (a.len() != 2 || (o1 == o2 && c1 == c2)) && self.ordered(a, b, depth)
+            }
+            // A bare list against a tuple is compared in order (policy: `1,3` ≠ `(3,1)`).
+            (List, Tuple(..)) | (Tuple(..), List) => self.ordered(a, b, depth),
+            (Ratio, Ratio) => self.ratio_eq(a, b, depth),
+            _ => false,
+        }
+    }
+
+    fn ordered(&mut self, a: &[Node], b: &[Node], depth: u32) -> bool {
+        a.iter().zip(b).all(|(x, y)| self.eq(x, y, depth + 1))
+    }
+
+    /// Multiset equality by greedy matching.
+    fn unordered(&mut self, a: &[Node], b: &[Node], depth: u32) -> bool {
+        let mut used = vec![false; b.len()];
+        'outer: for x in a {
+            for (j, y) in b.iter().enumerate() {
+                if !used[j] && self.eq(x, y, depth + 1) {
+                    used[j] = true;
+                    continue 'outer;
+                }
+            }
+            return false;
+        }
+        true
+    }
+
+    /// `a:b` equals `c:d` when proportional; a zero component requires component equality.
+    fn ratio_eq(&mut self, a: &[Node], b: &[Node], depth: u32) -> bool {
+        if self.ordered(a, b, depth) {
+            return true;
+        }
+        if a.len() != 2 {
+            return false;
+        }
+        let zero = |s: &mut Self, n: &Node| s.scalar(n, &Node::int(0));
+        if zero(self, &a[0]) || zero(self, &a[1]) || zero(self, &b[0]) || zero(self, &b[1]) {
+            return false;
+        }
+        let l = Node::Mul(vec![a[0].clone(), b[1].clone()]);
+        let r = Node::Mul(vec![a[1].clone(), b[0].clone()]);
+        self.scalar(&l, &r)
+    }
+
+    fn rel_eq(&mut self, pa: &[Node], oa: &[RelOp], pb: &[Node], ob: &[RelOp], depth: u32) -> bool {
+        let eqish = |ops: &[RelOp]| ops.iter().all(|o| matches!(o, RelOp::Eq | RelOp::Approx));
+        if eqish(oa) && eqish(ob) {
+            let (ca, _) = cut_approx(pa, oa);
+            let (cb, _) = cut_approx(pb, ob);
+            if ca.len() == 2 && cb.len() == 2 {
+                if is_name_like(&ca[0]) && is_name_like(&cb[0]) && self.eq(&ca[1], &cb[1], depth + 1) {
+                    return true;
+                }
+                if self.equation_equiv(&ca, &cb) {
+                    return true;
+                }
+                return self.eq(&ca[0], &cb[0], depth + 1) && self.eq(&ca[1], &cb[1], depth + 1);
+            }
+            return match (eq_value(pa, oa, Side::Pred), eq_value(pb, ob, Side::Gold)) {
+                (Some(x), Some(y)) => self.eq(&x, &y, depth + 1),
+                _ => false,
+            };
+        }
+        // Inequalities and `≠`: compare the normalised constraints `d < 0`, `d ≤ 0`, `d ≠ 0`.
+        let ca = constraints(pa, oa);
+        let cb = constraints(pb, ob);
+        let (Some(ca), Some(cb)) = (ca, cb) else { return false };
+        if ca.len() != cb.len() {
+            return false;
+        }
+        let mut used = vec![false; cb.len()];
+        'outer: for (da, opa) in &ca {
+            for (j, (db, opb)) in cb.iter().enumerate() {
+                if !used[j] && opa == opb && self.proportional(da, db, matches!(opa, RelOp::Lt | RelOp::Le)) {
+                    used[j] = true;
+                    continue 'outer;
+                }
+            }
+            return false;
+        }
+        true
+    }
+
+    /// `L1 = R1` and `L2 = R2` describe the same equation: `L1-R1 = k (L2-R2)`, k ≠ 0.
+    fn equation_equiv(&mut self, a: &[Node], b: &[Node]) -> bool {
+        let da = Node::Add(vec![a[0].clone(), Node::Neg(Box::new(a[1].clone()))]);
+        let db = Node::Add(vec![b[0].clone(), Node::Neg(Box::new(b[1].clone()))]);
+        if !da.has_symbols() && !db.has_symbols() {
+            return false; // numeric identities like `1 = 1` are not answers
+        }
+        self.proportional(&da, &db, false)
+    }
+
+    /// Is `b = k·a` for a constant k ≠ 0 (k > 0 when `positive`)?
+    fn proportional(&mut self, a: &Node, b: &Node, positive: bool) -> bool {
+        let mut cas = Cas::new(&mut self.budget);
+        let ra = cas.convert(a);
+        let rb = cas.convert(b);
+        let opaque = cas.opaque;
+        if let (Ok(ra), Ok(rb)) = (&ra, &rb) {
+            let a_poly = ra.num.clone();
+            let b_poly = rb.num.clone();
+            // d_b / d_a = (n_b d_a) / (n_a d_b)
+            let x = cross(&a_poly, &rb.den, &mut self.budget);
+            let y = cross(&b_poly, &ra.den, &mut self.budget);
+            if let (Some(x), Some(y)) = (x, y) {
+                if x.is_zero() || y.is_zero() {
+                    return x.is_zero() && y.is_zero();
+                }
+                if let Some(k) = cas::proportional(&x, &y) {
+                    return !positive || k.is_positive();
+                }
+                if !opaque {
+                    return false;
+                }
+            }
+        }
+        // Numeric: the ratio must be the same nonzero constant at every sample point.
+        let mut ratio: Option<num_complex::Complex64> = None;
+        let mut agreeing = 0;
+        for k in 0..POINTS {
+            let (Some(va), Some(vb)) = (numeric::eval(a, k, &mut self.budget), numeric::eval(b, k, &mut self.budget)) else {
+                continue;
+            };
+            if va.norm() < 1e-12 || vb.norm() < 1e-12 {
+                if va.norm() < 1e-12 && vb.norm() < 1e-12 {
+                    continue;
+                }
+                return false;
+            }
+            let r = vb / va;
+            match ratio {
+                None => ratio = Some(r),
+                Some(r0) if close(r0, r, self.opts.tolerance.max(1e-9)) => {}
+                Some(_) => return false,
+            }
+            agreeing += 1;
+        }
+        match ratio {
+            Some(r) if agreeing >= 3 => !positive || (r.re > 0.0 && r.im.abs() < 1e-9 * r.re.abs().max(1.0)),
+            _ => false,
+        }
+    }
+
+    /// Scalars, with the percent policy and unit stripping.
+    fn scalar(&mut self, p: &Node, g: &Node) -> bool {
+        let hundred = || Box::new(Node::int(100));
+        match (p, g) {
+            (Node::Percent(x), Node::Percent(y)) => return self.expr(x, y),
+            (Node::Percent(x), _) => {
+                return self.expr(&Node::Div(x.clone(), hundred()), g) || self.expr(x, g);
+            }
+            (_, Node::Percent(y)) => {
+                return self.expr(p, &Node::Div(y.clone(), hundred())) || self.expr(p, y);
+            }
+            _ => {}
+        }
+        if self.expr(p, g) {
+            return true;
+        }
+        let (ps, gs) = (strip_units(p), strip_units(g));
+        match (ps, gs) {
+            (None, None) => false,
+            (a, b) => {
+                let a = a.unwrap_or_else(|| p.clone());
+                let b = b.unwrap_or_else(|| g.clone());
+                if a.has_symbols() != b.has_symbols() && (a.has_symbols() || b.has_symbols()) {
+                    return false;
+                }
+                self.expr(&a, &b)
+            }
+        }
+    }
+
+    /// Scalar expressions: exact CAS, then tolerance/rounding for constants, then numeric
+    /// sampling for the rest.
+    pub fn expr(&mut self, p: &Node, g: &Node) -> bool {
+        if p == g {
+            return true;
+        }
+        if !is_scalar(p) || !is_scalar(g) {
+            return false;
+        }
+        let mut cas = Cas::new(&mut self.budget);
+        let rp = cas.convert(p);
+        let rg = cas.convert(g);
+        let opaque = cas.opaque;
+        let constant = !p.has_symbols() && !g.has_symbols();
+        if let (Ok(a), Ok(b)) = (&rp, &rg) {
+            match a.cross_diff(b, &mut self.budget) {
+                Ok(d) if d.is_zero() => return true,
+                Ok(_) if !opaque && !constant => return false,
+                _ => {}
+            }
+            if constant {
+                if let (Some(x), Some(y)) = (a.as_rational(), b.as_rational()) {
+                    return self.rational_close(p, &x, &y);
+                }
+            }
+        }
+        if constant {
+            return self.constants_close(p, g);
+        }
+        // Free symbols and opaque atoms: sample.
+        let mut agreeing = 0;
+        for k in 0..POINTS {
+            let va = numeric::eval(p, k, &mut self.budget);
+            let vb = numeric::eval(g, k, &mut self.budget);
+            match (va, vb) {
+                (Some(x), Some(y)) => {
+                    if !close(x, y, self.opts.tolerance) {
+                        return false;
+                    }
+                    agreeing += 1;
+                }
+                (None, None) => {}
+                _ => return false,
+            }
+        }
+        agreeing >= 3
+    }
+
+    /// Exact rationals: tolerance, `precision` rounding, and the rounded-decimal policy.
+    fn rational_close(&mut self, p: &Node, x: &BigRational, y: &BigRational) -> bool {
+        let diff = (x - y).abs();
+        let scale = x.abs().max(y.abs());
+        if let Some(tol) = BigRational::from_float(self.opts.tolerance) {
+            if diff <= &scale * tol {
+                return true;
+            }
+        }
+        if let Some(n) = self.opts.precision {
+            let ten = BigRational::from_integer(num_traits::pow(BigInt::from(10), n as usize));
+            let round = |v: &BigRational| (v * &ten).round();
+            return round(x) == round(y);
+        }
+        if let Some((decimals, sig)) = decimal_literal(p) {
+            if sig >= self.opts.rounded_min_sig_digits {
+                let half_ulp = BigRational::new(BigInt::from(1), BigInt::from(2) * num_traits::pow(BigInt::from(10), decimals as usize));
+                return diff <= half_ulp;
+            }
+        }
+        false
+    }
+
+    /// Constants containing π, e, roots or functions, compared in floating point.
+    fn constants_close(&mut self, p: &Node, g: &Node) -> bool {
+        let (Some(x), Some(y)) = (numeric::eval_constant(p, &mut self.budget), numeric::eval_constant(g, &mut self.budget)) else {
+            return false;
+        };
+        if close(x, y, self.opts.tolerance) {
+            return true;
+        }
+        if x.im.abs() > 1e-12 || y.im.abs() > 1e-12 {
+            return false;
+        }
+        if let Some(n) = self.opts.precision {
+            let f = 10f64.powi(n as i32);
+            return (x.re * f).round() == (y.re * f).round();
+        }
+        if let Some((decimals, sig)) = decimal_literal(p) {
+            if sig >= self.opts.rounded_min_sig_digits {
+                let half_ulp = 0.5 * 10f64.powi(-(decimals as i32));
+                return (x.re - y.re).abs() <= half_ulp * (1.0 + 1e-9);
+            }
+        }
+        false
+    }
+
+    // ----- intervals -----
+
+    fn intervals(&mut self, n: &Node) -> Option<Vec<Interval>> {
+        match n {
+            Node::Seq(SeqKind::Tuple(o, c), v) if v.len() == 2 => {
+                let lo = self.bound(&v[0], *o == '[')?;
+                let hi = self.bound(&v[1], *c == ']')?;
+                Some(vec![Interval { lo, hi }])
+            }
+            Node::Union(items) => {
+                let mut out = Vec::new();
+                for it in items {
+                    out.extend(self.intervals(it)?);
+                }
+                Some(out)
+            }
+            Node::Rel { parts, ops } if ops.len() == 1 && ops[0] == RelOp::In => self.intervals(&parts[1]),
+            Node::Rel { parts, ops } => self.solve_inequalities(parts, ops),
+            Node::Seq(SeqKind::List, items) if items.iter().all(|i| matches!(i, Node::Rel { .. })) => {
+                let mut out = Vec::new();
+                for it in items {
+                    out.extend(self.intervals(it)?);
+                }
+                Some(out)
+            }
+            _ => None,
+        }
+    }
+
+    fn bound(&mut self, n: &Node, closed: bool) -> Option<Bound> {
+        match n {
+            Node::Inf => Some(Bound { node: n.clone(), value: f64::INFINITY, closed: false }),
+            Node::Neg(a) if **a == Node::Inf => Some(Bound { node: n.clone(), value: f64::NEG_INFINITY, closed: false }),
+            _ => {
+                if n.has_symbols() {
+                    return None;
+                }
+                let v = numeric::eval_constant(n, &mut self.budget)?;
+                (v.im.abs() < 1e-12).then(|| Bound { node: n.clone(), value: v.re, closed })
+            }
+        }
+    }
+
+    /// Solution set of a chain of linear inequalities in one variable (or in `|x|`).
+    fn solve_inequalities(&mut self, parts: &[Node], ops: &[RelOp]) -> Option<Vec<Interval>> {
+        if ops.iter().any(|o| !matches!(o, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge)) {
+            return None;
+        }
+        let mut names = Vec::new();
+        for p in parts {
+            p.visit(&mut |n| {
+                if let Node::Sym(s) = n {
+                    if !names.contains(s) {
+                        names.push(s.clone());
+                    }
+                }
+                if let Node::Apply(..) = n {
+                    names.push(String::new());
+                    names.push(String::from("\u{0}"));
+                }
+            });
+        }
+        if names.len() != 1 {
+            return None;
+        }
+        let var = names.pop().unwrap();
+        // |x| handled as a variable t ≥ 0.
+        let abs_name = format!("|{var}|");
+        let mut uses_abs = false;
+        let subst: Vec<Node> = parts.iter().map(|p| replace_abs(p, &var, &abs_name, &mut uses_abs)).collect();
+        let t = if uses_abs {
+            let mut bare = false;
+            for p in &subst {
+                p.visit(&mut |n| {
+                    if matches!(n, Node::Sym(s) if *s == var) {
+                        bare = true;
+                    }
+                });
+            }
+            if bare {
+                return None;
+            }
+            abs_name.clone()
+        } else {
+            var.clone()
+        };
+        let mut lo = Bound { node: Node::Neg(Box::new(Node::Inf)), value: f64::NEG_INFINITY, closed: false };
+        let mut hi = Bound { node: Node::Inf, value: f64::INFINITY, closed: false };
+        for (k, op) in ops.iter().enumerate() {
+            let d = Node::Add(vec![subst[k].clone(), Node::Neg(Box::new(subst[k + 1].clone()))]);
+            let mentions = {
+                let mut m = false;
+                d.visit(&mut |n| {
+                    if matches!(n, Node::Sym(s) if *s == t) {
+                        m = true;
+                    }
+                });
+                m
+            };
+            if !mentions {
+                continue;
+            }
+            // d(t) = a t + b with rational a ≠ 0 and constant b.
+            let d0 = substitute(&d, &t, &Node::int(0));
+            let d1 = substitute(&d, &t, &Node::int(1));
+            let d2 = substitute(&d, &t, &Node::int(2));
+            let mut cas = Cas::new(&mut self.budget);
+            let a = cas.convert(&Node::Add(vec![d1.clone(), Node::Neg(Box::new(d0.clone()))])).ok()?.as_rational()?;
+            let a2 = cas.convert(&Node::Add(vec![d2, Node::Neg(Box::new(d1))])).ok()?.as_rational()?;
+            if a.is_zero() || a != a2 {
+                return None;
+            }
+            // Check linearity exactly: d - (a t + b) == 0.
+            let lin = Node::Add(vec![Node::Mul(vec![Node::rat(a.clone()), Node::Sym(t.clone())]), d0.clone()]);
+            let rd = cas.convert(&d).ok()?;
+            let rl = cas.convert(&lin).ok()?;
+            if cas.opaque || !rd.cross_diff(&rl, &mut self.budget).ok()?.is_zero() {
+                return None;
+            }
+            let endpoint = Node::Neg(Box::new(Node::Div(Box::new(d0), Box::new(Node::rat(a.clone())))));
+            let value = numeric::eval_constant(&endpoint, &mut self.budget)?;
+            if value.im.abs() > 1e-12 {
+                return None;
+            }
+            // d op 0 with d = a(t - e): for a > 0, `<`/`≤` bound t from above.
+            let upper = matches!(op, RelOp::Lt | RelOp::Le) == a.is_positive();
+            let closed = matches!(op, RelOp::Le | RelOp::Ge);
+            let b = Bound { node: endpoint, value: value.re, closed };
+            if upper {
+                if b.value < hi.value || (b.value == hi.value && !b.closed) {
+                    hi = b;
+                }
+            } else if b.value > lo.value || (b.value == lo.value && !b.closed) {
+                lo = b;
+            }
+        }
+        if lo.value > hi.value || (lo.value == hi.value && !(lo.closed && hi.closed)) {
+            return Some(vec![]);
+        }
+        if !uses_abs {
+            return Some(vec![Interval { lo, hi }]);
+        }
+        // |x| ∈ [lo, hi] with |x| ≥ 0.
+        if hi.value < 0.0 || (hi.value == 0.0 && !hi.closed) {
+            return Some(vec![]);
+        }
+        let neg = |b: &Bound| Bound { node: Node::Neg(Box::new(b.node.clone())), value: -b.value, closed: b.closed };
+        if lo.value < 0.0 || (lo.value == 0.0 && lo.closed) {
+            return Some(vec![Interval { lo: neg(&hi), hi }]);
+        }
+        Some(vec![Interval { lo: neg(&hi), hi: neg(&lo) }, Interval { lo, hi }])
+    }
+
+    fn interval_sets_eq(&mut self, mut a: Vec<Interval>, mut b: Vec<Interval>) -> bool {
+        if a.len() != b.len() || a.len() > MAX_ITEMS {
+            return false;
+        }
+        let key = |i: &Interval| (i.lo.value, i.hi.value);
+        a.sort_by(|x, y| key(x).partial_cmp(&key(y)).unwrap_or(std::cmp::Ordering::Equal));
+        b.sort_by(|x, y| key(x).partial_cmp(&key(y)).unwrap_or(std::cmp::Ordering::Equal));
+        for (x, y) in a.iter().zip(&b) {
+            if !self.bound_eq(&x.lo, &y.lo) || !self.bound_eq(&x.hi, &y.hi) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn bound_eq(&mut self, x: &Bound, y: &Bound) -> bool {
+        if x.value.is_infinite() || y.value.is_infinite() {
+            return x.value == y.value;
+        }
+        x.closed == y.closed && self.scalar(&x.node, &y.node)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Bound {
+    node: Node,
+    value: f64,
+    closed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Interval {
+    lo: Bound,
+    hi: Bound,
+}
+
+fn cross(p: &cas::Poly, den: &cas::Poly, budget: &mut Budget) -> Option<cas::Poly> {
+    p.mul(den, budget).ok()
+}
+
+fn is_interval_like(n: &Node) -> bool {
+    match n {
+        Node::Seq(SeqKind::Tuple(o, c), v) => v.len() == 2 && (*o != '(' || *c != ')' || v.iter().any(|x| matches!(x, Node::Inf) || matches!(x, Node::Neg(a) if **a == Node::Inf))),
+        Node::Union(_) => true,
+        Node::Rel { ops, .. } => ops.iter().any(|o| matches!(o, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge | RelOp::In)),
+        _ => false,
+    }
+}
+
+fn is_scalar(n: &Node) -> bool {
+    !matches!(n, Node::Seq(..) | Node::Union(_) | Node::Matrix(_) | Node::Rel { .. } | Node::Text(_) | Node::Inf)
+}
+
+/// Answer-preparation: `x ∈ S` → S, matrix products folded, `±` expanded into alternatives.
+fn prepare(n: &Node) -> Node {
+    let n = match n {
+        Node::Rel { parts, ops } if ops.len() == 1 && ops[0] == RelOp::In => parts[1].clone(),
+        other => other.clone(),
+    };
+    let n = fold_matrix_product(&n).unwrap_or(n);
+    expand_pm(&n)
+}
+
+fn expand_pm(n: &Node) -> Node {
+    match n {
+        Node::Seq(k @ (SeqKind::List | SeqKind::Set), items) => {
+            let mut out = Vec::new();
+            for it in items {
+                if it.has_pm() && out.len() < MAX_ITEMS {
+                    out.push(it.resolve_pm(true));
+                    out.push(it.resolve_pm(false));
+                } else {
+                    out.push(it.clone());
+                }
+            }
+            Node::Seq(*k, out)
+        }
+        Node::Seq(..) | Node::Matrix(_) | Node::Union(_) => n.clone(),
+        other if other.has_pm() => Node::Seq(SeqKind::List, vec![other.resolve_pm(true), other.resolve_pm(false)]),
+        other => other.clone(),
+    }
+}
+
+/// `M N` for matrices (and scalars) becomes the product matrix.
+fn fold_matrix_product(n: &Node) -> Option<Node> {
+    let Node::Mul(factors) = n else { return None };
+    if !factors.iter().any(|f| matches!(f, Node::Matrix(_))) {
+        return None;
+    }
+    let mut acc: Option<Vec<Vec<Node>>> = None;
+    let mut scalars = Vec::new();
+    for f in factors {
+        match f {
+            Node::Matrix(m) => {
+                acc = Some(match acc {
+                    None => m.clone(),
+                    Some(a) => {
+                        if a[0].len() != m.len() || a.len() * m[0].len() * m.len() > 4096 {
+                            return None;
+                        }
+                        (0..a.len())
+                            .map(|i| {
+                                (0..m[0].len())
+                                    .map(|j| Node::Add((0..m.len()).map(|k| Node::Mul(vec![a[i][k].clone(), m[k][j].clone()])).collect()))
+                                    .collect()
+                            })
+                            .collect()
+                    }
+                });
+            }
+            Node::Seq(..) | Node::Rel { .. } | Node::Union(_) | Node::Text(_) => return None,
+            s => scalars.push(s.clone()),
+        }
+    }
+    let m = acc?;
+    Some(Node::Matrix(
+        m.into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|c| if scalars.is_empty() { c } else { Node::Mul(scalars.iter().cloned().chain([c]).collect()) })
+                    .collect()
+            })
+            .collect(),
+    ))
+}
+
+/// Cuts an `=`-chain at its first `\approx` (the value before it is the answer).
+fn cut_approx(parts: &[Node], ops: &[RelOp]) -> (Vec<Node>, bool) {
+    match ops.iter().position(|o| *o == RelOp::Approx) {
+        Some(k) => (parts[..=k].to_vec(), true),
+        None => (parts.to_vec(), false),
+    }
+}
+
+/// The value an `=`-chain states, if any: the last member of a computation chain `a = b = c`;
+/// the right side of an assignment `x = 5` (a name on the left); on the prediction side also
+/// the right side of `numeric expression = value`.
+fn eq_value(parts: &[Node], ops: &[RelOp], side: Side) -> Option<Node> {
+    if ops.iter().any(|o| !matches!(o, RelOp::Eq | RelOp::Approx)) {
+        return None;
+    }
+    let (parts, _) = cut_approx(parts, ops);
+    match parts.len() {
+        1 => Some(parts[0].clone()),
+        2 => {
+            if is_name_like(&parts[0]) || (side == Side::Pred && !parts[0].has_symbols()) {
+                Some(parts[1].clone())
+            } else {
+                None
+            }
+        }
+        _ => parts.last().cloned(),
+    }
+}
+
+/// A left-hand side that names the answer: `x`, `a_3`, `f(x)`, `(p,q)`, `A:B`, `AB`.
+fn is_name_like(n: &Node) -> bool {
+    match n {
+        Node::Sym(_) | Node::Apply(..) => true,
+        Node::Mul(v) => v.iter().all(|x| matches!(x, Node::Sym(_) | Node::E | Node::I)),
+        Node::Seq(SeqKind::Tuple(..) | SeqKind::Ratio, v) => v.iter().all(is_name_like),
+        _ => false,
+    }
+}
+
+/// Inequality chains as `(d, op)` with `d op 0`, op ∈ {<, ≤, =, ≠}.
+fn constraints(parts: &[Node], ops: &[RelOp]) -> Option<Vec<(Node, RelOp)>> {
+    let mut out = Vec::new();
+    for (k, op) in ops.iter().enumerate() {
+        let (l, r) = (&parts[k], &parts[k + 1]);
+        let diff = |a: &Node, b: &Node| Node::Add(vec![a.clone(), Node::Neg(Box::new(b.clone()))]);
+        out.push(match op {
+            RelOp::Lt | RelOp::Le | RelOp::Eq | RelOp::Ne => (diff(l, r), *op),
+            RelOp::Gt => (diff(r, l), RelOp::Lt),
+            RelOp::Ge => (diff(r, l), RelOp::Le),
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+fn replace_abs(n: &Node, var: &str, name: &str, used: &mut bool) -> Node {
+    match n {
+        Node::Func(crate::ast::Func::Abs, args) if args.len() == 1 && matches!(&args[0], Node::Sym(s) if s == var) => {
+            *used = true;
+            Node::Sym(name.to_string())
+        }
+        _ => map_children(n, &mut |c| replace_abs(c, var, name, used)),
+    }
+}
+
+fn substitute(n: &Node, var: &str, value: &Node) -> Node {
+    match n {
+        Node::Sym(s) if s == var => value.clone(),
+        _ => map_children(n, &mut |c| substitute(c, var, value)),
+    }
+}
+
+fn map_children(n: &Node, f: &mut dyn FnMut(&Node) -> Node) -> Node {
+    match n {
+        Node::Add(v) => Node::Add(v.iter().map(&mut *f).collect()),
+        Node::Mul(v) => Node::Mul(v.iter().map(&mut *f).collect()),
+        Node::Func(k, v) => Node::Func(*k, v.iter().map(&mut *f).collect()),
+        Node::Apply(s, v) => Node::Apply(s.clone(), v.iter().map(&mut *f).collect()),
+        Node::Neg(a) => Node::Neg(Box::new(f(a))),
+        Node::Factorial(a) => Node::Factorial(Box::new(f(a))),
+        Node::Percent(a) => Node::Percent(Box::new(f(a))),
+        Node::Div(a, b) => Node::Div(Box::new(f(a)), Box::new(f(b))),
+        Node::Pow(a, b) => Node::Pow(Box::new(f(a)), Box::new(f(b))),
+        other => other.clone(),
+    }
+}
+
+/// Drops unit words and unit symbols from a product: `5.4 \text{cents}` → 5.4, `1000.99 m^2` →
+/// 1000.99. Returns None when nothing was dropped.
+fn strip_units(n: &Node) -> Option<Node> {
+    const UNIT_SYMBOLS: &[&str] = &["m", "g", "s", "cm", "km", "mm", "kg"];
+    let is_unit = |f: &Node| match f {
+        Node::Text(_) => true,
+        Node::Pow(b, _) => matches!(&**b, Node::Text(_)) || matches!(&**b, Node::Sym(s) if UNIT_SYMBOLS.contains(&s.as_str())),
+        Node::Sym(s) => UNIT_SYMBOLS.contains(&s.as_str()),
+        _ => false,
+    };
+    match n {
+        Node::Mul(v) => {
+            // Units trail the quantity: `5 cm`, not `cm 5`.
+            let first_unit = v.iter().position(is_unit)?;
+            if first_unit == 0 || !v[first_unit..].iter().all(is_unit) {
+                return None;
+            }
+            let kept: Vec<Node> = v[..first_unit].to_vec();
+            if kept.iter().any(|k| k.has_symbols() || matches!(k, Node::Text(_))) {
+                return None;
+            }
+            Some(if kept.len() == 1 { kept.into_iter().next().unwrap() } else { Node::Mul(kept) })
+        }
+        Node::Neg(a) => strip_units(a).map(|x| Node::Neg(Box::new(x))),
+        _ => None,
+    }
+}
+
+/// `(decimals, significant digits)` when the node is a decimal literal like `2.6667` or `-0.33`.
+fn decimal_literal(n: &Node) -> Option<(u32, u32)> {
+    match n {
+        Node::Neg(a) => decimal_literal(a),
+        Node::Num { value, decimals: Some(d) } => {
+            let scaled = value * BigRational::from_integer(num_traits::pow(BigInt::from(10), *d as usize));
+            let digits = scaled.to_integer().abs().to_string();
+            let sig = digits.trim_start_matches('0').len() as u32;
+            Some((*d, sig.max(1)))
+        }
+        _ => None,
+    }
+}
+
+fn norm_text(s: &str) -> String {
+    s.chars().filter(|c| c.is_alphanumeric()).flat_map(|c| c.to_lowercase()).collect()
+}

@@ -1,0 +1,500 @@
+//! Finding the final answer in a model response (or in a gold solution).
+//!
+//! Order of preference (see the crate docs for the policy):
+//! 1. the answer after `</think>` when a think block is closed (else the whole text);
+//! 2. whichever comes last of the last `\boxed{}`/`\fbox{}` (adjacent boxes separated only by
+//!    commas, "and", `\quad`, labels like `y_2 =` are joined) and "final answer is/:" phrases;
+//! 3. "the answer is X" / "answer: X";
+//! 4. the whole text, when it is a bare answer rather than prose;
+//! 5. the last LaTeX math segment (`$..$`, `$$..$$`, `\(..\)`, `\[..\]`, joined like boxes) in
+//!    the final paragraph, code blocks removed;
+//! 6. the last number of the final sentence;
+//! 7. optionally (`last_number_fallback`), the last number anywhere.
+//!
+//! Every scan is a single left-to-right pass or a bounded backwards walk: linear in the input.
+
+use crate::CheckerOptions;
+
+const SPECIAL_TOKENS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<｜end▁of▁sentence｜>"];
+
+/// Extracts the final answer from a response. None when no answer can be found.
+pub fn extract_answer(text: &str, opts: &CheckerOptions) -> Option<String> {
+    let text = cut_special_tokens(text);
+    if let Some(pos) = text.rfind("</think>") {
+        let after = &text[pos + "</think>".len()..];
+        if let Some(a) = extract_plain(after, opts) {
+            return Some(a);
+        }
+    }
+    let text = text.strip_prefix("<think>").unwrap_or(text);
+    extract_plain(text, opts)
+}
+
+fn extract_plain(text: &str, opts: &CheckerOptions) -> Option<String> {
+    if !opts.choices.is_empty() {
+        if let Some(c) = last_choice(text, &opts.choices) {
+            return Some(c);
+        }
+    }
+    if opts.boxed_only {
+        return last_boxed_only(text);
+    }
+    let boxes = find_boxes(text);
+    let phrase = last_phrase(text, &["final answer"]);
+    let box_pos = boxes.last().map(|b| b.start);
+    match (box_pos, &phrase) {
+        (Some(bp), Some((pp, content))) if *pp > bp => return Some(content.clone()),
+        (Some(_), _) => return Some(join_boxes(text, &boxes)),
+        (None, Some((_, content))) => return Some(content.clone()),
+        (None, None) => {}
+    }
+    if let Some((_, content)) = last_phrase(text, &["answer is", "answer:", "answer is:"]) {
+        return Some(content);
+    }
+    let body = strip_code_blocks(text);
+    let body = body.trim();
+    if body.is_empty() {
+        return None;
+    }
+    let has_delims = body.contains('$') || body.contains("\\(") || body.contains("\\[");
+    if !has_delims && !is_prose(body) && !body.contains('\n') {
+        return Some(body.to_string());
+    }
+    let para_start = body.rfind("\n\n").map(|p| p + 2).unwrap_or(0);
+    let segs = math_segments(body);
+    if let Some(last) = segs.last() {
+        if last.end > para_start {
+            return Some(join_segments(body, &segs));
+        }
+    }
+    if let Some(n) = tail_number(body) {
+        return Some(n);
+    }
+    if opts.last_number_fallback {
+        return last_number(text);
+    }
+    None
+}
+
+fn cut_special_tokens(text: &str) -> &str {
+    let mut end = text.len();
+    for t in SPECIAL_TOKENS {
+        if let Some(p) = text.find(t) {
+            if p > 0 {
+                end = end.min(p);
+            }
+        }
+    }
+    &text[..end]
+}
+
+/// A `\boxed{...}` occurrence: byte range in the text and its content.
+#[derive(Debug, Clone)]
+pub struct Boxed {
+    pub start: usize,
+    pub end: usize,
+    pub content: String,
+}
+
+/// All top-level `\boxed`/`\fbox` occurrences (nested boxes are inside their parent's content).
+pub fn find_boxes(text: &str) -> Vec<Boxed> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        // Skip runs of backslashes (doubly escaped `\\boxed`).
+        let start = i;
+        while i < b.len() && b[i] == b'\\' {
+            i += 1;
+        }
+        let name_len = if b[i..].starts_with(b"boxed") {
+            5
+        } else if b[i..].starts_with(b"fbox") {
+            4
+        } else {
+            continue;
+        };
+        let mut j = i + name_len;
+        if j < b.len() && b[j].is_ascii_alphabetic() {
+            i = j;
+            continue;
+        }
+        while j < b.len() && b[j] == b' ' {
+            j += 1;
+        }
+        if j < b.len() && b[j] == b'{' {
+            let (content_end, close) = match_brace(b, j);
+            let content = text[j + 1..content_end].trim().to_string();
+            out.push(Boxed { start, end: close, content });
+            i = close;
+        } else {
+            // `\boxed 5`: the next space-delimited token.
+            let s = j;
+            while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'$' {
+                j += 1;
+            }
+            let content = text[s..j].trim_end_matches(['.', ',']).to_string();
+            if !content.is_empty() {
+                out.push(Boxed { start, end: j, content });
+            }
+            i = j.max(i + 1);
+        }
+    }
+    out
+}
+
+/// Given `b[open] == '{'`, returns (end of content, index after the closing brace); an unclosed
+/// group runs to the end of the text (a truncated box keeps what was written).
+fn match_brace(b: &[u8], open: usize) -> (usize, usize) {
+    let mut depth = 0usize;
+    let mut k = open;
+    while k < b.len() {
+        match b[k] {
+            b'\\' => k += 1,
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (k, k + 1);
+                }
+            }
+            _ => {}
+        }
+        k += 1;
+    }
+    (b.len(), b.len())
+}
+
+/// Content of the last `\boxed{}` / `\fbox{}` only: the strict extraction used for training
+/// rewards (answers outside a box earn nothing).
+pub fn last_boxed_only(text: &str) -> Option<String> {
+    let text = cut_special_tokens(text);
+    let text = match text.rfind("</think>") {
+        Some(p) => &text[p + "</think>".len()..],
+        None => text,
+    };
+    find_boxes(text).pop().map(|b| b.content).filter(|c| !c.is_empty())
+}
+
+fn join_boxes(text: &str, boxes: &[Boxed]) -> String {
+    let mut k = boxes.len() - 1;
+    while k > 0 && boxes.len() - k < 16 && is_separator_gap(&text[boxes[k - 1].end..boxes[k].start]) {
+        k -= 1;
+    }
+    boxes[k..].iter().map(|b| b.content.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether the text between two answers only separates them (commas, "and", spacing, math
+/// delimiters, labels like `y_2 =`).
+fn is_separator_gap(gap: &str) -> bool {
+    if gap.len() > 80 {
+        return false;
+    }
+    const TOKENS: &[&str] = &[
+        "\\text{and}", "\\text{ and }", "\\text{or}", "\\text{ or }", "\\mbox{and}", "\\mbox{ and }", "\\qquad", "\\quad",
+        "\\(", "\\)", "\\[", "\\]", "\\,", "\\;", "\\ ", "\\\\", "and", "or", "$",
+    ];
+    let b = gap.as_bytes();
+    let mut i = 0;
+    'outer: while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() || matches!(c, b',' | b';' | b'&') {
+            i += 1;
+            continue;
+        }
+        for t in TOKENS {
+            if b[i..].starts_with(t.as_bytes()) {
+                i += t.len();
+                continue 'outer;
+            }
+        }
+        // Label: a letter, optional subscript, then `=`.
+        if c.is_ascii_alphabetic() {
+            let mut j = i + 1;
+            if j < b.len() && b[j] == b'_' {
+                j += 1;
+                if j < b.len() && b[j] == b'{' {
+                    while j < b.len() && b[j] != b'}' {
+                        j += 1;
+                    }
+                    j += 1;
+                } else {
+                    j += 1;
+                }
+            }
+            while j < b.len() && b[j] == b' ' {
+                j += 1;
+            }
+            if j < b.len() && b[j] == b'=' {
+                i = j + 1;
+                continue;
+            }
+        }
+        return false;
+    }
+    true
+}
+
+/// Last occurrence (case-insensitive) of any phrase; returns its position and the answer after it.
+fn last_phrase(text: &str, phrases: &[&str]) -> Option<(usize, String)> {
+    let lower = text.to_ascii_lowercase();
+    let mut best: Option<(usize, usize)> = None;
+    for p in phrases {
+        if let Some(pos) = lower.rfind(p) {
+            if best.is_none_or(|(b, _)| pos > b) {
+                best = Some((pos, p.len()));
+            }
+        }
+    }
+    // Try from the last occurrence backwards until one yields content.
+    let (pos, len) = best?;
+    let content = phrase_content(&text[pos + len..])?;
+    Some((pos, content))
+}
+
+/// The answer that follows "final answer is", "answer:" etc.
+fn phrase_content(rest: &str) -> Option<String> {
+    let mut r = rest;
+    loop {
+        let before = r.len();
+        r = r.trim_start();
+        for pre in ["**", ":", "is", "would be", "="] {
+            if r.to_ascii_lowercase().starts_with(pre) && !(pre == "is" && r[2..].starts_with(|c: char| c.is_ascii_alphabetic())) {
+                r = &r[pre.len()..];
+            }
+        }
+        if r.len() == before {
+            break;
+        }
+    }
+    let r = r.trim_start();
+    for (open, close) in [("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")] {
+        if let Some(inner) = r.strip_prefix(open) {
+            let line_end = inner.find('\n').unwrap_or(inner.len());
+            if let Some(end) = find_unescaped(inner, close) {
+                if end <= line_end || open != "$" {
+                    let c = inner[..end].trim();
+                    return (!c.is_empty()).then(|| c.to_string());
+                }
+            }
+            break;
+        }
+    }
+    if r.starts_with("\\boxed") || r.starts_with("\\fbox") {
+        return find_boxes(r).first().map(|b| b.content.clone());
+    }
+    // Plain text: up to the end of the line, the sentence, or "I hope".
+    let mut end = r.find('\n').unwrap_or(r.len());
+    if let Some(p) = r[..end].find("I hope") {
+        end = p;
+    }
+    let line = &r[..end];
+    let sentence_end = sentence_end(line).unwrap_or(line.len());
+    let c = line[..sentence_end].trim().trim_end_matches(['.', ',', ';']).trim().trim_matches('*').trim();
+    if c.is_empty() {
+        return None;
+    }
+    if is_prose(c) {
+        return tail_number(c);
+    }
+    Some(c.to_string())
+}
+
+/// Byte index of the first ". " / "! " / "? " that ends a sentence (not a decimal point).
+fn sentence_end(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    (0..b.len()).find(|&i| matches!(b[i], b'.' | b'!' | b'?') && b.get(i + 1).is_some_and(|c| c.is_ascii_whitespace()))
+}
+
+fn find_unescaped(s: &str, pat: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let p = pat.as_bytes();
+    let mut i = 0;
+    while i + p.len() <= b.len() {
+        if b[i] == b'\\' && pat == "$" {
+            i += 2;
+            continue;
+        }
+        if b[i..].starts_with(p) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A LaTeX math segment: byte range and content.
+#[derive(Debug, Clone)]
+struct Segment {
+    start: usize,
+    end: usize,
+    content: String,
+}
+
+/// Complete math segments, left to right. `\$` is an escaped dollar, not a delimiter.
+fn math_segments(text: &str) -> Vec<Segment> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let (open, close): (&str, &str) = if b[i..].starts_with(b"$$") {
+            ("$$", "$$")
+        } else if b[i] == b'$' {
+            ("$", "$")
+        } else if b[i..].starts_with(b"\\(") {
+            ("\\(", "\\)")
+        } else if b[i..].starts_with(b"\\[") {
+            ("\\[", "\\]")
+        } else if b[i] == b'\\' {
+            i += 2;
+            continue;
+        } else {
+            i += 1;
+            continue;
+        };
+        let inner_start = i + open.len();
+        match find_unescaped(&text[inner_start..], close) {
+            Some(rel) => {
+                let end = inner_start + rel + close.len();
+                let content = text[inner_start..inner_start + rel].trim().to_string();
+                if !content.is_empty() {
+                    out.push(Segment { start: i, end, content });
+                }
+                i = end;
+            }
+            None => i = inner_start,
+        }
+    }
+    out
+}
+
+fn join_segments(text: &str, segs: &[Segment]) -> String {
+    let mut k = segs.len() - 1;
+    while k > 0 && segs.len() - k < 16 && is_separator_gap(&text[segs[k - 1].end..segs[k].start]) {
+        k -= 1;
+    }
+    segs[k..].iter().map(|s| s.content.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Removes fenced code blocks (an unclosed fence runs to the end).
+fn strip_code_blocks(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(p) = rest.find("```") {
+        out.push_str(&rest[..p]);
+        let after = &rest[p + 3..];
+        match after.find("```") {
+            Some(q) => rest = &after[q + 3..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Prose has at least three words (letter runs of length ≥ 2 that are not LaTeX commands or
+/// function names). Words inside `\text{...}`/`\mbox{...}` belong to a text answer, not prose.
+pub fn is_prose(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut words = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && (b[i..].starts_with(b"\\text{") || b[i..].starts_with(b"\\mbox{")) {
+            let open = i + 5; // the brace after the 4-letter command name
+            i = match_brace(b, open).1;
+            continue;
+        }
+        if b[i].is_ascii_alphabetic() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            let is_cmd = start > 0 && b[start - 1] == b'\\';
+            let w = &s[start..i];
+            if !is_cmd && w.len() >= 2 && crate::lexer::word_is_prose(w) {
+                words += 1;
+                if words >= 3 {
+                    return true;
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// The last number of the final sentence, when the sentence ends with it (up to a short tail).
+fn tail_number(text: &str) -> Option<String> {
+    let t = text.trim_end();
+    let t = t.strip_suffix("I hope it is correct.").unwrap_or(t).trim_end();
+    let t = t.trim_end_matches(['.', '!', ' ']);
+    let start = t
+        .rfind(". ")
+        .map(|p| p + 2)
+        .into_iter()
+        .chain(t.rfind('\n').map(|p| p + 1))
+        .max()
+        .unwrap_or(0);
+    let sentence = &t[start..];
+    let n = last_number(sentence)?;
+    // The sentence must end with the number, allowing a short unit or currency tail ("€", "m²",
+    // "cents") — not "15, but neither worked out".
+    let end = sentence.rfind(n.as_str())? + n.len();
+    (sentence[end..].chars().count() <= 12).then_some(n)
+}
+
+/// The last number in the text: integers, decimals, thousands separators, fractions `a/b`.
+pub fn last_number(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut i = b.len();
+    // Walk back to the last digit.
+    while i > 0 && !b[i - 1].is_ascii_digit() {
+        i -= 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let end = i;
+    let mut start = end;
+    while start > 0 {
+        let c = b[start - 1];
+        let digit_before = start >= 2 && b[start - 2].is_ascii_digit();
+        if c.is_ascii_digit() || ((c == b'.' || c == b',' || c == b'/') && digit_before) {
+            start -= 1;
+        } else {
+            break;
+        }
+    }
+    if start > 0 && b[start - 1] == b'-' && (start < 2 || !b[start - 2].is_ascii_alphanumeric()) {
+        start -= 1;
+    }
+    Some(text[start..end].to_string())
+}
+
+/// Last standalone occurrence of one of the multiple-choice labels.
+fn last_choice(text: &str, choices: &[String]) -> Option<String> {
+    let b = text.as_bytes();
+    let mut best: Option<(usize, &String)> = None;
+    for c in choices {
+        let mut from = 0;
+        while let Some(p) = text[from..].find(c.as_str()) {
+            let pos = from + p;
+            let before_ok = pos == 0 || !b[pos - 1].is_ascii_alphanumeric();
+            let after = pos + c.len();
+            let after_ok = after >= b.len() || !b[after].is_ascii_alphanumeric();
+            if before_ok && after_ok && best.is_none_or(|(bp, _)| pos > bp) {
+                best = Some((pos, c));
+            }
+            from = pos + c.len().max(1);
+        }
+    }
+    best.map(|(_, c)| c.clone())
+}

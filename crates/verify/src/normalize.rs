@@ -1,0 +1,188 @@
+//! String-level clean-up of an extracted answer before parsing: delimiters, digit grouping and
+//! decimal commas. Everything else (spacing commands, `\dfrac`, `\left`, units in `\text`) is
+//! handled by the lexer and parser.
+
+/// Normalised readings of an answer. The first is preferred; a second reading exists when the
+/// text is ambiguous (a lone `1,5` may be a decimal comma or a two-element list).
+pub fn readings(answer: &str) -> Vec<String> {
+    let s = strip_wrappers(answer);
+    let s = join_digit_groups(&s);
+    let s = drop_thousands_commas(&s);
+    let s = join_space_thousands(&s);
+    let mut out = Vec::with_capacity(2);
+    if let Some(dec) = decimal_comma(&s) {
+        out.push(dec);
+    }
+    out.push(s);
+    out
+}
+
+/// Removes surrounding math delimiters, trailing punctuation and whitespace.
+pub fn strip_wrappers(s: &str) -> String {
+    let mut t = s.trim();
+    loop {
+        let before = t.len();
+        for (open, close) in [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")] {
+            if t.len() >= open.len() + close.len() && t.starts_with(open) && t.ends_with(close) {
+                t = t[open.len()..t.len() - close.len()].trim();
+            }
+        }
+        t = t.trim_end_matches(['.', ';']).trim();
+        if let Some(x) = t.strip_suffix("\\\\") {
+            t = x.trim();
+        }
+        if t.len() == before {
+            break;
+        }
+    }
+    t.to_string()
+}
+
+fn is_digit(c: Option<&u8>) -> bool {
+    c.is_some_and(|c| c.is_ascii_digit())
+}
+
+/// `1{,}000`, `14 {, }916` and `32,\!349` → digits joined.
+fn join_digit_groups(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        if i > 0 && b[i - 1].is_ascii_digit() {
+            // Try to match an explicit group separator followed by a digit.
+            let mut j = i;
+            while j < b.len() && b[j] == b' ' {
+                j += 1;
+            }
+            let sep_end = if b[j..].starts_with(b"{") {
+                let mut k = j + 1;
+                while k < b.len() && b[k] == b' ' {
+                    k += 1;
+                }
+                if k < b.len() && b[k] == b',' {
+                    k += 1;
+                    while k < b.len() && b[k] == b' ' {
+                        k += 1;
+                    }
+                    (k < b.len() && b[k] == b'}').then_some(k + 1)
+                } else {
+                    None
+                }
+            } else if b[j..].starts_with(b",\\!") {
+                Some(j + 3)
+            } else {
+                None
+            };
+            if let Some(mut e) = sep_end {
+                while e < b.len() && (b[e] == b' ' || b[e..].starts_with(b"\\!")) {
+                    e += if b[e] == b' ' { 1 } else { 2 };
+                }
+                if is_digit(b.get(e)) {
+                    i = e;
+                    continue;
+                }
+            }
+        }
+        let ch = s[i..].chars().next().unwrap();
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// `1,000,000.5` → `1000000.5`. A single `,ddd` group only counts as a thousands separator at
+/// bracket depth 0 (inside `(1,500)` it is more likely a tuple).
+fn drop_thousands_commas(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            _ => {}
+        }
+        let starts_number = c.is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.' || b[i - 1] == b','));
+        if starts_number {
+            let mut j = i;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let lead = j - i;
+            let mut groups = 0;
+            let mut k = j;
+            while k + 3 < b.len() && b[k] == b',' && b[k + 1..k + 4].iter().all(|d| d.is_ascii_digit()) && !is_digit(b.get(k + 4)) {
+                groups += 1;
+                k += 4;
+            }
+            let lead_ok = (1..=3).contains(&lead) && b[i] != b'0';
+            if groups > 0 && lead_ok && (depth == 0 || groups >= 2) {
+                for &d in &b[i..k] {
+                    if d != b',' {
+                        out.push(d as char);
+                    }
+                }
+                i = k;
+                continue;
+            }
+            out.push_str(&s[i..j]);
+            i = j;
+            continue;
+        }
+        let ch = s[i..].chars().next().unwrap();
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// `1 000` and `12 000 023` (the whole answer only) → digits joined.
+fn join_space_thousands(s: &str) -> String {
+    let parts: Vec<&str> = s.split(' ').collect();
+    if parts.len() >= 2
+        && (1..=3).contains(&parts[0].len())
+        && parts[0].bytes().all(|c| c.is_ascii_digit())
+        && parts[1..].iter().enumerate().all(|(k, p)| {
+            let digits = p.split('.').next().unwrap();
+            digits.len() == 3
+                && digits.bytes().all(|c| c.is_ascii_digit())
+                && (k == parts.len() - 2 || !p.contains('.'))
+                && p.split('.').nth(1).is_none_or(|f| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()))
+        })
+    {
+        return parts.concat();
+    }
+    s.to_string()
+}
+
+/// A whole answer `-12,5` (one comma, digits on both sides, not a thousands group) read with a
+/// decimal comma.
+fn decimal_comma(s: &str) -> Option<String> {
+    let t = s.strip_prefix('-').unwrap_or(s);
+    let (a, b) = t.split_once(',')?;
+    if a.is_empty() || b.is_empty() || !a.bytes().all(|c| c.is_ascii_digit()) || !b.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let thousands_like = b.len() == 3 && !a.starts_with('0') && a.len() <= 3;
+    if thousands_like {
+        return None;
+    }
+    Some(format!("{}{a}.{b}", if s.starts_with('-') { "-" } else { "" }))
+}
+
+/// Loose textual form for last-resort comparison of answers that do not parse: spacing and
+/// sizing commands dropped, fraction spellings unified, whitespace removed.
+pub fn loose_text(s: &str) -> String {
+    let s = strip_wrappers(s)
+        .replace("\\left", "")
+        .replace("\\right", "")
+        .replace("\\dfrac", "\\frac")
+        .replace("\\tfrac", "\\frac")
+        .replace("\\!", "")
+        .replace("\\,", "")
+        .replace("\\;", "")
+        .replace("\\displaystyle", "");
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `oneshot bench model`: the same measurements on the same shapes.
+
+    /opt/refvenv/bin/python scripts/bench_model_torch.py --config configs/shapes/qwen2.5-0.5b.json \
+        --dtype f32 --threads 2
+
+Random weights (transformers from_config), eager attention, CPU. Measures:
+- forward: log-probs + entropies of the response part of a rows x seq batch (no grad), tok/s;
+- decode: generate() with KV cache at batch 1, 8, 32; (t(N tokens) - t(1 token)) / (N - 1) per step;
+- train step: forward + backward of the same loss, then torch.optim.AdamW (foreach=False, i.e.
+  plain, and the default) over all parameters.
+"""
+import argparse
+import time
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+
+def timed(reps, fn):
+    fn()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) / reps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"])
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--rows", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--prompt", type=int, default=32)
+    ap.add_argument("--decode-batches", default="1,8,32")
+    ap.add_argument("--decode-tokens", type=int, default=16)
+    ap.add_argument("--no-train", action="store_true")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = torch.float32 if args.dtype == "f32" else torch.bfloat16
+    cfg = AutoConfig.from_pretrained(args.config)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=dtype).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"torch model bench: {args.config} ({n_params / 1e6:.0f}M params), dtype {dtype}, "
+          f"threads {torch.get_num_threads()}, torch {torch.__version__}")
+    vocab = cfg.vocab_size
+    ids = (torch.arange(args.rows * args.seq).reshape(args.rows, args.seq) * 2654435761) % vocab
+    mask = torch.ones_like(ids)
+    p = args.prompt
+
+    def logprobs():
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, p - 1:-1].float() / 0.6
+        lp_all = torch.log_softmax(logits, -1)
+        lp = lp_all.gather(-1, ids[:, p:].unsqueeze(-1)).squeeze(-1)
+        ent = -(lp_all.exp() * lp_all).sum(-1)
+        return lp, ent
+
+    with torch.no_grad():
+        fwd = timed(2, logprobs)
+    tokens = args.rows * args.seq
+    print(f"forward log-probs {args.rows}x{args.seq}: {fwd:.3f} s, {tokens / fwd:.1f} tok/s")
+
+    for b in [int(x) for x in args.decode_batches.split(",")]:
+        lens = [16 + r % 8 for r in range(b)]
+        width = max(lens)
+        pids = torch.zeros(b, width, dtype=torch.long)
+        pmask = torch.zeros(b, width, dtype=torch.long)
+        for r, n in enumerate(lens):
+            pids[r, width - n:] = (torch.arange(n) + r * 77) * 2654435761 % vocab
+            pmask[r, width - n:] = 1
+
+        def gen(n):
+            with torch.no_grad():
+                model.generate(input_ids=pids, attention_mask=pmask, do_sample=True, temperature=0.6,
+                               top_p=1.0, top_k=0, max_new_tokens=n, min_new_tokens=n,
+                               eos_token_id=None, pad_token_id=0)
+        t1 = timed(1, lambda: gen(1))
+        tn = timed(1, lambda: gen(args.decode_tokens))
+        per_step = (tn - t1) / (args.decode_tokens - 1)
+        print(f"decode batch {b:>2}: {b / per_step:.1f} tok/s ({per_step * 1e3:.1f} ms/step, "
+              f"prefill+first token {t1:.2f} s)")
+
+    if args.no_train:
+        return
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6, weight_decay=0.01, foreach=False)
+    n_tok = args.rows * (args.seq - p)
+    t = time.perf_counter()
+    lp, ent = logprobs()
+    loss = -lp.sum() / n_tok - 0.001 * ent.sum() / n_tok
+    loss.backward()
+    fb = time.perf_counter() - t
+    t = time.perf_counter()
+    opt.step()
+    o = time.perf_counter() - t
+    print(f"train step {args.rows}x{args.seq}: {fb + o:.2f} s (forward+backward {fb:.2f} s, AdamW {o:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
