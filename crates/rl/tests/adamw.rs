@@ -88,7 +88,7 @@ fn matches_torch_adamw_with_clipping_skipped_params_and_lr_changes() {
             close(&vals(&vars[i]), &f32s(&s["params_after"][*n]), 2e-7, &format!("step {k} param {n}"));
         }
     }
-    assert!(clipped_steps >= 1 && clipped_steps < 3, "the fixture mixes clipped and unclipped steps");
+    assert!((1..3).contains(&clipped_steps), "the fixture mixes clipped and unclipped steps");
 }
 
 #[test]

@@ -71,7 +71,7 @@ fn reward_composes_correctness_format_and_length() {
     let second = reward_batch(&cfg, &mut h, &[resp("\\boxed{3}", 50, true), resp("no box", 200, false)]);
     close(second[0].length, C45, "length part");
     close(second[0].total, 1.0 + 0.2 + 0.5 * C45, "total");
-    close(second[1].total, 0.5 * -1.0, "wrong, unboxed and long");
+    close(second[1].total, -0.5, "wrong, unboxed and long: w * (-1)");
 }
 
 #[test]
