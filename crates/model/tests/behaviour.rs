@@ -74,7 +74,7 @@ fn gradients_agree_with_finite_differences() {
         let i = (0..g.len()).max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs())).unwrap();
         let orig = var.as_tensor().copy().unwrap();
         let eps = 1e-2f32;
-        let mut at = |d: f32| {
+        let at = |d: f32| {
             let mut v = to_vec(&orig);
             v[i] += d;
             var.set(&Tensor::from_vec(v, orig.dims(), &Device::Cpu).unwrap()).unwrap();
@@ -111,6 +111,8 @@ fn kv_cache_decoding_matches_a_full_forward() {
     // Some rows finish early on eos, so the cache is compacted mid-generation.
     opts.eos_token_ids = vec![4, 5, 6];
     let gens = model.generate(&prompts(), &[11, 12, 13], &opts, None).unwrap();
+    let finishes: Vec<FinishReason> = gens.iter().map(|g| g.finish).collect();
+    assert!(finishes.contains(&FinishReason::Eos) && finishes.contains(&FinishReason::Length), "{finishes:?}");
     let responses: Vec<Vec<u32>> = gens.iter().map(|g| g.tokens.clone()).collect();
     let (batch, start) = Batch::prompt_response(&prompts(), &responses, 0).unwrap();
     let (lp, _) = model.token_logprobs(&batch, start, 0.9, &LogprobOptions::default()).unwrap();
