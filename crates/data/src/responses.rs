@@ -182,6 +182,7 @@ pub fn attach_responses(
             truncated: line.truncated,
         });
     }
+    let out = log.finish(out)?;
     if standalone == 0 {
         let missing: Vec<usize> = problems.iter().map(|p| p.idx).filter(|i| !next_sample.contains_key(i)).collect();
         if !missing.is_empty() {
@@ -196,5 +197,5 @@ pub fn attach_responses(
             )));
         }
     }
-    log.finish((out, outside))
+    Ok((out, outside))
 }

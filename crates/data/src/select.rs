@@ -51,6 +51,14 @@ pub fn read_history(path: &Path) -> Result<History> {
     log.finish(history)
 }
 
+/// Appends one epoch's accuracies (fraction of correct rollouts per example) to `history`:
+/// what the trainer calls at the end of each epoch over the pool.
+pub fn record_epoch(history: &mut History, accuracies: impl IntoIterator<Item = (i64, f64)>) {
+    for (index, accuracy) in accuracies {
+        history.entry(index).or_default().push(accuracy);
+    }
+}
+
 /// Writes a history file in the same format as `acc_step_500.json` (4-space indented JSON, keys
 /// in ascending index order). The trainer calls this with its per-epoch accuracies.
 pub fn write_history(path: &Path, history: &History) -> Result<()> {

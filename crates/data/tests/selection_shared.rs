@@ -105,3 +105,27 @@ fn history_file_round_trips() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.starts_with("{\n    \"0\": [\n        "), "{}", &text[..40]);
 }
+
+#[test]
+fn trainer_history_is_ranked_like_the_papers() {
+    use oneshot_data::select::{record_epoch, History};
+    let mut history = History::new();
+    record_epoch(&mut history, [(7, 0.0), (3, 0.5), (9, 1.0)]);
+    record_epoch(&mut history, [(7, 0.0), (3, 1.0), (9, 0.0)]);
+    record_epoch(&mut history, [(7, 0.125), (3, 0.0), (9, 1.0)]);
+    assert_eq!(history[&3], vec![0.5, 1.0, 0.0]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.json");
+    write_history(&path, &history).unwrap();
+    let ranking = rank_by_variance(&read_history(&path).unwrap());
+    // std: 9 -> sqrt(2/9) = 0.471, 3 -> sqrt(1/6) = 0.408, 7 -> sqrt(1/288)= 0.059.
+    let order: Vec<i64> = ranking.iter().map(|r| r.index).collect();
+    assert_eq!(order, vec![9, 3, 7]);
+    assert!((ranking[0].score - (2.0f64 / 9.0).sqrt()).abs() < 1e-15);
+    assert!((ranking[1].score - (1.0f64 / 6.0).sqrt()).abs() < 1e-15);
+    assert!((ranking[2].mean - 0.125 / 3.0).abs() < 1e-15);
+    // Bad history entries are reported by key.
+    std::fs::write(&path, "{\"1\": [0.5], \"x\": [1], \"2\": [], \"3\": [\"a\"]}").unwrap();
+    let msg = read_history(&path).unwrap_err().to_string();
+    assert!(msg.contains("3 bad record(s)") && msg.contains("field `x`") && msg.contains("field `2`"), "{msg}");
+}
