@@ -90,6 +90,7 @@ pub fn run_samples(
         ensure!(p.idx == i, "{}: problem at position {i} has idx {} (problems must be in file order)", spec.benchmark, p.idx);
     }
     let selected = spec.selected();
+    ensure!(!selected.is_empty(), "{}: no problems to evaluate (the benchmark or the --limit subset is empty)", spec.benchmark);
     let samples = spec.decoding.samples;
     let jobs: Vec<Job> = selected
         .iter()
@@ -101,10 +102,10 @@ pub fn run_samples(
     // Each problem's prompt is rendered and encoded once, however many samples it has.
     let mut prompts: HashMap<usize, (String, Vec<u32>)> = HashMap::new();
     for job in &jobs {
-        if !prompts.contains_key(&job.problem.idx) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = prompts.entry(job.problem.idx) {
             let text = generator.render(spec.template, &job.problem.question)?;
             let ids = generator.encode_prompt(spec.template, &text)?;
-            prompts.insert(job.problem.idx, (text, ids));
+            slot.insert((text, ids));
         }
     }
 

@@ -78,7 +78,7 @@ pub struct ParityChecker;
 
 impl AnswerChecker for ParityChecker {
     fn judge(&self, response: &str, _gold: &str) -> Judgement {
-        Judgement { correct: response.len() % 2 == 0, extracted: response.chars().next().map(String::from) }
+        Judgement { correct: response.len() & 1 == 0, extracted: response.chars().next().map(String::from) }
     }
 }
 
