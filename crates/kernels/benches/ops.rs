@@ -1,8 +1,9 @@
 //! Micro-benchmark: fused CPU kernels vs the reference composition of candle primitives, on
-//! Qwen2.5-0.5B-like shapes (hidden 896, 14 heads x 64, MLP 4864, vocab 151936, 512 tokens).
+//! Qwen2.5-0.5B-like shapes (hidden 896, 14 heads x 64, 2 kv heads, MLP 4864, vocab 151936,
+//! 512 tokens).
 //!
 //! Run: `cargo bench -p oneshot-kernels --bench ops -- [--reps N] [--rows N] [op names...]`
-//! Ops: rms_norm rope softmax log_softmax silu_mul logprobs. Prints a markdown table of medians.
+//! Ops: rms_norm rope softmax log_softmax attention silu_mul logprobs. Prints a markdown table of medians.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use oneshot_kernels as k;
@@ -13,6 +14,7 @@ use std::time::Instant;
 const HIDDEN: usize = 896;
 const HEADS: usize = 14;
 const HEAD_DIM: usize = 64;
+const KV_HEADS: usize = 2;
 const MLP: usize = 4864;
 const VOCAB: usize = 151_936;
 
@@ -32,7 +34,8 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 
 fn var(dims: &[usize], seed: u64, scale: f32) -> Var {
     let n = dims.iter().product();
-    Var::from_tensor(&Tensor::from_vec(values(n, seed, scale), dims, &Device::Cpu).unwrap()).unwrap()
+    Var::from_tensor(&Tensor::from_vec(values(n, seed, scale), dims, &Device::Cpu).unwrap())
+        .unwrap()
 }
 
 fn median_ms(reps: usize, mut f: impl FnMut() -> Result<()>) -> f64 {
@@ -48,6 +51,9 @@ fn median_ms(reps: usize, mut f: impl FnMut() -> Result<()>) -> f64 {
     times[times.len() / 2]
 }
 
+/// A tensor -> tensor op (fused or reference).
+type RowOp = fn(&Tensor) -> Result<Tensor>;
+
 struct Row {
     name: String,
     fused_fwd: f64,
@@ -57,7 +63,12 @@ struct Row {
 }
 
 /// Times `op` forward only and forward + backward of `sum(outputs)`.
-fn bench(name: &str, reps: usize, fused: impl Fn() -> Result<Vec<Tensor>>, reference: impl Fn() -> Result<Vec<Tensor>>) -> Row {
+fn bench(
+    name: &str,
+    reps: usize,
+    fused: impl Fn() -> Result<Vec<Tensor>>,
+    reference: impl Fn() -> Result<Vec<Tensor>>,
+) -> Row {
     let fwd = |f: &dyn Fn() -> Result<Vec<Tensor>>| {
         median_ms(reps, || {
             black_box(f()?);
@@ -115,8 +126,16 @@ fn main() -> Result<()> {
     }
     if wanted("rope") {
         let x = var(&[1, HEADS, t, HEAD_DIM], 3, 1.0);
-        let cos = Tensor::from_vec(values(t * HEAD_DIM / 2, 4, 1.0), (1, t, HEAD_DIM / 2), &Device::Cpu)?;
-        let sin = Tensor::from_vec(values(t * HEAD_DIM / 2, 5, 1.0), (1, t, HEAD_DIM / 2), &Device::Cpu)?;
+        let cos = Tensor::from_vec(
+            values(t * HEAD_DIM / 2, 4, 1.0),
+            (1, t, HEAD_DIM / 2),
+            &Device::Cpu,
+        )?;
+        let sin = Tensor::from_vec(
+            values(t * HEAD_DIM / 2, 5, 1.0),
+            (1, t, HEAD_DIM / 2),
+            &Device::Cpu,
+        )?;
         table.push(bench(
             &format!("rope [1, {HEADS}, {t}, {HEAD_DIM}]"),
             reps * 5,
@@ -128,7 +147,7 @@ fn main() -> Result<()> {
         let name = if log { "log_softmax" } else { "softmax" };
         if wanted(name) {
             let x = var(&[1, HEADS, t, t], 6, 8.0);
-            let (f, g): (fn(&Tensor) -> Result<Tensor>, fn(&Tensor) -> Result<Tensor>) = if log {
+            let (f, g): (RowOp, RowOp) = if log {
                 (k::log_softmax_last_dim, r::log_softmax_last_dim)
             } else {
                 (k::softmax_last_dim, r::softmax_last_dim)
@@ -140,6 +159,18 @@ fn main() -> Result<()> {
                 || Ok(vec![g(&x)?]),
             ));
         }
+    }
+    if wanted("attention") {
+        let q = var(&[1, HEADS, t, HEAD_DIM], 10, 1.0);
+        let kk = var(&[1, KV_HEADS, t, HEAD_DIM], 11, 1.0);
+        let v = var(&[1, KV_HEADS, t, HEAD_DIM], 12, 1.0);
+        let scale = 1.0 / (HEAD_DIM as f64).sqrt();
+        table.push(bench(
+            &format!("causal_attention q [1, {HEADS}, {t}, {HEAD_DIM}], kv {KV_HEADS} heads"),
+            reps,
+            || Ok(vec![k::causal_attention(&q, &kk, &v, None, scale)?]),
+            || Ok(vec![r::causal_attention(&q, &kk, &v, None, scale)?]),
+        ));
     }
     if wanted("silu_mul") {
         let gate = var(&[t, MLP], 7, 4.0);

@@ -20,9 +20,11 @@ pub(crate) fn filled<T: Copy + Send + Sync>(len: usize, zero: T) -> Vec<T> {
     advise_huge_pages(v.spare_capacity_mut());
     v.spare_capacity_mut()[..len]
         .par_chunks_mut(FILL_CHUNK)
-        .for_each(|c| c.iter_mut().for_each(|x| {
-            x.write(zero);
-        }));
+        .for_each(|c| {
+            c.iter_mut().for_each(|x| {
+                x.write(zero);
+            })
+        });
     // SAFETY: the first `len` elements were all initialised just above.
     unsafe { v.set_len(len) };
     v
@@ -43,7 +45,11 @@ fn advise_huge_pages<T>(mem: &mut [MaybeUninit<T>]) {
         // MADV_HUGEPAGE only changes how the kernel backs it. Failure (e.g. THP disabled) is
         // harmless, so the result is ignored.
         unsafe {
-            libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
+            libc::madvise(
+                aligned as *mut libc::c_void,
+                end - aligned,
+                libc::MADV_HUGEPAGE,
+            );
         }
     }
 }

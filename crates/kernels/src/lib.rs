@@ -8,13 +8,14 @@
 //! Inputs may be non-contiguous and of any float dtype; the CPU kernels compute in f32 and
 //! return the input dtype (except [`logprobs_and_entropy`], which always returns f32).
 
+mod attention;
 mod buffer;
 mod logprob;
 pub mod reference;
 mod rms_norm;
 mod rope;
-mod simd;
 mod silu_mul;
+mod simd;
 mod softmax;
 mod storage;
 
@@ -28,7 +29,11 @@ use storage::{f32_contiguous, on_cpu};
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let d = x.dim(D::Minus1)?;
     if weight.dims() != [d] {
-        bail!("rms_norm: weight shape {:?} must be [{d}] to match x {:?}", weight.shape(), x.shape());
+        bail!(
+            "rms_norm: weight shape {:?} must be [{d}] to match x {:?}",
+            weight.shape(),
+            x.shape()
+        );
     }
     if !on_cpu(x) {
         return reference::rms_norm(x, weight, eps);
@@ -56,7 +61,11 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     }
     for (name, table) in [("cos", cos), ("sin", sin)] {
         if table.dims() != [b, t, d / 2] {
-            bail!("rope: {name} shape {:?} must be [b, t, d/2] = [{b}, {t}, {}]", table.shape(), d / 2);
+            bail!(
+                "rope: {name} shape {:?} must be [b, t, d/2] = [{b}, {t}, {}]",
+                table.shape(),
+                d / 2
+            );
         }
     }
     if !on_cpu(x) {
@@ -91,7 +100,11 @@ pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// SwiGLU gate: `silu(gate) * up`, same shapes.
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     if gate.shape() != up.shape() {
-        bail!("silu_mul: gate shape {:?} != up shape {:?}", gate.shape(), up.shape());
+        bail!(
+            "silu_mul: gate shape {:?} != up shape {:?}",
+            gate.shape(),
+            up.shape()
+        );
     }
     if !on_cpu(gate) {
         return reference::silu_mul(gate, up);
@@ -123,7 +136,10 @@ pub fn logprobs_and_entropy(
         );
     }
     if !targets.dtype().is_int() {
-        bail!("logprobs_and_entropy: targets must be integers, got {:?}", targets.dtype());
+        bail!(
+            "logprobs_and_entropy: targets must be integers, got {:?}",
+            targets.dtype()
+        );
     }
     if !on_cpu(logits) {
         return reference::logprobs_and_entropy(logits, targets, temperature);
@@ -133,9 +149,63 @@ pub fn logprobs_and_entropy(
         _ => f32_contiguous(logits)?,
     };
     let targets = targets.to_dtype(DType::U32)?.contiguous()?;
-    let op = logprob::LogprobEntropy { inv_temp: (1.0 / temperature) as f32 };
+    let op = logprob::LogprobEntropy {
+        inv_temp: (1.0 / temperature) as f32,
+    };
     let out = logits.apply_op2(&targets, op)?;
-    let logp = out.narrow(1, logprob::COL_LOGP, 1)?.squeeze(1)?.contiguous()?;
-    let entropy = out.narrow(1, logprob::COL_ENTROPY, 1)?.squeeze(1)?.contiguous()?;
+    let logp = out
+        .narrow(1, logprob::COL_LOGP, 1)?
+        .squeeze(1)?
+        .contiguous()?;
+    let entropy = out
+        .narrow(1, logprob::COL_ENTROPY, 1)?
+        .squeeze(1)?
+        .contiguous()?;
     Ok((logp, entropy))
+}
+
+/// Causal scaled-dot-product attention with grouped KV heads (GQA), fused on CPU.
+///
+/// q: `[b, hq, t, d]`; k, v: `[b, hkv, s, d]` with `hq % hkv == 0` and `s >= t`. Query `i` sits
+/// at key position `i + s - t` and sees keys `key_start[b] ..= i + s - t` (`key_start` hides left
+/// padding; `None` = all from 0). Scores are `scale * q.k`. A query row that sees no key (a
+/// padding row) outputs zeros and passes no gradient. Differentiable w.r.t. q, k and v; the
+/// fused version never materialises the `[t, s]` scores (online softmax over key tiles, and a
+/// backward that recomputes probabilities from the saved log-sum-exp).
+pub fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    key_start: Option<&[usize]>,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, hq, t, d) = q.dims4()?;
+    let (bk, hkv, s, dk) = k.dims4()?;
+    if (bk, dk) != (b, d) || v.dims() != k.dims() {
+        bail!(
+            "causal_attention: q {:?}, k {:?}, v {:?} must be [b, hq, t, d], [b, hkv, s, d] twice",
+            q.shape(),
+            k.shape(),
+            v.shape()
+        );
+    }
+    if hkv == 0 || hq % hkv != 0 || s < t {
+        bail!("causal_attention: need hq ({hq}) a multiple of hkv ({hkv}) and s ({s}) >= t ({t})");
+    }
+    if key_start.is_some_and(|ks| ks.len() != b) {
+        bail!(
+            "causal_attention: key_start has {} entries for batch {b}",
+            key_start.map_or(0, |k| k.len())
+        );
+    }
+    if !scale.is_finite() {
+        bail!("causal_attention: scale must be finite, got {scale}");
+    }
+    if !on_cpu(q) {
+        return reference::causal_attention(q, k, v, key_start, scale);
+    }
+    let starts = key_start.map_or_else(|| vec![0; b], |ks| ks.to_vec());
+    let op = attention::CausalAttention::new(scale as f32, starts);
+    let out = f32_contiguous(q)?.apply_op3(&f32_contiguous(k)?, &f32_contiguous(v)?, op)?;
+    out.to_dtype(q.dtype())
 }

@@ -7,8 +7,8 @@
 
 use crate::simd::{self, multiversion};
 use crate::storage::{contiguous_part, f32_slice, u32_slice};
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
@@ -73,7 +73,11 @@ struct LogprobEntropyBackward {
 fn check_inputs(op: &str, ll: &Layout, tl: &Layout, targets: &[u32]) -> Result<(usize, usize)> {
     let (n, v) = ll.shape().dims2()?;
     if tl.shape().dims() != [n] {
-        bail!("{op}: targets shape {:?} must be [{n}] to match logits {:?}", tl.shape(), ll.shape());
+        bail!(
+            "{op}: targets shape {:?} must be [{n}] to match logits {:?}",
+            tl.shape(),
+            ll.shape()
+        );
     }
     if let Some((row, &t)) = targets.iter().enumerate().find(|(_, &t)| t as usize >= v) {
         bail!("{op}: target {t} at row {row} is out of range for vocabulary size {v}");
@@ -201,10 +205,19 @@ impl CustomOp2 for LogprobEntropy {
         let (n, v) = check_inputs(self.name(), ll, tl, targets)?;
         let (op, it) = (self.name(), self.inv_temp);
         let out = match ls {
-            CpuStorage::F32(d) => forward_rows(contiguous_part(d, ll, op, "logits")?, targets, v, it),
-            CpuStorage::BF16(d) => forward_rows(contiguous_part(d, ll, op, "logits")?, targets, v, it),
-            CpuStorage::F16(d) => forward_rows(contiguous_part(d, ll, op, "logits")?, targets, v, it),
-            other => bail!("{op}: logits must be f32, bf16 or f16, got {:?}", other.dtype()),
+            CpuStorage::F32(d) => {
+                forward_rows(contiguous_part(d, ll, op, "logits")?, targets, v, it)
+            }
+            CpuStorage::BF16(d) => {
+                forward_rows(contiguous_part(d, ll, op, "logits")?, targets, v, it)
+            }
+            CpuStorage::F16(d) => {
+                forward_rows(contiguous_part(d, ll, op, "logits")?, targets, v, it)
+            }
+            other => bail!(
+                "{op}: logits must be f32, bf16 or f16, got {:?}",
+                other.dtype()
+            ),
         };
         Ok((CpuStorage::F32(out), Shape::from((n, COLS))))
     }
@@ -217,7 +230,9 @@ impl CustomOp2 for LogprobEntropy {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let aux = Tensor::cat(&[res, &grad.to_dtype(DType::F32)?], 1)?.contiguous()?;
-        let op = LogprobEntropyBackward { inv_temp: self.inv_temp };
+        let op = LogprobEntropyBackward {
+            inv_temp: self.inv_temp,
+        };
         let dlogits = logits.apply_op3_no_bwd(targets, &aux, &op)?;
         Ok((Some(dlogits), None))
     }
@@ -240,7 +255,12 @@ impl CustomOp3 for LogprobEntropyBackward {
         let targets = u32_slice(ts, tl, self.name(), "targets")?;
         let (n, v) = check_inputs(self.name(), ll, tl, targets)?;
         if aul.shape().dims() != [n, 2 * COLS] {
-            bail!("{}: aux shape {:?} must be [{n}, {}]", self.name(), aul.shape(), 2 * COLS);
+            bail!(
+                "{}: aux shape {:?} must be [{n}, {}]",
+                self.name(),
+                aul.shape(),
+                2 * COLS
+            );
         }
         let aux = f32_slice(aus, aul, self.name(), "aux")?;
         let (op, it) = (self.name(), self.inv_temp);
@@ -266,7 +286,10 @@ impl CustomOp3 for LogprobEntropyBackward {
                 v,
                 it,
             )),
-            other => bail!("{op}: logits must be f32, bf16 or f16, got {:?}", other.dtype()),
+            other => bail!(
+                "{op}: logits must be f32, bf16 or f16, got {:?}",
+                other.dtype()
+            ),
         };
         Ok((out, Shape::from((n, v))))
     }

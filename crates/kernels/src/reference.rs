@@ -13,7 +13,9 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let xf = x.to_dtype(DType::F32)?;
     let mean_sq = xf.sqr()?.mean_keepdim(D::Minus1)?;
     let normed = xf.broadcast_div(&(mean_sq + eps)?.sqrt()?)?;
-    normed.to_dtype(dtype)?.broadcast_mul(&weight.to_dtype(dtype)?)
+    normed
+        .to_dtype(dtype)?
+        .broadcast_mul(&weight.to_dtype(dtype)?)
 }
 
 /// Rotary embedding, HF "rotate_half" convention. x: [b, h, t, d]; cos, sin: [b, t, d/2].
@@ -63,4 +65,46 @@ pub fn logprobs_and_entropy(
     // H = -sum p log p, which equals logsumexp(z) - sum p z.
     let entropy = (logp_all.exp()? * &logp_all)?.sum(1)?.neg()?;
     Ok((logp, entropy))
+}
+
+/// Causal attention with grouped KV heads; see [`crate::causal_attention`] for the contract.
+/// Materialises the `[b, hq, t, s]` scores and an additive -1e9 mask.
+pub fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    key_start: Option<&[usize]>,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, hq, t, d) = q.dims4()?;
+    let (_, hkv, s, _) = k.dims4()?;
+    let group = hq / hkv;
+    // HF repeat_kv: query head h reads kv head h / group.
+    let expand = |x: &Tensor| {
+        x.unsqueeze(2)?
+            .broadcast_as((b, hkv, group, s, d))?
+            .reshape((b, hq, s, d))
+    };
+    let (k, v) = (expand(k)?, expand(v)?);
+    let mut mask = vec![0f32; b * t * s];
+    let mut row_visible = vec![0f32; b * t];
+    for bi in 0..b {
+        let lo = key_start.map_or(0, |ks| ks[bi]);
+        for i in 0..t {
+            let hi = i + s - t;
+            row_visible[bi * t + i] = if lo <= hi { 1.0 } else { 0.0 };
+            for j in 0..s {
+                if j < lo || j > hi {
+                    mask[(bi * t + i) * s + j] = -1e9;
+                }
+            }
+        }
+    }
+    let dev = q.device();
+    let mask = Tensor::from_vec(mask, (b, 1, t, s), dev)?.to_dtype(q.dtype())?;
+    let row_visible = Tensor::from_vec(row_visible, (b, 1, t, 1), dev)?.to_dtype(q.dtype())?;
+    let scores = (q.contiguous()?.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
+    softmax_last_dim(&scores)?
+        .matmul(&v)?
+        .broadcast_mul(&row_visible)
 }

@@ -22,7 +22,10 @@ struct RmsNormBackward {
 fn check_shapes(op: &str, x: &Layout, w: &Layout) -> Result<(usize, usize)> {
     let (n, d) = x.shape().dims2()?;
     if w.shape().dims() != [d] {
-        bail!("{op}: weight shape {:?} does not match last dim {d} of x", w.shape());
+        bail!(
+            "{op}: weight shape {:?} does not match last dim {d} of x",
+            w.shape()
+        );
     }
     Ok((n, d))
 }
@@ -123,7 +126,12 @@ impl CustomOp3 for RmsNormBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, d) = check_shapes(self.name(), xl, wl)?;
         if gl.shape() != xl.shape() {
-            bail!("{}: grad shape {:?} != x shape {:?}", self.name(), gl.shape(), xl.shape());
+            bail!(
+                "{}: grad shape {:?} != x shape {:?}",
+                self.name(),
+                gl.shape(),
+                xl.shape()
+            );
         }
         let x = f32_slice(xs, xl, self.name(), "x")?;
         let w = f32_slice(ws, wl, self.name(), "weight")?;

@@ -109,12 +109,23 @@ impl CustomOp3 for Rope {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let dx = grad.apply_op3_no_bwd(cos, sin, &Rope { inverse: !self.inverse })?;
+        let dx = grad.apply_op3_no_bwd(
+            cos,
+            sin,
+            &Rope {
+                inverse: !self.inverse,
+            },
+        )?;
         // Position tables are usually constants: skip their reduction unless someone needs it.
         if !(cos.track_op() || sin.track_op()) {
             return Ok((Some(dx), None, None));
         }
-        let tables = x.apply_op2_no_bwd(&grad, &RopeTableGrad { inverse: self.inverse })?;
+        let tables = x.apply_op2_no_bwd(
+            &grad,
+            &RopeTableGrad {
+                inverse: self.inverse,
+            },
+        )?;
         Ok((Some(dx), Some(tables.get(0)?), Some(tables.get(1)?)))
     }
 }
@@ -133,7 +144,12 @@ impl CustomOp2 for RopeTableGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let dims = dims_of(self.name(), xl)?;
         if gl.shape() != xl.shape() {
-            bail!("{}: grad shape {:?} != x shape {:?}", self.name(), gl.shape(), xl.shape());
+            bail!(
+                "{}: grad shape {:?} != x shape {:?}",
+                self.name(),
+                gl.shape(),
+                xl.shape()
+            );
         }
         let x = f32_slice(xs, xl, self.name(), "x")?;
         let g = f32_slice(gs, gl, self.name(), "grad")?;

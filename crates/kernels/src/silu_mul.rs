@@ -15,7 +15,11 @@ struct SiluMulBackward;
 
 fn same_shape(op: &str, a: &Layout, b: &Layout, what: &str) -> Result<()> {
     if a.shape() != b.shape() {
-        bail!("{op}: {what} shape {:?} != gate shape {:?}", b.shape(), a.shape());
+        bail!(
+            "{op}: {what} shape {:?} != gate shape {:?}",
+            b.shape(),
+            a.shape()
+        );
     }
     Ok(())
 }

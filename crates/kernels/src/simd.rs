@@ -69,7 +69,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let er = p * r2 + r + 1.0;
     let scale = f32::from_bits(((n_int + 127) << 23) as u32);
     let y = er * scale;
@@ -84,7 +84,12 @@ pub(crate) fn exp(x: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn reduce_sum(acc: [f32; LANES]) -> f32 {
     // Pairwise, for a little extra accuracy.
-    let a = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    let a = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
     (a[0] + a[2]) + (a[1] + a[3])
 }
 
@@ -176,13 +181,18 @@ mod tests {
 
     #[test]
     fn reductions_match_naive_sums() {
-        let xs: Vec<f32> = (0..1037).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.1).collect();
+        let xs: Vec<f32> = (0..1037)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.1)
+            .collect();
         let naive: f64 = xs.iter().map(|&v| v as f64).sum();
         assert!((sum(&xs) as f64 - naive).abs() < 1e-3);
         let naive_dot: f64 = xs.iter().map(|&v| (v as f64) * (v as f64)).sum();
         assert!((dot(&xs, &xs) as f64 - naive_dot).abs() / naive_dot < 1e-6);
         assert_eq!(max(&xs), 5.0);
-        assert_eq!(max(&xs[..3]), xs[..3].iter().copied().fold(f32::MIN, f32::max));
+        assert_eq!(
+            max(&xs[..3]),
+            xs[..3].iter().copied().fold(f32::MIN, f32::max)
+        );
         let mut with_nan = xs.clone();
         with_nan[500] = f32::NAN;
         assert!(max(&with_nan).is_nan());

@@ -139,7 +139,12 @@ impl CustomOp2 for SoftmaxBackward {
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         if yl.shape() != gl.shape() {
-            bail!("{}: grad shape {:?} != output shape {:?}", self.name(), gl.shape(), yl.shape());
+            bail!(
+                "{}: grad shape {:?} != output shape {:?}",
+                self.name(),
+                gl.shape(),
+                yl.shape()
+            );
         }
         let y = f32_slice(ys, yl, self.name(), "output")?;
         let g = f32_slice(gs, gl, self.name(), "grad")?;

@@ -30,13 +30,18 @@ fn check_op(
         assert_close(g, w, VALUE_RTOL, &format!("{what}: output {i}"));
         let seed = 100 + i as u64;
         loss_got = (loss_got + probe_loss(g, seed).unwrap().to_dtype(DType::F32).unwrap()).unwrap();
-        loss_want = (loss_want + probe_loss(w, seed).unwrap().to_dtype(DType::F32).unwrap()).unwrap();
+        loss_want =
+            (loss_want + probe_loss(w, seed).unwrap().to_dtype(DType::F32).unwrap()).unwrap();
     }
     let grads_got = loss_got.backward().unwrap();
     let grads_want = loss_want.backward().unwrap();
     for (i, v) in vars.iter().enumerate() {
-        let gg = grads_got.get(v.as_tensor()).unwrap_or_else(|| panic!("{what}: no fused grad for input {i}"));
-        let gw = grads_want.get(v.as_tensor()).unwrap_or_else(|| panic!("{what}: no reference grad for input {i}"));
+        let gg = grads_got
+            .get(v.as_tensor())
+            .unwrap_or_else(|| panic!("{what}: no fused grad for input {i}"));
+        let gw = grads_want
+            .get(v.as_tensor())
+            .unwrap_or_else(|| panic!("{what}: no reference grad for input {i}"));
         assert_close(gg, gw, GRAD_RTOL, &format!("{what}: grad of input {i}"));
     }
 }
@@ -44,7 +49,12 @@ fn check_op(
 #[test]
 fn rms_norm_matches_reference() {
     let mut rng = rng(1);
-    for (dims, eps) in [(vec![5, 7], 1e-6), (vec![2, 3, 129], 1e-5), (vec![1, 896], 1e-6), (vec![33, 16], 1e-2)] {
+    for (dims, eps) in [
+        (vec![5, 7], 1e-6),
+        (vec![2, 3, 129], 1e-5),
+        (vec![1, 896], 1e-6),
+        (vec![33, 16], 1e-2),
+    ] {
         let d = *dims.last().unwrap();
         let x = var(&mut rng, &dims, 3.0);
         let w = var(&mut rng, &[d], 1.5);
@@ -77,7 +87,11 @@ fn rope_matches_reference() {
         check_op(
             &format!("rope {:?}", (b, h, t, d)),
             &[&x, &cos, &sin],
-            &[x.as_tensor().clone(), cos.as_tensor().clone(), sin.as_tensor().clone()],
+            &[
+                x.as_tensor().clone(),
+                cos.as_tensor().clone(),
+                sin.as_tensor().clone(),
+            ],
             |v| vec![k::rope(&v[0], &v[1], &v[2]).unwrap()],
             |v| vec![r::rope(&v[0], &v[1], &v[2]).unwrap()],
         );
@@ -108,7 +122,12 @@ fn rope_with_constant_tables_only_differentiates_x() {
     let gx = grads.get(x.as_tensor()).expect("grad of x");
     let want = r::rope(x.as_tensor(), &cos, &sin).unwrap();
     let want_grads = probe_loss(&want, 9).unwrap().backward().unwrap();
-    assert_close(gx, want_grads.get(x.as_tensor()).unwrap(), GRAD_RTOL, "rope dx");
+    assert_close(
+        gx,
+        want_grads.get(x.as_tensor()).unwrap(),
+        GRAD_RTOL,
+        "rope dx",
+    );
 }
 
 #[test]
@@ -117,13 +136,33 @@ fn softmax_and_log_softmax_match_reference() {
     for dims in [vec![3, 1], vec![4, 7], vec![2, 3, 37], vec![2, 1, 5, 300]] {
         for log in [false, true] {
             let what = format!("{} {dims:?}", if log { "log_softmax" } else { "softmax" });
-            let f = if log { k::log_softmax_last_dim } else { k::softmax_last_dim };
-            let g = if log { r::log_softmax_last_dim } else { r::softmax_last_dim };
+            let f = if log {
+                k::log_softmax_last_dim
+            } else {
+                k::softmax_last_dim
+            };
+            let g = if log {
+                r::log_softmax_last_dim
+            } else {
+                r::softmax_last_dim
+            };
             let x = var(&mut rng, &dims, 6.0);
-            check_op(&what, &[&x], &[x.as_tensor().clone()], |t| vec![f(&t[0]).unwrap()], |t| vec![g(&t[0]).unwrap()]);
+            check_op(
+                &what,
+                &[&x],
+                &[x.as_tensor().clone()],
+                |t| vec![f(&t[0]).unwrap()],
+                |t| vec![g(&t[0]).unwrap()],
+            );
             if dims.len() >= 2 && dims[dims.len() - 2] > 1 && dims[dims.len() - 1] > 1 {
                 let (xv, xt) = transposed_var(&mut rng, &dims, 6.0);
-                check_op(&format!("{what} non-contiguous"), &[&xv], &[xt], |t| vec![f(&t[0]).unwrap()], |t| vec![g(&t[0]).unwrap()]);
+                check_op(
+                    &format!("{what} non-contiguous"),
+                    &[&xv],
+                    &[xt],
+                    |t| vec![f(&t[0]).unwrap()],
+                    |t| vec![g(&t[0]).unwrap()],
+                );
             }
         }
     }
@@ -132,7 +171,11 @@ fn softmax_and_log_softmax_match_reference() {
 #[test]
 fn softmax_with_large_negative_mask_is_finite_and_zero_there() {
     // Attention masks add -1e9 (candle-notes: never -inf); masked entries must get ~0 weight.
-    let x = Tensor::new(&[[0.5f32, -1e9, 1.0, -1e9], [-1e9, -1e9, -1e9, 2.0]], &Device::Cpu).unwrap();
+    let x = Tensor::new(
+        &[[0.5f32, -1e9, 1.0, -1e9], [-1e9, -1e9, -1e9, 2.0]],
+        &Device::Cpu,
+    )
+    .unwrap();
     let y = flat(&k::softmax_last_dim(&x).unwrap());
     assert!(y.iter().all(|v| v.is_finite()));
     assert!(y[1] < 1e-30 && y[3] < 1e-30 && y[4] < 1e-30);
@@ -180,10 +223,17 @@ fn targets(rng: &mut rand_chacha::ChaCha8Rng, n: usize, v: usize) -> Tensor {
 #[test]
 fn logprobs_and_entropy_match_reference() {
     let mut rng = rng(6);
-    for (n, v, temp) in [(1, 2, 1.0), (5, 7, 1.0), (3, 1001, 0.6), (8, 4099, 1.7), (2, 50, 0.05)] {
+    for (n, v, temp) in [
+        (1, 2, 1.0),
+        (5, 7, 1.0),
+        (3, 1001, 0.6),
+        (8, 4099, 1.7),
+        (2, 50, 0.05),
+    ] {
         let logits = var(&mut rng, &[n, v], 10.0);
         let tg = targets(&mut rng, n, v);
-        let run = |f: fn(&Tensor, &Tensor, f64) -> candle_core::Result<(Tensor, Tensor)>, t: &[Tensor]| {
+        let run = |f: fn(&Tensor, &Tensor, f64) -> candle_core::Result<(Tensor, Tensor)>,
+                   t: &[Tensor]| {
             let (a, b) = f(&t[0], &tg, temp).unwrap();
             vec![a, b]
         };
@@ -212,37 +262,63 @@ fn logprobs_accept_half_precision_logits_and_int64_targets() {
     let mut rng = rng(7);
     let (n, v) = (4, 333);
     for dtype in [DType::BF16, DType::F16] {
-        let logits = Var::from_tensor(&uniform(&mut rng, &[n, v], 8.0).to_dtype(dtype).unwrap()).unwrap();
+        let logits =
+            Var::from_tensor(&uniform(&mut rng, &[n, v], 8.0).to_dtype(dtype).unwrap()).unwrap();
         let tg = targets(&mut rng, n, v);
-        let (lp, ent) = k::logprobs_and_entropy(logits.as_tensor(), &tg.to_dtype(DType::I64).unwrap(), 0.8).unwrap();
+        let (lp, ent) =
+            k::logprobs_and_entropy(logits.as_tensor(), &tg.to_dtype(DType::I64).unwrap(), 0.8)
+                .unwrap();
         assert_eq!((lp.dtype(), ent.dtype()), (DType::F32, DType::F32));
         // The reference on the same (exactly representable) values in f32.
         let as_f32 = logits.as_tensor().to_dtype(DType::F32).unwrap();
         let (wlp, went) = r::logprobs_and_entropy(&as_f32, &tg, 0.8).unwrap();
         assert_close(&lp, &wlp, VALUE_RTOL, &format!("{dtype:?} logp"));
         assert_close(&ent, &went, VALUE_RTOL, &format!("{dtype:?} entropy"));
-        let grads = (probe_loss(&lp, 1).unwrap() + probe_loss(&ent, 2).unwrap()).unwrap().backward().unwrap();
+        let grads = (probe_loss(&lp, 1).unwrap() + probe_loss(&ent, 2).unwrap())
+            .unwrap()
+            .backward()
+            .unwrap();
         let g = grads.get(logits.as_tensor()).expect("grad of half logits");
         assert_eq!(g.dtype(), dtype);
         let x = Var::from_tensor(&as_f32).unwrap();
         let (a, b) = r::logprobs_and_entropy(x.as_tensor(), &tg, 0.8).unwrap();
-        let wg = (probe_loss(&a, 1).unwrap() + probe_loss(&b, 2).unwrap()).unwrap().backward().unwrap();
+        let wg = (probe_loss(&a, 1).unwrap() + probe_loss(&b, 2).unwrap())
+            .unwrap()
+            .backward()
+            .unwrap();
         // The gradient is rounded to the half dtype: compare at that precision.
-        assert_close(g, wg.get(x.as_tensor()).unwrap(), 1e-2, &format!("{dtype:?} dlogits"));
+        assert_close(
+            g,
+            wg.get(x.as_tensor()).unwrap(),
+            1e-2,
+            &format!("{dtype:?} dlogits"),
+        );
     }
 }
 
 #[test]
 fn half_precision_inputs_round_trip_dtype() {
     let mut rng = rng(8);
-    let x = uniform(&mut rng, &[3, 16], 2.0).to_dtype(DType::BF16).unwrap();
+    let x = uniform(&mut rng, &[3, 16], 2.0)
+        .to_dtype(DType::BF16)
+        .unwrap();
     let w = uniform(&mut rng, &[16], 1.0).to_dtype(DType::BF16).unwrap();
     let y = k::rms_norm(&x, &w, 1e-6).unwrap();
     assert_eq!(y.dtype(), DType::BF16);
-    assert_close(&y, &r::rms_norm(&x, &w, 1e-6).unwrap(), 1e-2, "bf16 rms_norm");
+    assert_close(
+        &y,
+        &r::rms_norm(&x, &w, 1e-6).unwrap(),
+        1e-2,
+        "bf16 rms_norm",
+    );
     let s = k::softmax_last_dim(&x).unwrap();
     assert_eq!(s.dtype(), DType::BF16);
-    assert_close(&s, &r::softmax_last_dim(&x.to_dtype(DType::F32).unwrap()).unwrap(), 1e-2, "bf16 softmax");
+    assert_close(
+        &s,
+        &r::softmax_last_dim(&x.to_dtype(DType::F32).unwrap()).unwrap(),
+        1e-2,
+        "bf16 softmax",
+    );
     let m = k::silu_mul(&x, &x).unwrap();
     assert_eq!(m.dtype(), DType::BF16);
 }

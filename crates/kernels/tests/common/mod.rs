@@ -33,7 +33,12 @@ pub fn transposed_var(rng: &mut ChaCha8Rng, dims: &[usize], scale: f32) -> (Var,
 }
 
 pub fn flat(t: &Tensor) -> Vec<f32> {
-    t.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 /// Every element within `rtol` of the reference, relative to max(|ref|, 10% of the largest
