@@ -60,7 +60,8 @@ where
 {
     let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    // A flat series gets a visible band around its value instead of a zero-height axis.
+    let pad = if y1 - y0 > 1e-12 { (y1 - y0) * 0.05 } else { (y0.abs() * 0.1).max(0.5) };
     let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
     let mut chart = ChartBuilder::on(area)
         .caption(key, ("sans-serif", 18))

@@ -42,8 +42,9 @@ pub struct Args {
     print_config: bool,
 }
 
+/// A TOML basic string (JSON's string escapes are valid TOML escapes).
 fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
+    serde_json::Value::String(s.to_string()).to_string()
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {

@@ -1,0 +1,87 @@
+//! Step-time breakdown (rollout / reward / logprob / update) of the trainer on a random model,
+//! CPU by default.
+//!
+//! ```text
+//! cargo run --release -p oneshot-train --example step_bench -- small
+//! cargo run --release -p oneshot-train --example step_bench -- qwen05b [rows n max_response steps kl]
+//! ```
+//! `small`: 4 layers, hidden 256, vocab 4096 (about 5M parameters). `qwen05b`: Qwen2.5-0.5B's
+//! shape (24 layers, hidden 896, 14/2 heads, vocab 151936, tied; 494M parameters), f32.
+//! The vocabulary is word-level (`w0`, `w1`, ...), the task the toy's single prompt; the random
+//! policy never stops early, so every response has the maximum length.
+
+use std::time::Instant;
+
+use oneshot_train::metrics::read_metrics;
+use oneshot_train::toy::{qwen2_config, write_model_dir};
+use oneshot_train::{train, RunOptions, TrainConfig};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let shape = args.first().map(String::as_str).unwrap_or("small");
+    let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+    let (rows, n, max_resp, steps) = (num(1, 2), num(2, 4), num(3, 32), num(4, 3));
+    let kl = args.get(5).map_or(true, |s| s != "nokl");
+    let cfg = match shape {
+        "small" => qwen2_config(4096, 256, 704, 4, 4, 2)?,
+        "qwen05b" => qwen2_config(151936, 896, 4864, 24, 14, 2)?,
+        other => anyhow::bail!("unknown shape {other} (small | qwen05b)"),
+    };
+    let params = cfg.num_parameters();
+    let mut words: Vec<String> = vec!["<pad>".into(), "<eos>".into()];
+    words.extend((2..cfg.vocab_size).map(|i| format!("w{i}")));
+    let dir = tempfile::tempdir()?;
+    let model_dir = dir.path().join("model");
+    std::fs::create_dir_all(&model_dir)?;
+    let t0 = Instant::now();
+    write_model_dir(&model_dir, cfg, &words, 0.02, 0)?;
+    eprintln!("wrote a random {shape} model ({params} parameters) in {:.1}s", t0.elapsed().as_secs_f64());
+    let data = dir.path().join("task.parquet");
+    oneshot_data::verl::write_verl_parquet(
+        &data,
+        &[oneshot_data::verl::VerlRow {
+            data_source: "bench".into(),
+            prompt: vec![oneshot_data::verl::ChatTurn::user("w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20")],
+            ability: "math".into(),
+            ground_truth: "7".into(),
+            reward_style: "rule".into(),
+            index: 0,
+            extra: Vec::new(),
+        }],
+    )?;
+    let out = std::env::var("BENCH_OUT").map(std::path::PathBuf::from).unwrap_or_else(|_| dir.path().join("run"));
+    let sets: Vec<String> = vec![
+        format!("model.path={:?}", model_dir.display().to_string()),
+        "model.dtype=\"f32\"".into(),
+        format!("data.train_files=[{:?}]", data.display().to_string()),
+        format!("data.train_batch_size={rows}"),
+        format!("trainer.mini_batch_size={rows}"),
+        format!("rollout.n={n}"),
+        format!("rollout.max_response_length={max_resp}"),
+        format!("trainer.total_steps={steps}"),
+        "trainer.save_every=0".into(),
+        "validation.every=0".into(),
+        "trainer.progress_bar=false".into(),
+        format!("trainer.output_dir={:?}", out.display().to_string()),
+        format!("algorithm.use_kl_loss={kl}"),
+    ];
+    let cfg = TrainConfig::load(None, &sets)?;
+    let _ = std::fs::remove_dir_all(&out);
+    train(cfg, &RunOptions::default())?;
+    let metrics = read_metrics(&out.join("metrics.jsonl"))?;
+    let keys = ["time/rollout", "time/reward", "time/logprob", "time/update", "time/step"];
+    println!("| step | {} | gen tokens/s |", keys.join(" | "));
+    for m in &metrics {
+        let cells: Vec<String> = keys.iter().map(|k| format!("{:.3}", m[*k].as_f64().unwrap())).collect();
+        println!("| {} | {} | {:.1} |", m["step"], cells.join(" | "), m["throughput/gen_tokens_per_s"].as_f64().unwrap());
+    }
+    // Means over the steps after the first (which pays one-time warm-up costs).
+    let tail = if metrics.len() > 1 { &metrics[1..] } else { &metrics[..] };
+    let means: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{:.3}", tail.iter().map(|m| m[*k].as_f64().unwrap()).sum::<f64>() / tail.len() as f64))
+        .collect();
+    println!("| mean (steps 2..) | {} | |", means.join(" | "));
+    println!("shape {shape}, {params} params, {rows} rows x n {n}, max response {max_resp}, kl {kl}");
+    Ok(())
+}
