@@ -48,6 +48,10 @@ def main():
     # Warm-up (imports, sympy caches) is excluded from the timing but its verdicts are kept.
     verdicts = [check(c) for c in cases]
     agree = sum(v == c["expected"] for v, c in zip(verdicts, cases))
+    per_category = {}
+    for v, c in zip(verdicts, cases):
+        a, n = per_category.get(c["category"], (0, 0))
+        per_category[c["category"]] = (a + (v == c["expected"]), n + 1)
     t = time.perf_counter()
     for _ in range(args.repeat):
         for c in cases:
@@ -60,6 +64,7 @@ def main():
         "agree": agree, "agreement": agree / len(cases),
         "single_thread_s": elapsed, "single_thread_us_per_check": 1e6 * elapsed / checks,
         "python": sys.version.split()[0],
+        "per_category": {k: f"{a}/{n}" for k, (a, n) in sorted(per_category.items())},
     }))
 
 

@@ -97,6 +97,10 @@ impl<'a> Comparer<'a> {
                     None => false,
                 }
             }
+            // Equivalent forms offered together ("15 39/40, or 639/40"): every one must match.
+            (Seq(SeqKind::List, v), _) if !matches!(g, Seq(..)) && v.len() <= 4 => {
+                return v.iter().all(|x| self.eq(x, g, depth + 1));
+            }
             (Seq(SeqKind::Set, v), _) if v.len() == 1 => return self.eq(&v[0], g, depth + 1),
             (_, Seq(SeqKind::Set, v)) if v.len() == 1 => return self.eq(p, &v[0], depth + 1),
             (Seq(..), _) | (_, Seq(..)) | (Matrix(_), _) | (_, Matrix(_)) | (Union(_), _) | (_, Union(_)) => return false,
@@ -537,13 +541,14 @@ impl<'a> Comparer<'a> {
         Some(vec![Interval { lo: neg(&hi), hi: neg(&lo) }, Interval { lo, hi }])
     }
 
-    fn interval_sets_eq(&mut self, mut a: Vec<Interval>, mut b: Vec<Interval>) -> bool {
-        if a.len() != b.len() || a.len() > MAX_ITEMS {
+    fn interval_sets_eq(&mut self, a: Vec<Interval>, b: Vec<Interval>) -> bool {
+        if a.len() > MAX_ITEMS || b.len() > MAX_ITEMS {
             return false;
         }
-        let key = |i: &Interval| (i.lo.value, i.hi.value);
-        a.sort_by(|x, y| key(x).partial_cmp(&key(y)).unwrap_or(std::cmp::Ordering::Equal));
-        b.sort_by(|x, y| key(x).partial_cmp(&key(y)).unwrap_or(std::cmp::Ordering::Equal));
+        let (a, b) = (merge_intervals(a), merge_intervals(b));
+        if a.len() != b.len() {
+            return false;
+        }
         for (x, y) in a.iter().zip(&b) {
             if !self.bound_eq(&x.lo, &y.lo) || !self.bound_eq(&x.hi, &y.hi) {
                 return false;
@@ -558,6 +563,28 @@ impl<'a> Comparer<'a> {
         }
         x.closed == y.closed && self.scalar(&x.node, &y.node)
     }
+}
+
+/// Sorts a union and merges overlapping or touching pieces (`[0,1] ∪ (1,2]` = `[0,2]`), so
+/// equal sets written differently compare equal. Empty pieces are dropped.
+fn merge_intervals(mut v: Vec<Interval>) -> Vec<Interval> {
+    let key = |i: &Interval| (i.lo.value, i.hi.value);
+    v.retain(|i| i.lo.value < i.hi.value || (i.lo.value == i.hi.value && i.lo.closed && i.hi.closed));
+    v.sort_by(|x, y| key(x).partial_cmp(&key(y)).unwrap_or(std::cmp::Ordering::Equal));
+    let mut out: Vec<Interval> = Vec::with_capacity(v.len());
+    for iv in v {
+        if let Some(last) = out.last_mut() {
+            let touches = iv.lo.value < last.hi.value || (iv.lo.value == last.hi.value && (iv.lo.closed || last.hi.closed));
+            if touches {
+                if iv.hi.value > last.hi.value || (iv.hi.value == last.hi.value && iv.hi.closed) {
+                    last.hi = iv.hi;
+                }
+                continue;
+            }
+        }
+        out.push(iv);
+    }
+    out
 }
 
 #[derive(Clone, Debug)]

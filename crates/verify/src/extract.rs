@@ -15,6 +15,9 @@
 
 use crate::CheckerOptions;
 
+/// Largest tail of the final paragraph searched for math segments.
+const MATH_WINDOW: usize = 16 * 1024;
+
 const SPECIAL_TOKENS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<｜end▁of▁sentence｜>"];
 
 /// Extracts the final answer from a response. None when no answer can be found.
@@ -56,16 +59,24 @@ fn extract_plain(text: &str, opts: &CheckerOptions) -> Option<String> {
     if body.is_empty() {
         return None;
     }
-    let has_delims = body.contains('$') || body.contains("\\(") || body.contains("\\[");
+    let has_delims = find_unescaped(body, "$").is_some() || body.contains("\\(") || body.contains("\\[");
     if !has_delims && !is_prose(body) && !body.contains('\n') {
         return Some(body.to_string());
     }
-    let para_start = body.rfind("\n\n").map(|p| p + 2).unwrap_or(0);
-    let segs = math_segments(body);
-    if let Some(last) = segs.last() {
-        if last.end > para_start {
-            return Some(join_segments(body, &segs));
+    // Only the final paragraph matters; scanning at most its last MATH_WINDOW bytes keeps huge
+    // inputs cheap (the window starts at a line break when one exists, to keep `$` pairs intact).
+    let mut para_start = body.rfind("\n\n").map(|p| p + 2).unwrap_or(0);
+    if body.len() - para_start > MATH_WINDOW {
+        let mut w = body.len() - MATH_WINDOW;
+        while !body.is_char_boundary(w) {
+            w += 1;
         }
+        para_start = body[w..].find('\n').map(|p| w + p + 1).unwrap_or(w);
+    }
+    let para = &body[para_start..];
+    let segs = math_segments(para);
+    if !segs.is_empty() {
+        return Some(join_segments(para, &segs));
     }
     if let Some(n) = tail_number(body) {
         return Some(n);
@@ -272,6 +283,18 @@ fn phrase_content(rest: &str) -> Option<String> {
         }
     }
     let r = r.trim_start();
+    // Several math segments in a row ("$69$, $84$") form one list answer.
+    if r.starts_with('$') || r.starts_with("\\(") || r.starts_with("\\[") {
+        let line = &r[..r.find('\n').unwrap_or(r.len())];
+        let segs = math_segments(line);
+        if segs.len() > 1 && segs[0].start == 0 {
+            let mut k = 1;
+            while k < segs.len() && is_separator_gap(&line[segs[k - 1].end..segs[k].start]) {
+                k += 1;
+            }
+            return Some(segs[..k].iter().map(|s| s.content.as_str()).collect::<Vec<_>>().join(", "));
+        }
+    }
     for (open, close) in [("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")] {
         if let Some(inner) = r.strip_prefix(open) {
             let line_end = inner.find('\n').unwrap_or(inner.len());
@@ -299,9 +322,22 @@ fn phrase_content(rest: &str) -> Option<String> {
         return None;
     }
     if is_prose(c) {
-        return tail_number(c);
+        // "is 5 because we add 2 and 3": the value right after the phrase; "the number of
+        // ways, which is 12": the value closing the sentence.
+        return leading_number(c).or_else(|| tail_number(c));
     }
     Some(c.to_string())
+}
+
+/// A number at the very start of `s`, followed by a space or the end.
+fn leading_number(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let start_digits = i;
+    while i < b.len() && (b[i].is_ascii_digit() || (matches!(b[i], b'.' | b',' | b'/') && i + 1 < b.len() && b[i + 1].is_ascii_digit())) {
+        i += 1;
+    }
+    (i > start_digits && (i == b.len() || b[i] == b' ')).then(|| s[..i].to_string())
 }
 
 /// Byte index of the first ". " / "! " / "? " that ends a sentence (not a decimal point).

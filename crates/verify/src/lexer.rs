@@ -85,7 +85,7 @@ fn is_known(name: &str) -> bool {
 /// Tokenise `s`. One work unit per character.
 pub fn lex(s: &str, budget: &mut Budget) -> Result<Vec<Tok>, LexError> {
     let chars: Vec<char> = s.chars().collect();
-    let mut lx = Lexer { c: &chars, i: 0, out: Vec::new(), budget };
+    let mut lx = Lexer { c: &chars, i: 0, rep_start: 0, out: Vec::new(), budget };
     lx.run()?;
     Ok(lx.out)
 }
@@ -104,6 +104,8 @@ impl From<Exhausted> for LexError {
 struct Lexer<'a, 'b> {
     c: &'a [char],
     i: usize,
+    /// End of the plain digits of a number followed by a repeating part.
+    rep_start: usize,
     out: Vec<Tok>,
     budget: &'b mut Budget,
 }
@@ -143,6 +145,15 @@ impl Lexer<'_, '_> {
                 self.i += 1;
             }
         }
+        // Repeating decimals `0.\overline{3}`, `0.1\overline{6}` become `0.(3)`, `0.1(6)`.
+        if let Some(rep) = self.overline_digits() {
+            let mut text: String = self.c[start..self.rep_start].iter().collect();
+            if !text.contains('.') {
+                text.push('.');
+            }
+            self.out.push(Tok::Num(format!("{text}({rep})")));
+            return;
+        }
         // Scientific notation `1.5e3`, `2E-4` (an `e` not followed by digits is Euler's number).
         if matches!(self.peek(0), Some('e' | 'E')) {
             let sign = usize::from(matches!(self.peek(1), Some('+' | '-')));
@@ -154,6 +165,29 @@ impl Lexer<'_, '_> {
             }
         }
         self.out.push(Tok::Num(self.c[start..self.i].iter().collect()));
+    }
+
+    /// After a number: `\overline{ddd}` or `.\overline{ddd}` → the repeating digits (consumed).
+    fn overline_digits(&mut self) -> Option<String> {
+        let mut j = self.i;
+        if self.c.get(j) == Some(&'.') {
+            j += 1;
+        }
+        let pat: Vec<char> = "\\overline{".chars().collect();
+        if self.c.len() < j + pat.len() || self.c[j..j + pat.len()] != pat[..] {
+            return None;
+        }
+        let digits_start = j + pat.len();
+        let mut k = digits_start;
+        while self.c.get(k).is_some_and(|d| d.is_ascii_digit()) {
+            k += 1;
+        }
+        if k == digits_start || k - digits_start > 30 || self.c.get(k) != Some(&'}') {
+            return None;
+        }
+        self.rep_start = self.i;
+        self.i = k + 1;
+        Some(self.c[digits_start..k].iter().collect())
     }
 
     fn word(&mut self) {
@@ -437,7 +471,10 @@ fn known_prefix(name: &str) -> Option<&'static str> {
 /// Words that are never read as products of single-letter variables.
 pub fn word_is_prose(w: &str) -> bool {
     let lower = w.to_ascii_lowercase();
-    if Func::from_name(&lower).is_some() || matches!(lower.as_str(), "pi" | "sqrt" | "mod" | "frac") {
+    if Func::from_name(&lower).is_some()
+        || matches!(lower.as_str(), "pi" | "sqrt" | "mod" | "frac")
+        || crate::parser::number_word(&lower).is_some()
+    {
         return false;
     }
     w.len() >= 4 || STOP_WORDS.contains(&lower.as_str())

@@ -9,6 +9,7 @@ pub fn readings(answer: &str) -> Vec<String> {
     let s = join_digit_groups(&s);
     let s = drop_thousands_commas(&s);
     let s = join_space_thousands(&s);
+    let s = compound_number_words(&s);
     let mut out = Vec::with_capacity(2);
     if let Some(dec) = decimal_comma(&s) {
         out.push(dec);
@@ -70,6 +71,12 @@ fn join_digit_groups(s: &str) -> String {
                 }
             } else if b[j..].starts_with(b",\\!") {
                 Some(j + 3)
+            } else if (b[j..].starts_with(b"\\,") || b[j..].starts_with(b"\\!") || b[j..].starts_with(b"\\ "))
+                && b.get(j + 2..j + 5).is_some_and(|g| g.iter().all(|d| d.is_ascii_digit()))
+                && !is_digit(b.get(j + 5))
+            {
+                // `1\,000`: a thin space between digit groups.
+                Some(j + 2)
             } else {
                 None
             };
@@ -185,4 +192,21 @@ pub fn loose_text(s: &str) -> String {
         .replace("\\;", "")
         .replace("\\displaystyle", "");
     s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// `twenty-five` / `twenty five` → `25` (the parser reads single number words itself).
+fn compound_number_words(s: &str) -> String {
+    if !s.bytes().any(|b| b == b'-' || b == b' ') || !s.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return s.to_string();
+    }
+    let lower = s.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split(['-', ' ']).filter(|w| !w.is_empty()).collect();
+    if words.len() == 2 {
+        if let (Some(t), Some(u)) = (crate::parser::number_word(words[0]), crate::parser::number_word(words[1])) {
+            if (20..=90).contains(&t) && t % 10 == 0 && (1..=9).contains(&u) {
+                return (t + u).to_string();
+            }
+        }
+    }
+    s.to_string()
 }

@@ -208,7 +208,7 @@ fn func(f: Func, xs: &[Complex64]) -> Option<Complex64> {
             for z in &xs[1..] {
                 let v = int(*z)?.unsigned_abs();
                 let g = gcd(acc, v);
-                acc = if f == Func::Gcd { g } else if g == 0 { 0 } else { acc / g * v };
+                acc = if f == Func::Gcd { g } else { acc.checked_div(g).map_or(0, |q| q.saturating_mul(v)) };
             }
             c(acc as f64)
         }

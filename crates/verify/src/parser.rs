@@ -282,8 +282,18 @@ impl Parser<'_> {
                     let n = if factors.len() == 1 { factors.pop().unwrap() } else { Node::Mul(std::mem::take(&mut factors)) };
                     factors = vec![Node::Func(Func::Mod, vec![n, d])];
                 }
+                Some(Tok::Num(_)) if matches!(factors.last(), Some(Node::Num { .. })) => {
+                    return err("two adjacent numbers");
+                }
                 _ if self.starts_factor() => {
+                    let mixed_candidate = factors.len() == 1 && int_literal(&factors[0]).is_some() && matches!(self.peek(), Some(Tok::Cmd(c)) if c == "frac");
                     let f = self.postfix()?;
+                    if mixed_candidate {
+                        if let Some(m) = mixed_number(&factors[0], &f) {
+                            factors[0] = m;
+                            continue;
+                        }
+                    }
                     factors.push(f);
                 }
                 _ => break,
@@ -597,6 +607,9 @@ impl Parser<'_> {
         if let Some(f) = Func::from_name(&lower) {
             return self.function(f);
         }
+        if let Some(v) = number_word(&lower) {
+            return Ok(Node::int(v));
+        }
         match lower.as_str() {
             "pi" => return Ok(Node::Pi),
             "inf" | "infty" | "infinity" | "oo" => return Ok(Node::Inf),
@@ -795,6 +808,16 @@ fn apply_subscript(base: Node, sub: &str) -> PResult<Node> {
 
 /// Decimal literal → exact rational, remembering the number of decimals.
 pub fn number(s: &str) -> PResult<Node> {
+    if let Some((head, rep)) = s.strip_suffix(')').and_then(|t| t.split_once('(')) {
+        // Repeating decimal: head = "0.1", rep = "6" → 0.1 + 0.0(6) = 1/6.
+        let Node::Num { value: base, .. } = number(head.trim_end_matches('.'))? else { unreachable!() };
+        let k = head.split_once('.').map(|(_, f)| f.len()).unwrap_or(0);
+        let r: BigInt = rep.parse().map_err(|_| ParseError::Syntax("bad repeating digits".into()))?;
+        let nines = num_traits::pow(BigInt::from(10), rep.len()) - 1;
+        let scale = num_traits::pow(BigInt::from(10), k);
+        let value = base + BigRational::new(r, nines * scale);
+        return Ok(Node::Num { value, decimals: None });
+    }
     if let Some((mantissa, exp)) = s.split_once(['e', 'E']) {
         let e: i64 = exp.parse().map_err(|_| ParseError::Syntax("bad exponent".into()))?;
         if e.abs() > 400 {
@@ -819,4 +842,51 @@ pub fn number(s: &str) -> PResult<Node> {
     let den = num_traits::pow(BigInt::from(10), decimals.unwrap_or(0) as usize);
     let value = if den.is_zero() { BigRational::zero() } else { BigRational::new(n, den) };
     Ok(Node::Num { value, decimals })
+}
+
+/// English number words (`five` → 5, `twenty` → 20). Compounds like `twenty-five` are joined
+/// before parsing (see `normalize`).
+pub fn number_word(w: &str) -> Option<i64> {
+    const SMALL: &[&str] = &[
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    ];
+    const TENS: &[&str] = &["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+    if let Some(i) = SMALL.iter().position(|x| *x == w) {
+        return Some(i as i64);
+    }
+    if let Some(i) = TENS.iter().position(|x| *x == w) {
+        return Some(20 + 10 * i as i64);
+    }
+    match w {
+        "hundred" => Some(100),
+        "thousand" => Some(1000),
+        "million" => Some(1_000_000),
+        _ => None,
+    }
+}
+
+/// The integer value of `n` or `-n` for an integer literal.
+fn int_literal(n: &Node) -> Option<(bool, &BigRational)> {
+    match n {
+        Node::Num { value, decimals: None } if value.is_integer() => Some((false, value)),
+        Node::Neg(a) => match &**a {
+            Node::Num { value, decimals: None } if value.is_integer() => Some((true, value)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Mixed numbers: `15\frac{39}{40}` is 15 + 39/40 (and `-2\frac12` is -(2 + 1/2)) when the
+/// fraction is a proper fraction of integer literals.
+fn mixed_number(whole: &Node, frac: &Node) -> Option<Node> {
+    let (neg, w) = int_literal(whole)?;
+    let Node::Div(a, b) = frac else { return None };
+    let (Node::Num { value: n, decimals: None }, Node::Num { value: d, decimals: None }) = (&**a, &**b) else { return None };
+    if !n.is_integer() || !d.is_integer() || n <= &BigRational::zero() || n >= d {
+        return None;
+    }
+    let v = w + n / d;
+    Some(if neg { Node::Neg(Box::new(Node::rat(v))) } else { Node::rat(v) })
 }

@@ -47,6 +47,7 @@ fn final_answer_phrases() {
     assert_eq!(extract_answer("The final answer is 25. I hope it is correct.", &o).as_deref(), Some("25"));
     assert_eq!(extract_answer("Final Answer: The largest $n$ is 34.", &o).as_deref(), Some("34"));
     assert_eq!(extract_answer("The answer is U.", &o).as_deref(), Some("U"));
+    assert_eq!(extract_answer("So the answer is 5 because we add 2 and 3.", &o).as_deref(), Some("5"));
     // A later "final answer" sentence overrides an earlier box.
     assert!(check("interest $\\boxed{200}$ ... Final Answer: The final answer is $10,455$.", "10455").correct);
 }
@@ -111,6 +112,34 @@ fn numbers_and_grouping() {
     assert!(eq("004", "4"));
     assert!(!eq("1001", "1000"));
     assert!(eq("12,000,023", "12000023"));
+}
+
+#[test]
+fn mixed_numbers_and_equivalent_forms() {
+    assert!(eq("15\\frac{39}{40}", "\\frac{639}{40}"));
+    assert!(eq("-2\\frac{1}{2}", "-2.5"));
+    // A product of an integer and an improper fraction stays a product.
+    assert!(eq("2\\frac{3}{2}", "3"));
+    assert!(check("$d = \\boxed{15\\frac{39}{40}},$ or $\\boxed{\\frac{639}{40}}$ inches.", "\\frac{639}{40}").correct);
+    assert!(!check("$\\boxed{3}$ or $\\boxed{5}$", "3").correct);
+}
+
+#[test]
+fn escaped_dollar_is_not_a_math_delimiter() {
+    assert!(check("\\$32,\\!348", "\\$32,\\!348").correct);
+    assert_eq!(extract_answer("\\$32,\\!348", &CheckerOptions::default()).as_deref(), Some("\\$32,\\!348"));
+    assert!(check("The final answer is $69$, $84$.", "84, 69").correct);
+}
+
+#[test]
+fn repeating_decimals_and_thin_spaces() {
+    assert!(eq("0.\\overline{3}", "\\frac13"));
+    assert!(eq("0.1\\overline{6}", "\\frac16"));
+    assert!(eq("1.\\overline{142857}", "\\frac{8}{7}"));
+    assert!(!eq("0.\\overline{3}", "0.3"));
+    assert!(eq("1\\,000", "1000"));
+    // Two numbers side by side are not a product.
+    assert!(!eq("2 3", "6"));
 }
 
 #[test]
@@ -236,6 +265,21 @@ fn intervals_respect_open_and_closed_ends() {
     assert!(eq("[-1, -\\tfrac12) \\cup (-\\tfrac12, 0)", "[-1, -\\frac{1}{2}) \\cup (-\\frac{1}{2}, 0)"));
     assert!(eq("(3, \\infty) \\cup (-\\infty, 2)", "(-\\infty, 2) \\cup (3, \\infty)"));
     assert!(eq("(0.6,2.6667]", "(\\frac{3}{5},\\frac{8}{3}]"));
+}
+
+#[test]
+fn unions_are_compared_as_sets() {
+    assert!(eq("[0,1] \\cup (1,2]", "[0,2]"));
+    assert!(!eq("[0,1) \\cup (1,2]", "[0,2]"));
+    assert!(eq("x<2 \\text{ or } x>3", "(-\\infty,2)\\cup(3,\\infty)"));
+}
+
+#[test]
+fn number_words() {
+    assert!(eq("five", "5"));
+    assert!(eq("twenty-five", "25"));
+    assert!(eq("twelve", "12"));
+    assert!(!eq("five", "6"));
 }
 
 #[test]

@@ -68,3 +68,28 @@ fn dev_cases_agreement_at_least_97_percent() {
     assert!(total >= 265, "expected at least 265 cases, found {total}");
     assert!(rate >= 0.97, "agreement {:.2}% is below 97%", 100.0 * rate);
 }
+
+/// Every MATH-500 reference solution must be judged equal to its reference answer: the gold
+/// solution is extracted like a model response (boxes, joined boxes, mixed numbers, `\$`...).
+#[test]
+fn math500_reference_solutions_match_their_answers() {
+    let path = shared_dir().join("data/benchmarks/math500/test.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("MATH-500 not found at {} ({e}); set ONESHOT_SHARED to the shared directory", path.display())
+    });
+    let checker = Checker::new(CheckerOptions::default());
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
+        let solution = row["solution"].as_str().expect("solution");
+        let answer = row["answer"].as_str().expect("answer");
+        total += 1;
+        let v = checker.check(solution, answer);
+        if !v.correct {
+            failures.push(format!("line {}: extracted {:?} vs answer {answer:?}", i + 1, v.extracted));
+        }
+    }
+    assert_eq!(total, 500);
+    assert!(failures.is_empty(), "{} solutions judged wrong:\n{}", failures.len(), failures.join("\n"));
+}

@@ -70,9 +70,25 @@ proptest! {
     }
 
     #[test]
-    fn every_answer_equals_itself(a in latex()) {
-        // Identical strings are equal (the loose textual comparison short-circuits).
-        prop_assert!(answers_equal(&a, &a, &opts()));
+    fn unreduced_fractions_equal_reduced_ones(a in -10_000i64..10_000, b in 1i64..10_000, k in 1i64..1_000) {
+        let o = opts();
+        let unreduced = format!("\\frac{{{}}}{{{}}}", a * k, b * k);
+        let reduced = format!("{a}/{b}");
+        let other = format!("{}/{b}", a + 1);
+        prop_assert!(answers_equal(&unreduced, &reduced, &o));
+        prop_assert!(!answers_equal(&unreduced, &other, &o));
+    }
+
+    #[test]
+    fn polynomial_identities_hold(a in -50i64..50, b in -50i64..50) {
+        // (x + a)(x + b) = x^2 + (a+b) x + ab, and changing the constant term breaks it.
+        let o = opts();
+        let factored = format!("(x + {a})(x + {b})");
+        let expanded = format!("x^2 + {}x + {}", a + b, a * b);
+        let expanded = expanded.replace("+ -", "- ");
+        let wrong = format!("x^2 + {}x + {}", a + b, a * b + 1).replace("+ -", "- ");
+        prop_assert!(answers_equal(&factored, &expanded, &o));
+        prop_assert!(!answers_equal(&factored, &wrong, &o));
     }
 }
 

@@ -16,10 +16,10 @@ const BATCH_LINES: usize = 16_384;
 #[derive(clap::Args)]
 pub struct Args {
     /// Gold answer (a bare answer or a full solution).
-    #[arg(long, requires = "prediction", conflicts_with = "jsonl")]
+    #[arg(long, requires = "prediction", conflicts_with = "jsonl", allow_hyphen_values = true)]
     gold: Option<String>,
     /// Model response (or an already extracted answer).
-    #[arg(long, requires = "gold")]
+    #[arg(long, requires = "gold", allow_hyphen_values = true)]
     prediction: Option<String>,
     /// JSONL file with `prediction` and `gold` fields per line; `-` reads stdin.
     #[arg(long)]
@@ -69,9 +69,13 @@ pub fn run(args: Args) -> Result<i32> {
     match (&args.gold, &args.prediction, &args.jsonl) {
         (Some(gold), Some(pred), None) => {
             let v = checker.check(pred, gold);
-            println!("verdict: {}", if v.correct { "correct" } else { "incorrect" });
-            println!("extracted: {}", v.extracted.as_deref().unwrap_or("<none>"));
-            println!("gold_extracted: {}", v.gold_extracted.as_deref().unwrap_or("<none>"));
+            let text = format!(
+                "verdict: {}\nextracted: {}\ngold_extracted: {}\n",
+                if v.correct { "correct" } else { "incorrect" },
+                v.extracted.as_deref().unwrap_or("<none>"),
+                v.gold_extracted.as_deref().unwrap_or("<none>")
+            );
+            quiet_on_broken_pipe(std::io::stdout().lock().write_all(text.as_bytes()))?;
             Ok(0)
         }
         (None, None, Some(path)) => run_jsonl(&checker, path),
@@ -107,7 +111,9 @@ fn run_jsonl(checker: &Checker, path: &str) -> Result<i32> {
             let results: Vec<(String, bool)> = batch.par_iter().map(|(n, l)| process_line(checker, *n, l)).collect();
             for (text, err) in results {
                 had_error |= err;
-                writeln!(out, "{text}")?;
+                if !quiet_on_broken_pipe(writeln!(out, "{text}"))? {
+                    return Ok(if had_error { 2 } else { 0 }); // reader went away (e.g. `| head`)
+                }
             }
             batch.clear();
         }
@@ -115,8 +121,17 @@ fn run_jsonl(checker: &Checker, path: &str) -> Result<i32> {
             break;
         }
     }
-    out.flush()?;
+    quiet_on_broken_pipe(out.flush())?;
     Ok(if had_error { 2 } else { 0 })
+}
+
+/// Ok(true) when written, Ok(false) when the reader closed the pipe, Err for other failures.
+fn quiet_on_broken_pipe(r: std::io::Result<()>) -> Result<bool> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
 }
 
 /// One output line for one input line; the flag is true for an error record. Blank lines are
