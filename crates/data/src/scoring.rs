@@ -51,6 +51,10 @@ pub struct SampleRecord {
     pub n_tokens: Option<usize>,
     #[serde(default)]
     pub truncated: Option<bool>,
+    /// How generation ended (`eos`, `stop` or `length`), when the generator says; written by
+    /// `oneshot eval`, left out of the line when unknown (`oneshot score`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
 }
 
 impl SampleRecord {
@@ -73,6 +77,7 @@ pub fn score_response(checker: &dyn AnswerChecker, benchmark: &str, r: Response)
         correct,
         n_tokens: r.n_tokens,
         truncated: r.truncated,
+        finish_reason: None,
     }
 }
 

@@ -61,6 +61,7 @@ fn rec(idx: usize, sample: usize, correct: bool, response: &str, n_tokens: Optio
         correct,
         n_tokens,
         truncated,
+        finish_reason: None,
     }
 }
 

@@ -215,6 +215,8 @@ fn record(idx: usize, sample: usize) -> SampleRecord {
         correct: idx % 2 == 0,
         n_tokens: Some(3),
         truncated: Some(false),
+        // Odd problems carry a finish reason, even ones do not (as `oneshot score` writes them).
+        finish_reason: (idx % 2 == 1).then(|| "eos".to_string()),
     }
 }
 
@@ -234,6 +236,10 @@ fn sample_log_resumes_after_a_torn_write() {
     text.push_str("{\"benchmark\":\"math5");
     std::fs::write(&path, &text).unwrap();
     assert_eq!(read_samples(&path).unwrap(), vec![record(0, 0), record(1, 0)]);
+    // `finish_reason` is written only when known.
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(!lines[0].contains("finish_reason"), "{}", lines[0]);
+    assert!(lines[1].ends_with(",\"finish_reason\":\"eos\"}"), "{}", lines[1]);
     let (mut log, done) = SampleLog::open(&path, true).unwrap();
     assert_eq!(done, vec![record(0, 0), record(1, 0)]);
     assert!(log.is_done(1, 0) && !log.is_done(2, 0));

@@ -14,7 +14,7 @@ use oneshot_data::subset::Limit;
 use oneshot_model::FinishReason;
 use rayon::prelude::*;
 
-use crate::generator::Generator;
+use crate::generator::{finish_reason_name, Generator};
 use crate::progress::Progress;
 use crate::protocol;
 use crate::seeds::sample_seed;
@@ -127,7 +127,9 @@ pub fn run_samples(
                     n_tokens: Some(g.n_tokens),
                     truncated: Some(g.finish == FinishReason::Length),
                 };
-                EvalSample { record: score_response(checker, &spec.benchmark, response), finish: g.finish }
+                let mut record = score_response(checker, &spec.benchmark, response);
+                record.finish_reason = Some(finish_reason_name(g.finish).to_owned());
+                EvalSample { record, finish: g.finish }
             })
             .collect();
         for sample in scored {

@@ -18,7 +18,6 @@ pub mod evaluate;
 pub mod generator;
 pub mod progress;
 pub mod protocol;
-pub mod record_log;
 pub mod runner;
 pub mod seeds;
 #[cfg(feature = "testing")]

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oneshot_data::registry::Decoding;
+use oneshot_data::sample_log::SampleLog;
 use oneshot_data::scoring::{summarize, write_report, AnswerChecker, RunSummary, SampleRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,9 +24,11 @@ use serde_json::Value;
 use crate::evaluate::{run_samples, EvalSpec};
 use crate::generator::Generator;
 use crate::progress::Progress;
-use crate::record_log::{RecordLog, SAMPLES_FILE};
 
 pub const CONFIG_FILE: &str = "eval_config.json";
+/// One checked sample per line (the data crate's record, `finish_reason` included), appended
+/// and synced as each sample finishes; a last line torn by a crash is cut off on resume.
+pub const SAMPLES_FILE: &str = "samples.jsonl";
 
 /// Run-wide settings of the runner.
 #[derive(Debug, Clone)]
@@ -136,7 +139,7 @@ fn run_one(
     let text = serde_json::to_string_pretty(&config)? + "\n";
     std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
 
-    let (mut log, mut records) = RecordLog::open(&samples_path, resume)?;
+    let (mut log, mut records) = SampleLog::open(&samples_path, resume)?;
     let wanted: HashSet<(usize, usize)> =
         config.problems.iter().flat_map(|&i| (0..spec.decoding.samples).map(move |s| (i, s))).collect();
     if let Some(r) = records.iter().find(|r| !wanted.contains(&r.key())) {
@@ -150,7 +153,7 @@ fn run_one(
     let reused = records.len();
     let done: HashSet<(usize, usize)> = records.iter().map(SampleRecord::key).collect();
     let generated = run_samples(generator, spec, checker, &|i, s| done.contains(&(i, s)), progress, &mut |sample| {
-        log.append(&sample)?;
+        log.append(&sample.record)?;
         records.push(sample.record);
         Ok(())
     })?;

@@ -152,16 +152,21 @@ pub struct ValidationSection {
     /// Validate every N steps (0 = never); also before the first step when `before_train`.
     pub every: usize,
     pub before_train: bool,
-    /// Benchmarks of `oneshot-data`'s registry (greedy, qwen25-math-cot prompt).
+    /// Benchmarks of `oneshot-data`'s registry, evaluated by `oneshot-eval` exactly as
+    /// `oneshot eval` does (the benchmark's decoding protocol: greedy, or temperature 0.6 x 8
+    /// samples for AIME/AMC). An entry ending in `.jsonl` is read directly (`problem`/`answer`
+    /// fields; greedy, one sample).
     pub benchmarks: Vec<String>,
-    /// Problems per benchmark (0 = all), the first ones in file order.
+    /// Problems per benchmark (0 = all), the first ones in file order (`oneshot eval --limit N`).
     pub limit: usize,
+    /// Replaces the protocol's 3,072 new tokens (`oneshot eval --max-tokens`).
     pub max_new_tokens: usize,
-    /// Directory holding `<name>/test.jsonl` for registry benchmarks (default: the shared data).
-    /// An entry of `benchmarks` ending in `.jsonl` is read directly (`problem`/`answer` fields).
+    /// Directory holding `<name>/test.jsonl` for registry benchmarks (default: the shared data;
+    /// empty: `$ONESHOT_DATA`).
     pub data_dir: String,
     /// `qwen25-math-cot` (the paper's evaluation prompt), `chat` or `plain`.
     pub prompt_template: String,
+    /// Rollouts per engine call (`oneshot eval --batch-size`; does not change any result).
     pub generation_batch_size: usize,
 }
 

@@ -1,100 +1,112 @@
-//! Periodic validation: greedy decoding on a benchmark subset, scored with the answer checker.
-//! Kept behind this small module so it can switch over to `oneshot-eval` once that exists.
+//! Periodic validation through `oneshot-eval`: the same prompt templates, stop tokens, decoding
+//! protocol, answer checker and metrics as `oneshot eval`, so a validation number of a run and an
+//! `oneshot eval` of its checkpoint on the same subset agree.
+//!
+//! A validation set is a registry benchmark (`<data_dir>/<name>/test.jsonl`, decoded with the
+//! benchmark's protocol: greedy, or temperature 0.6 x 8 samples for AIME/AMC) or a `.jsonl` file
+//! with `problem`/`answer` fields (greedy, one sample). `max_new_tokens` replaces the protocol's
+//! length; `limit` keeps the first N problems.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use oneshot_data::checker::VerifyChecker;
 use oneshot_data::problems::{read_jsonl_problems, ProblemFields};
-use oneshot_data::prompt::{ChatRenderer, PromptTemplate};
-use oneshot_data::registry::{benchmark, BenchmarkSource};
-use oneshot_data::verl::ChatTurn;
-use oneshot_hf::{ChatMessage, ChatTemplate};
-use oneshot_model::{GenerateOptions, SamplerConfig};
-use oneshot_verify::{Checker, CheckerOptions};
-use rayon::prelude::*;
+use oneshot_data::prompt::PromptTemplate;
+use oneshot_data::registry::{benchmark, BenchmarkSource, Decoding};
+use oneshot_data::scoring::BenchmarkSummary;
+use oneshot_data::subset::Limit;
+use oneshot_eval::{evaluate, EvalSpec, Generator, Silent};
 use serde_json::{json, Map, Value};
 
 use crate::config::ValidationSection;
 use crate::policy::Policy;
 
-/// One validation set, tokenised.
-pub struct ValSet {
-    pub name: String,
-    pub prompts: Vec<Vec<u32>>,
-    pub labels: Vec<String>,
-}
-
-struct HfChat<'a>(&'a ChatTemplate);
-
-impl ChatRenderer for HfChat<'_> {
-    fn render_chat(&self, messages: &[ChatTurn], add_generation_prompt: bool) -> Result<String> {
-        let msgs: Vec<ChatMessage> = messages.iter().map(|t| ChatMessage::new(&t.role, &t.content)).collect();
-        self.0.render(&msgs, add_generation_prompt)
+/// The evaluation specs of the configured validation sets, problems loaded once at start.
+pub fn load_sets(cfg: &ValidationSection, policy: &Policy) -> Result<Vec<EvalSpec>> {
+    let template: PromptTemplate =
+        cfg.prompt_template.parse().map_err(anyhow::Error::msg).context("validation.prompt_template")?;
+    if template.needs_chat_template() && policy.chat.is_none() {
+        bail!(
+            "validation.prompt_template = chat, but {} has no chat template (use qwen25-math-cot or plain)",
+            policy.source_dir.display()
+        );
     }
-}
-
-fn extract_boxed(text: &str) -> Option<String> {
-    oneshot_verify::last_boxed_only(text)
-}
-
-/// Loads and tokenises the configured benchmarks (registry names, or `.jsonl` paths with
-/// `problem`/`answer` fields), each cut to the first `limit` problems.
-pub fn load_sets(cfg: &ValidationSection, policy: &Policy) -> Result<Vec<ValSet>> {
-    let template: PromptTemplate = cfg.prompt_template.parse().map_err(anyhow::Error::msg).context("validation.prompt_template")?;
-    let chat = policy.chat.as_ref().map(HfChat);
-    let chat_ref: Option<&dyn ChatRenderer> = chat.as_ref().map(|c| c as &dyn ChatRenderer);
+    if cfg.max_new_tokens == 0 {
+        bail!("validation.max_new_tokens must be at least 1");
+    }
     let mut sets = Vec::new();
     for name in &cfg.benchmarks {
-        let problems = if name.ends_with(".jsonl") {
-            read_jsonl_problems(Path::new(name), &ProblemFields::simple("problem", "answer"), extract_boxed)?
+        let mut spec = if name.ends_with(".jsonl") {
+            let path = Path::new(name);
+            let problems =
+                read_jsonl_problems(path, &ProblemFields::simple("problem", "answer"), VerifyChecker::extract_boxed)
+                    .with_context(|| format!("validation set {name}"))?;
+            let stem = path.file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned());
+            EvalSpec {
+                benchmark: stem.clone(),
+                column: stem,
+                problems,
+                decoding: Decoding::GREEDY,
+                template,
+                limit: None,
+            }
         } else {
-            let source = BenchmarkSource::Dir(PathBuf::from(&cfg.data_dir));
-            benchmark(name)?.load(&source, extract_boxed)?
+            let spec = benchmark(name).with_context(|| format!("validation.benchmarks entry `{name}`"))?;
+            let problems = spec
+                .load(&data_source(&cfg.data_dir)?, VerifyChecker::extract_boxed)
+                .with_context(|| format!("validation set {name} (validation.data_dir)"))?;
+            EvalSpec::for_benchmark(spec, problems)
         };
-        let take = if cfg.limit == 0 { problems.len() } else { cfg.limit.min(problems.len()) };
-        let mut set = ValSet { name: set_name(name), prompts: Vec::new(), labels: Vec::new() };
-        for p in &problems[..take] {
-            let text = template.render(&p.question, chat_ref).with_context(|| format!("validation set {name}"))?;
-            set.prompts.push(policy.tokenizer.encode(&text, false)?);
-            set.labels.push(p.label.clone());
+        spec.template = template;
+        spec.decoding.max_new_tokens = cfg.max_new_tokens;
+        spec.limit = (cfg.limit > 0).then_some(Limit::First(cfg.limit));
+        if spec.problems.is_empty() {
+            bail!("validation set {name} holds no problems");
         }
-        sets.push(set);
+        sets.push(spec);
     }
     Ok(sets)
 }
 
-fn set_name(name: &str) -> String {
-    Path::new(name)
-        .file_stem()
-        .filter(|_| name.ends_with(".jsonl"))
-        .map_or(name.to_string(), |s| s.to_string_lossy().into_owned())
+/// `validation.data_dir`, or `$ONESHOT_DATA` when it is empty.
+fn data_source(data_dir: &str) -> Result<BenchmarkSource> {
+    let dir = (!data_dir.is_empty()).then(|| PathBuf::from(data_dir));
+    Ok(BenchmarkSource::resolve(dir.as_deref(), None, None)?)
 }
 
-/// Greedy accuracy on each set: `val/<name>/acc` and the mean response length.
-pub fn validate(policy: &Policy, sets: &[ValSet], cfg: &ValidationSection) -> Result<Map<String, Value>> {
-    let checker = Checker::new(CheckerOptions::default());
-    let opts = GenerateOptions {
-        sampler: SamplerConfig::greedy(),
-        max_new_tokens: cfg.max_new_tokens,
-        eos_token_ids: policy.eos_ids.clone(),
-        stop_sequences: Vec::new(),
-        pad_token_id: policy.pad_id,
-    };
+/// The metrics of one set, under `val/<name>/`: `acc` (accuracy, or avg@k for sampled
+/// protocols), `pass@k` for k > 1, `response_length` (mean tokens, stop token included),
+/// `truncated` (share stopped at the token limit) and `reflection` (responses with
+/// rethink/recheck/recalculate). Shares are fractions in [0, 1], like the training accuracies;
+/// `oneshot eval` reports the same numbers in percent.
+pub fn summary_metrics(s: &BenchmarkSummary) -> Map<String, Value> {
+    let key = |what: &str| format!("val/{}/{what}", s.benchmark);
     let mut m = Map::new();
-    for set in sets {
-        let mut texts = Vec::with_capacity(set.prompts.len());
-        let mut tokens = 0usize;
-        for chunk in set.prompts.chunks(cfg.generation_batch_size.max(1)) {
-            let seeds = vec![0u64; chunk.len()];
-            for g in policy.model.generate(chunk, &seeds, &opts, None)? {
-                tokens += g.tokens.len();
-                texts.push(policy.decode(&g.tokens)?);
-            }
-        }
-        let correct = texts.par_iter().zip(&set.labels).filter(|(t, l)| checker.check(t, l).correct).count();
-        let n = set.prompts.len().max(1) as f64;
-        m.insert(format!("val/{}/acc", set.name), json!(correct as f64 / n));
-        m.insert(format!("val/{}/response_length", set.name), json!(tokens as f64 / n));
+    m.insert(key("acc"), json!(s.score / 100.0));
+    for p in s.pass_at_k.iter().filter(|p| p.k > 1) {
+        m.insert(key(&format!("pass@{}", p.k)), json!(p.value / 100.0));
+    }
+    if let Some(len) = s.mean_response_tokens {
+        m.insert(key("response_length"), json!(len));
+    }
+    if let Some(t) = s.truncation_rate {
+        m.insert(key("truncated"), json!(t / 100.0));
+    }
+    m.insert(key("reflection"), json!(s.reflection_responses));
+    m
+}
+
+/// Evaluates the policy on every set with `oneshot_eval::evaluate`.
+pub fn validate(policy: &Policy, sets: &[EvalSpec], cfg: &ValidationSection) -> Result<Map<String, Value>> {
+    let generator = Generator::new(&policy.model, &policy.tokenizer)
+        .with_eos_ids(&policy.eos_ids)
+        .with_chat_template(policy.chat.as_ref())
+        .with_batch_size(cfg.generation_batch_size);
+    let mut m = Map::new();
+    for spec in sets {
+        let summary = evaluate(&generator, spec, &Silent).with_context(|| format!("validating on {}", spec.benchmark))?;
+        m.extend(summary_metrics(&summary));
     }
     Ok(m)
 }
