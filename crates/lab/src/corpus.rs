@@ -108,7 +108,11 @@ pub fn render_solution(task: &Task, form: AnswerForm) -> String {
     text
 }
 
+/// `the number of pencils` -> `The number of pencils`; symbols and expressions stay as they are.
 fn capitalise(s: &str) -> String {
+    if !s.starts_with("the ") {
+        return s.to_string();
+    }
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),

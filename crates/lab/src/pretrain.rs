@@ -9,7 +9,7 @@ use crate::rng::{item_rng, Purpose};
 use crate::splits::held_out_questions;
 use crate::tokenizer::{self, ENDOFTEXT, IM_END};
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use oneshot_hf::Tokenizer;
 use oneshot_model::{Batch, LogprobOptions, Model, ModelConfig};
 use oneshot_rl::{AdamW, AdamWConfig, LrSchedule};
@@ -31,10 +31,11 @@ pub struct ModelShape {
 }
 
 impl ModelShape {
-    /// The committed base model: ~3.4M parameters (tied embeddings), sized to train to a
-    /// useful level in well under an hour on 2 CPU cores.
+    /// The committed base model: ~1.5M parameters (tied embeddings), sized so that 700 steps
+    /// of 32 documents fit in about 30 minutes on 2 (shared) CPU cores. A 2.5M model
+    /// (hidden 192, 6 layers) ran at half the tokens/s here, too slow to see enough data.
     pub fn base() -> Self {
-        Self { hidden_size: 192, intermediate_size: 512, num_hidden_layers: 6, num_attention_heads: 6, num_key_value_heads: 2 }
+        Self { hidden_size: 160, intermediate_size: 448, num_hidden_layers: 5, num_attention_heads: 5, num_key_value_heads: 1 }
     }
 
     /// For tests: a few thousand parameters.
@@ -77,10 +78,10 @@ impl Default for PretrainConfig {
         Self {
             seed: 0,
             data_seed: 0,
-            steps: 3000,
+            steps: 700,
             batch_size: 32,
             lr: 3e-3,
-            warmup_steps: 100,
+            warmup_steps: 50,
             min_lr_ratio: 0.05,
             weight_decay: 0.01,
             max_grad_norm: 1.0,
@@ -90,7 +91,7 @@ impl Default for PretrainConfig {
             shape: ModelShape::base(),
             corpus: CorpusConfig::default(),
             log_every: 25,
-            save_every: 250,
+            save_every: 50,
         }
     }
 }
@@ -224,6 +225,9 @@ pub struct Progress {
 /// `save_every` steps). Returns the trained model, its tokenizer and the loss curve.
 pub fn pretrain(cfg: &PretrainConfig, out: Option<&Path>, progress: &Progress) -> Result<(Model, Tokenizer, PretrainReport)> {
     cfg.validate()?;
+    if let Some(out) = out {
+        check_output_dir(out)?;
+    }
     let started = Instant::now();
     let exclude = held_out_questions(cfg.data_seed).context("generating the held-out questions")?;
     let corpus = Corpus::new(cfg.corpus.clone(), cfg.seed, exclude)?;
@@ -267,13 +271,23 @@ pub fn pretrain(cfg: &PretrainConfig, out: Option<&Path>, progress: &Progress) -
     let mut window_start = Instant::now();
     for step in 0..cfg.steps {
         let enc = encode_step(&corpus, &tok, &template, cfg, step, im_end)?;
-        let prompts: Vec<Vec<u32>> = enc.iter().map(|e| e.prompt.clone()).collect();
-        let solutions: Vec<Vec<u32>> = enc.iter().map(|e| e.solution.clone()).collect();
-        let (batch, start) = Batch::prompt_response(&prompts, &solutions, pad)?;
-        let n_loss: usize = solutions.iter().map(Vec::len).sum();
-        let n_tok: usize = n_loss + prompts.iter().map(Vec::len).sum::<usize>();
+        // Each document is one right-padded row: its first token stands in the "prompt" slot
+        // and everything after it is scored, with the prompt positions weighted 0. (Left-
+        // padding prompts and right-padding solutions separately would pad twice.)
+        let heads: Vec<Vec<u32>> = enc.iter().map(|e| e.prompt[..1].to_vec()).collect();
+        let tails: Vec<Vec<u32>> = enc.iter().map(|e| e.prompt[1..].iter().chain(&e.solution).copied().collect()).collect();
+        let (batch, start) = Batch::prompt_response(&heads, &tails, pad)?;
+        let width = batch.seq_len - start;
+        let mut weight = vec![0f32; enc.len() * width];
+        for (row, e) in enc.iter().enumerate() {
+            let first = e.prompt.len() - 1;
+            weight[row * width + first..row * width + first + e.solution.len()].fill(1.0);
+        }
+        let weight = Tensor::from_vec(weight, (enc.len(), width), model.device())?;
+        let n_loss: usize = enc.iter().map(|e| e.solution.len()).sum();
+        let n_tok: usize = enc.iter().map(|e| e.prompt.len() + e.solution.len()).sum();
         let (loss, grads) = model.logprobs_with_grad(&batch, start, 1.0, &opts, |lp, _entropy| {
-            Ok((lp.sum_all()? * (-1.0 / n_loss as f64))?)
+            Ok(((lp * &weight)?.sum_all()? * (-1.0 / n_loss as f64))?)
         })?;
         if !loss.is_finite() {
             bail!("pretrain: the loss became {loss} at step {step}; lower --lr");
@@ -316,6 +330,19 @@ pub fn pretrain(cfg: &PretrainConfig, out: Option<&Path>, progress: &Progress) -
         std::fs::remove_dir_all(side).with_context(|| format!("removing {}", side.display()))?;
     }
     Ok((model, tok, report))
+}
+
+/// Fail before training, not at the first save, when `out` holds something other than a
+/// checkpoint (a save replaces the whole directory).
+fn check_output_dir(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let empty = std::fs::read_dir(out).with_context(|| format!("listing {}", out.display()))?.next().is_none();
+    if !empty && !out.join(oneshot_hf::files::CONFIG).is_file() {
+        bail!("output directory {} is not empty and is not a checkpoint; choose another --out", out.display());
+    }
+    Ok(())
 }
 
 /// The file in the checkpoint that records how it was trained.

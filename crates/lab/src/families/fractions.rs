@@ -6,8 +6,9 @@ use rand_chacha::ChaCha8Rng;
 
 fn fraction(rng: &mut ChaCha8Rng, max_den: i64) -> (i64, i64) {
     let b = rng.gen_range(2..=max_den);
-    let a = rng.gen_range(1..b.max(2) + 2);
-    (a, b)
+    let a = rng.gen_range(1..=b + 1);
+    // `b/b` reads oddly; make it a proper fraction.
+    (if a == b { b - 1 } else { a }, b)
 }
 
 /// The closing simplification of `num/den` (both as computed, possibly after a slip).

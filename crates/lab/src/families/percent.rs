@@ -54,7 +54,11 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
                 _ => format!("{name} answered {m} of {n} questions correctly. What percent is that?"),
             };
             let f = calc.div(q(m), q(n));
-            steps.push(format!("The fraction is {m}/{n} = {}.", fmt_q(f)));
+            if f.denom() == &n && f.numer() == &m {
+                steps.push(format!("The fraction is {m}/{n}."));
+            } else {
+                steps.push(format!("The fraction is {m}/{n} = {}.", fmt_q(f)));
+            }
             let pct = calc.mul(f, q(100));
             steps.push(format!("As a percent: {} * 100 = {}.", fmt_q(f), fmt_q(pct)));
             Worked { question, steps, subject: "the percent".into(), answer: pct }
