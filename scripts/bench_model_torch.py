@@ -7,10 +7,15 @@
 Random weights (transformers from_config), eager attention, CPU. Measures:
 - forward: log-probs + entropies of the response part of a rows x seq batch (no grad), tok/s;
 - decode: generate() with KV cache at batch 1, 8, 32; (t(N tokens) - t(1 token)) / (N - 1) per step;
-- train step: forward + backward of the same loss, then torch.optim.AdamW (foreach=False, i.e.
-  plain, and the default) over all parameters.
+- train step: forward + backward of the same loss, then torch.optim.AdamW (the default
+  implementation, foreach) over all parameters; the optimizer step is run twice on the same
+  gradients and the second is timed (the first allocates the moment buffers).
+
+--autocast runs f32 weights under torch.autocast("cpu", bfloat16) (PyTorch's mixed precision);
+--dtype bf16 stores the weights in bf16; --attn picks the attention kernel (sdpa or eager).
 """
 import argparse
+import contextlib
 import time
 
 import torch
@@ -36,23 +41,28 @@ def main():
     ap.add_argument("--decode-batches", default="1,8,32")
     ap.add_argument("--decode-tokens", type=int, default=16)
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--autocast", action="store_true")
+    ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = torch.float32 if args.dtype == "f32" else torch.bfloat16
     cfg = AutoConfig.from_pretrained(args.config)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=dtype).eval()
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation=args.attn, dtype=dtype).eval()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"torch model bench: {args.config} ({n_params / 1e6:.0f}M params), dtype {dtype}, "
-          f"threads {torch.get_num_threads()}, torch {torch.__version__}")
+          f"threads {torch.get_num_threads()}, torch {torch.__version__}, attn {args.attn}, autocast {args.autocast}")
+    amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.autocast else contextlib.nullcontext
     vocab = cfg.vocab_size
     ids = (torch.arange(args.rows * args.seq).reshape(args.rows, args.seq) * 2654435761) % vocab
     mask = torch.ones_like(ids)
     p = args.prompt
 
     def logprobs():
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, p - 1:-1].float() / 0.6
+        with amp():
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        logits = logits[:, p - 1:-1].float() / 0.6
         lp_all = torch.log_softmax(logits, -1)
         lp = lp_all.gather(-1, ids[:, p:].unsqueeze(-1)).squeeze(-1)
         ent = -(lp_all.exp() * lp_all).sum(-1)
@@ -73,7 +83,7 @@ def main():
             pmask[r, width - n:] = 1
 
         def gen(n):
-            with torch.no_grad():
+            with torch.no_grad(), amp():
                 model.generate(input_ids=pids, attention_mask=pmask, do_sample=True, temperature=0.6,
                                top_p=1.0, top_k=0, max_new_tokens=n, min_new_tokens=n,
                                eos_token_id=None, pad_token_id=0)
@@ -86,16 +96,17 @@ def main():
     if args.no_train:
         return
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-6, weight_decay=0.01, foreach=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6, weight_decay=0.01)
     n_tok = args.rows * (args.seq - p)
     t = time.perf_counter()
     lp, ent = logprobs()
     loss = -lp.sum() / n_tok - 0.001 * ent.sum() / n_tok
     loss.backward()
     fb = time.perf_counter() - t
-    t = time.perf_counter()
-    opt.step()
-    o = time.perf_counter() - t
+    for _ in range(2):
+        t = time.perf_counter()
+        opt.step()
+        o = time.perf_counter() - t
     print(f"train step {args.rows}x{args.seq}: {fb + o:.2f} s (forward+backward {fb:.2f} s, AdamW {o:.2f} s)")
 
 

@@ -25,8 +25,14 @@ enum Command {
     Select(cmd::select::Args),
     /// Score responses generated elsewhere against a benchmark (samples, summary, table).
     Score(cmd::score::Args),
+    /// Generate on the math benchmarks with the paper's protocol, check, summarise (resumable).
+    Eval(cmd::eval::Args),
+    /// 1-shot RLVR training (GRPO/PPO/...; the paper's recipe by default).
+    Train(cmd::train::Args),
     /// The synthetic math lab: task generation, base-model pretraining, lab evaluation.
     Lab(cmd::lab::Args),
+    /// 1-shot RLVR reproduced on the built-in lab in minutes on a CPU: base vs 1-shot report.
+    Demo(cmd::demo::Args),
 }
 
 fn main() {
@@ -36,7 +42,10 @@ fn main() {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Select(args) => cmd::select::run(args),
         Command::Score(args) => cmd::score::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Train(args) => cmd::train::run(args),
         Command::Lab(args) => cmd::lab::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

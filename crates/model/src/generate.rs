@@ -77,9 +77,10 @@ impl Model {
         let mut logits = self.last_logits(&w, &x)?;
 
         for step in 0..opts.max_new_tokens {
+            let picks = sample_rows(&logits, &active, &mut rngs, &opts.sampler);
             let mut keep = Vec::with_capacity(active.len());
             for (k, &seq) in active.iter().enumerate() {
-                let (tok, lp) = sample(&logits[k], &opts.sampler, &mut rngs[seq]);
+                let (tok, lp) = picks[k];
                 let g = &mut out[seq];
                 g.tokens.push(tok);
                 g.logprobs.push(lp);
@@ -132,7 +133,25 @@ impl Model {
         let (b, t, hid) = x.dims3()?;
         let last = x.narrow(1, t - 1, 1)?.reshape((b, hid))?;
         let h = oneshot_kernels::rms_norm(&last, &w.norm, self.config.rms_norm_eps)?;
-        let logits = h.matmul(&w.lm_head.t()?)?.to_dtype(DType::F32)?;
+        let logits = crate::layers::project(&h, &w.lm_head)?.to_dtype(DType::F32)?;
         Ok(logits.to_vec2::<f32>()?)
     }
+}
+
+/// Sample one token for each running row, rows in parallel (each over a 150k-entry
+/// vocabulary costs milliseconds). `active` is ascending (rows only ever leave it), so the
+/// running rows' random streams can be borrowed mutably together; each row draws only from
+/// its own stream, so the result is the same as sampling the rows one after another.
+fn sample_rows(logits: &[Vec<f32>], active: &[usize], rngs: &mut [SeqRng], sampler: &SamplerConfig) -> Vec<(u32, f32)> {
+    use rayon::prelude::*;
+    debug_assert!(active.windows(2).all(|w| w[0] < w[1]));
+    let mut running: Vec<&mut SeqRng> = Vec::with_capacity(active.len());
+    let mut next = active.iter().peekable();
+    for (i, rng) in rngs.iter_mut().enumerate() {
+        if next.peek() == Some(&&i) {
+            running.push(rng);
+            next.next();
+        }
+    }
+    logits.par_iter().zip(running.par_iter_mut()).map(|(row, rng)| sample(row, sampler, rng)).collect()
 }

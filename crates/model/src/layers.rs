@@ -21,11 +21,33 @@ pub struct LayerInputs<'a> {
     pub cos: &'a Tensor,
     pub sin: &'a Tensor,
     pub mask: &'a Tensor,
+    /// Per-row first visible key: when present, attention runs through the fused kernel.
+    pub key_start: Option<&'a [usize]>,
+}
+
+/// `x W^T` for x `[n, in]`, W `[out, in]`. Without autograd (detached weights, as in decoding
+/// and `token_logprobs`) on the CPU this is the weight-streaming kernel of `oneshot-kernels`
+/// (no packed copy of W per call; bf16 weights read as bf16) for bf16 weights or up to 64 rows;
+/// otherwise candle's matmul.
+///
+/// `ONESHOT_CANDLE_MATMUL=1` in the environment forces candle's matmul everywhere (for A/B
+/// speed comparisons).
+pub fn project(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    static FORCE_CANDLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let force_candle = *FORCE_CANDLE.get_or_init(|| std::env::var("ONESHOT_CANDLE_MATMUL").is_ok_and(|v| v == "1"));
+    // Above ~64 rows candle's packed f32 GEMM is as fast as ours (measured, see
+    // docs/fragments/bench-speed.md); for bf16 weights ours wins at every size.
+    let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);
+    let ours_faster = weight.dtype() == candle_core::DType::BF16 || rows <= 64;
+    if !force_candle && ours_faster && x.device().is_cpu() && !x.track_op() && !weight.track_op() {
+        return Ok(k::matmul_nt_inference(x, weight)?);
+    }
+    Ok(x.matmul(&weight.t()?)?)
 }
 
 /// `x W^T + b` for x `[n, in]`.
 pub fn linear(x: &Tensor, l: &Linear) -> Result<Tensor> {
-    let y = x.matmul(&l.weight.t()?)?;
+    let y = project(x, &l.weight)?;
     Ok(match &l.bias {
         Some(b) => y.broadcast_add(b)?,
         None => y,
@@ -74,6 +96,12 @@ fn attention(w: &LayerWeights, h: &Tensor, inp: &LayerInputs, dims: Dims, cache:
         Some(c) => c.append(&key, &val)?,
         None => (key, val),
     };
+    if let Some(starts) = inp.key_start {
+        // Fused GQA attention: no [t, t_k] scores, no repeated kv heads, no mask tensor.
+        let out = k::causal_attention(&q, &key, &val, Some(starts), 1.0 / (d as f64).sqrt())?;
+        let out = out.transpose(1, 2)?.reshape((b * t, heads * d))?;
+        return Ok(linear(&out, &w.o)?.reshape((b, t, hid))?);
+    }
     let t_k = key.dim(2)?;
     // [b, heads, t, d] -> [b, kv_heads, rep * t, d]: heads h*rep..(h+1)*rep share kv head h.
     let q = q.reshape((b, kv_heads, rep * t, d))?;

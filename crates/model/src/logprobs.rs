@@ -89,7 +89,7 @@ pub(crate) fn head_logprobs(h: &Tensor, lm_head: &Tensor, targets: &Tensor, temp
     let (mut lps, mut ents) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(chunk) {
         let len = chunk.min(n - start);
-        let logits = h.narrow(0, start, len)?.matmul(&lm_head.t()?)?;
+        let logits = crate::layers::project(&h.narrow(0, start, len)?, lm_head)?;
         let (lp, en) = oneshot_kernels::logprobs_and_entropy(&logits, &targets.narrow(0, start, len)?, temperature)?;
         lps.push(lp);
         ents.push(en);

@@ -17,6 +17,9 @@ pub struct Model {
     dtype: DType,
     device: Device,
     inv_freq: Vec<f32>,
+    /// Attention through the fused `oneshot_kernels::causal_attention` (on by default) instead
+    /// of the materialised matmul + additive mask + softmax.
+    fused_attention: bool,
 }
 
 /// Per-batch tensors every layer reads: rotary tables and the additive mask.
@@ -24,12 +27,33 @@ pub(crate) struct ForwardCtx {
     pub cos: Tensor,
     pub sin: Tensor,
     pub mask: Tensor,
+    /// First visible key of each row, when the fused attention kernel applies (see
+    /// [`fused_key_starts`]); `None` = use the mask.
+    pub key_start: Option<Vec<usize>>,
 }
 
 impl ForwardCtx {
     pub fn inputs(&self) -> LayerInputs<'_> {
-        LayerInputs { cos: &self.cos, sin: &self.sin, mask: &self.mask }
+        LayerInputs { cos: &self.cos, sin: &self.sin, mask: &self.mask, key_start: self.key_start.as_deref() }
     }
+}
+
+/// Per-row first key for the fused causal attention, which hides keys before `key_start` and
+/// (causally) after each query. That equals the padding mask when each row's keys are
+/// `0* 1+ 0*` and trailing zeros occur only when queries and keys coincide (`t_q == t_k`, a
+/// full forward with right-padded responses: real queries never reach the trailing pads, and
+/// pad queries' outputs are never read). Any other mask shape returns `None`.
+fn fused_key_starts(key_mask: &[u8], b: usize, t_q: usize, t_k: usize) -> Option<Vec<usize>> {
+    let mut starts = Vec::with_capacity(b);
+    for row in key_mask.chunks(t_k.max(1)).take(b) {
+        let start = row.iter().position(|&m| m != 0)?;
+        let end = start + row[start..].iter().take_while(|&&m| m != 0).count();
+        if row[end..].iter().any(|&m| m != 0) || (end < t_k && t_q != t_k) {
+            return None;
+        }
+        starts.push(start);
+    }
+    Some(starts)
 }
 
 /// Parse an HF dtype name ("bfloat16", "float32", "f32", "bf16", ...).
@@ -107,7 +131,14 @@ impl Model {
 
     fn assemble(config: ModelConfig, params: Params, dtype: DType, device: &Device) -> Self {
         let inv_freq = rope::inv_freq(&config);
-        Self { config, params, dtype, device: device.clone(), inv_freq }
+        Self { config, params, dtype, device: device.clone(), inv_freq, fused_attention: true }
+    }
+
+    /// Choose the fused attention kernel (default) or the materialised reference path
+    /// (matmul + additive mask + softmax; kept for comparisons and tests).
+    pub fn with_fused_attention(mut self, fused: bool) -> Self {
+        self.fused_attention = fused;
+        self
     }
 
     /// A frozen copy (own storage, no autograd link), e.g. the KL reference policy.
@@ -118,7 +149,8 @@ impl Model {
             .into_iter()
             .map(|(n, v)| Ok((n, v.as_tensor().copy()?.detach())))
             .collect::<Result<_>>()?;
-        Self::from_tensors(self.config.clone(), tensors, self.dtype, &self.device, &|_| "a model copy".into())
+        Ok(Self::from_tensors(self.config.clone(), tensors, self.dtype, &self.device, &|_| "a model copy".into())?
+            .with_fused_attention(self.fused_attention))
     }
 
     pub fn dtype(&self) -> DType {
@@ -158,7 +190,8 @@ impl Model {
     pub(crate) fn ctx(&self, positions: &[u32], key_mask: &[u8], b: usize, t_q: usize, t_k: usize) -> Result<ForwardCtx> {
         let (cos, sin) = rope::cos_sin(&self.inv_freq, positions, b, t_q, self.dtype, &self.device)?;
         let mask = additive_mask(key_mask, b, t_q, t_k, self.dtype, &self.device)?;
-        Ok(ForwardCtx { cos, sin, mask })
+        let key_start = if self.fused_attention { fused_key_starts(key_mask, b, t_q, t_k) } else { None };
+        Ok(ForwardCtx { cos, sin, mask, key_start })
     }
 
     pub(crate) fn batch_ctx(&self, batch: &Batch) -> Result<ForwardCtx> {
@@ -206,4 +239,22 @@ fn weights_file_for(dir: &Path, name: &str) -> String {
         return format!("{} (not listed in its weight_map)", index.display());
     }
     dir.join("model.safetensors").display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fused_key_starts;
+
+    #[test]
+    fn fused_key_starts_accepts_only_masks_the_kernel_reproduces() {
+        // Left padding, then content: start at the first key.
+        assert_eq!(fused_key_starts(&[0, 0, 1, 1, 1, 1, 1, 1], 2, 4, 4), Some(vec![2, 0]));
+        // Trailing padding is fine in a full forward (t_q == t_k) ...
+        assert_eq!(fused_key_starts(&[0, 1, 1, 0], 1, 4, 4), Some(vec![1]));
+        // ... but not when decoding, where the query would see it.
+        assert_eq!(fused_key_starts(&[0, 1, 1, 0], 1, 1, 4), None);
+        // Holes and all-padding rows fall back to the mask.
+        assert_eq!(fused_key_starts(&[1, 0, 1, 1], 1, 4, 4), None);
+        assert_eq!(fused_key_starts(&[0, 0, 0, 0], 1, 4, 4), None);
+    }
 }

@@ -4,7 +4,8 @@
 //!   (`benchmark.jsonl`);
 //! - `pretrain --out DIR`: tokenizer + small Qwen2 base model trained on the lab corpus;
 //! - `eval --model DIR --data DIR`: greedy strict / lenient / boxed accuracy on the benchmark;
-//! - `sample`: print a few pretraining documents (to see what the corpus looks like).
+//! - `sample`: print a few pretraining documents (to see what the corpus looks like);
+//! - `reproduce`: the paper's ablations on the lab (see `cmd/demo.rs`).
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -29,6 +30,9 @@ enum Sub {
     Eval(EvalArgs),
     /// Print pretraining documents.
     Sample(SampleArgs),
+    /// The paper's ablations on the lab (base, full pool, pi_1, random example, no entropy,
+    /// entropy only, format only, wrong label), several seeds: markdown table + json.
+    Reproduce(super::demo::ReproduceArgs),
 }
 
 #[derive(clap::Args)]
@@ -73,6 +77,10 @@ struct PretrainArgs {
     #[arg(long)]
     intermediate_size: Option<usize>,
     #[arg(long)]
+    heads: Option<usize>,
+    #[arg(long)]
+    kv_heads: Option<usize>,
+    #[arg(long)]
     slip_rate: Option<f64>,
     #[arg(long)]
     save_every: Option<usize>,
@@ -114,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Sub::Pretrain(a) => run_pretrain(a),
         Sub::Eval(a) => eval(a),
         Sub::Sample(a) => sample(a),
+        Sub::Reproduce(a) => super::demo::reproduce(a),
     }
 }
 
@@ -150,6 +159,8 @@ fn run_pretrain(a: PretrainArgs) -> anyhow::Result<i32> {
     set!(a.hidden_size => shape.hidden_size);
     set!(a.layers => shape.num_hidden_layers);
     set!(a.intermediate_size => shape.intermediate_size);
+    set!(a.heads => shape.num_attention_heads);
+    set!(a.kv_heads => shape.num_key_value_heads);
     set!(a.slip_rate => corpus.slip_rate);
     set!(a.save_every => save_every);
     set!(a.log_every => log_every);

@@ -3,8 +3,10 @@
 //! Measures (each after one untimed warm-up where it matters):
 //! - forward: response log-probs + entropies of a `rows x seq` batch (no graph), tokens/s;
 //! - decode: KV-cache sampling at several batch sizes, generated tokens/s (prefill excluded);
-//! - train step: forward + backward of a GRPO-like loss over the batch, then a plain AdamW
-//!   update of every variable, seconds per part.
+//! - train step: forward + backward of a GRPO-like loss over the batch, then an AdamW update of
+//!   every variable (the fused optimizer of `oneshot-rl`, or `--plain-adamw` for candle ops);
+//! - memory bandwidth (copy and read-only sum over 1 GiB), and decode at batch 1 as a fraction
+//!   of the bandwidth limit (weight bytes per token / read bandwidth).
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use oneshot_model::{parse_dtype, Batch, GenerateOptions, LogprobOptions, Model, ModelConfig, SamplerConfig};
@@ -46,6 +48,9 @@ pub struct Args {
     /// Logits rows per chunk of the output head.
     #[arg(long, default_value_t = 256)]
     chunk_rows: usize,
+    /// Use the unfused candle-op AdamW baseline instead of oneshot-rl's fused AdamW.
+    #[arg(long)]
+    plain_adamw: bool,
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -85,6 +90,15 @@ pub fn run(args: Args) -> Result<i32> {
     let fwd = time(2, || model.token_logprobs(&batch, start, 0.6, &opts).map(|_| ()))?;
     println!("forward log-probs {}x{}: {:.3} s, {:.1} tok/s", args.rows, args.seq, fwd, tokens as f64 / fwd);
 
+    let bw = bandwidth::measure(1 << 30, 3);
+    println!(
+        "memory bandwidth (1 GiB, {} threads): copy {:.1} GB/s (read+write bytes), read {:.1} GB/s",
+        rayon::current_num_threads(),
+        bw.copy_gbs,
+        bw.read_gbs
+    );
+    let weight_bytes = model.vars().iter().map(|(_, v)| v.elem_count() * v.dtype().size_in_bytes()).sum::<usize>();
+
     // Decoding.
     for &b in &args.decode_batches {
         let prompts: Vec<Vec<u32>> = (0..b).map(|r| (0..16 + r % 8).map(|i| token(r * 77 + i)).collect()).collect();
@@ -108,6 +122,15 @@ pub fn run(args: Args) -> Result<i32> {
             per_step * 1e3,
             t_one
         );
+        if b == 1 {
+            let limit = bw.read_gbs * 1e9 / weight_bytes as f64;
+            println!(
+                "  bandwidth limit at batch 1: {:.1} tok/s ({:.2} GB of weights per token); reached {:.0}%",
+                limit,
+                weight_bytes as f64 / 1e9,
+                100.0 / per_step / limit
+            );
+        }
     }
 
     if args.no_train {
@@ -115,7 +138,12 @@ pub fn run(args: Args) -> Result<i32> {
     }
     // Training step: forward + backward, then AdamW.
     let vars: Vec<Var> = model.vars().into_iter().map(|(_, v)| v).collect();
-    let mut adam = AdamW::new(&vars)?;
+    let mut optimizer = if args.plain_adamw {
+        Optimizer::Plain(AdamW::new(&vars)?)
+    } else {
+        let cfg = oneshot_rl::AdamWConfig { max_grad_norm: None, ..Default::default() };
+        Optimizer::Fused(oneshot_rl::AdamW::new(model.vars(), cfg)?)
+    };
     let t = Instant::now();
     let n_tok = (tokens - args.rows * args.prompt) as f64;
     let (_, grads) = model.logprobs_with_grad(&batch, start, 0.6, &opts, |lp, en| {
@@ -123,15 +151,27 @@ pub fn run(args: Args) -> Result<i32> {
         Ok(((lp.sum_all()? * (-1.0 / n_tok))? - (en.sum_all()? * (0.001 / n_tok))?)?)
     })?;
     let fwd_bwd = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    adam.step(&vars, &grads)?;
-    let opt = t.elapsed().as_secs_f64();
+    // Two optimizer steps on the same gradients, timing the second: the first also pays for
+    // first-touch page faults of the ~4 GB of fresh moment buffers, which a training run pays
+    // once (the PyTorch script does the same).
+    let mut opt = 0.0;
+    for _ in 0..2 {
+        let t = Instant::now();
+        match &mut optimizer {
+            Optimizer::Plain(adam) => adam.step(&vars, &grads)?,
+            Optimizer::Fused(adam) => {
+                adam.step(&grads, 1e-6)?;
+            }
+        }
+        opt = t.elapsed().as_secs_f64();
+    }
     println!(
-        "train step {}x{}: {:.2} s (forward+backward {:.2} s, AdamW {:.2} s){}",
+        "train step {}x{}: {:.2} s (forward+backward {:.2} s, {} AdamW {:.2} s){}",
         args.rows,
         args.seq,
         fwd_bwd + opt,
         fwd_bwd,
+        if args.plain_adamw { "plain" } else { "fused" },
         opt,
         if args.checkpoint_layers { ", layers recomputed" } else { "" }
     );
@@ -146,6 +186,11 @@ fn time(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
         f()?;
     }
     Ok(t.elapsed().as_secs_f64() / reps as f64)
+}
+
+enum Optimizer {
+    Plain(AdamW),
+    Fused(oneshot_rl::AdamW),
 }
 
 /// A plain (unfused) AdamW with f32 moments, as a baseline for the training step; the real
@@ -177,5 +222,58 @@ impl AdamW {
             var.set(&new.to_dtype(var.dtype())?)?;
         }
         Ok(())
+    }
+}
+
+/// Memory bandwidth of this machine with the bench's thread count, the denominator of the
+/// decode roofline. Buffers are far larger than any cache; each thread works on its own slice.
+mod bandwidth {
+    use rayon::prelude::*;
+    use std::time::Instant;
+
+    pub struct Bandwidth {
+        /// Bytes read plus bytes written per second by a parallel slice copy, in GB/s.
+        pub copy_gbs: f64,
+        /// Bytes read per second by a parallel sum (the access pattern of a GEMV), in GB/s.
+        pub read_gbs: f64,
+    }
+
+    /// Best of `reps` passes over `bytes`-sized buffers (best, because other processes only
+    /// ever make a pass slower).
+    pub fn measure(bytes: usize, reps: usize) -> Bandwidth {
+        let n = bytes / 4;
+        // Non-constant contents so the sum cannot be folded; written in parallel so the pages
+        // are spread over the threads that will read them.
+        let mut src = vec![0f32; n];
+        src.par_chunks_mut(1 << 16).enumerate().for_each(|(i, c)| c.iter_mut().for_each(|x| *x = (i % 7) as f32));
+        let mut dst = vec![0f32; n];
+        dst.par_chunks_mut(1 << 16).for_each(|c| c.fill(1.0));
+        let chunk = n.div_ceil(rayon::current_num_threads() * 8).max(1);
+        let mut copy = f64::INFINITY;
+        let mut read = f64::INFINITY;
+        let mut sink = 0f32;
+        for _ in 0..reps {
+            let t = Instant::now();
+            dst.par_chunks_mut(chunk).zip(src.par_chunks(chunk)).for_each(|(d, s)| d.copy_from_slice(s));
+            copy = copy.min(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            sink += src.par_chunks(chunk).map(sum_lanes).sum::<f32>();
+            read = read.min(t.elapsed().as_secs_f64());
+        }
+        std::hint::black_box((sink, &dst));
+        Bandwidth { copy_gbs: 2.0 * bytes as f64 / copy / 1e9, read_gbs: bytes as f64 / read / 1e9 }
+    }
+
+    /// Sum with 16 independent accumulators so the loop is bound by loads, not by the
+    /// latency of one dependent add chain.
+    fn sum_lanes(s: &[f32]) -> f32 {
+        let mut acc = [0f32; 16];
+        let mut it = s.chunks_exact(16);
+        for c in &mut it {
+            for (a, x) in acc.iter_mut().zip(c) {
+                *a += x;
+            }
+        }
+        acc.iter().sum::<f32>() + it.remainder().iter().sum::<f32>()
     }
 }

@@ -1,0 +1,369 @@
+//! Inference matmul `y = x W^T` for weights in the HF `Linear` layout `[n, k]`, with f32 or
+//! bf16 weights and f32 activations and accumulators.
+//!
+//! Why our own: candle's CPU matmul (the `gemm` crate) runs AVX2 micro-kernels and packs the
+//! right-hand side on every call, so at the small row counts of decoding it copies each weight
+//! matrix before using it once, and it has no fast path for bf16 weights. Here every output
+//! element is a dot product of an activation row and a weight row, both contiguous: a tile of
+//! 4 activation rows x 4 weight rows (1 x 8 below 4 rows) keeps 16 (8) AVX-512 accumulators, so each weight vector loaded
+//! from memory feeds 4 FMAs and the weights stream through exactly once per block of 64
+//! activation rows. bf16 weights are widened to f32 in registers (a shift), halving the bytes
+//! read, which is what bounds decoding.
+use half::bf16;
+use rayon::prelude::*;
+
+/// Weight rows `[n, k]`, row-major.
+#[derive(Clone, Copy)]
+pub(crate) enum WeightRows<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [bf16]),
+}
+
+/// Micro-tile: activation rows x weight rows computed together.
+const MR: usize = 4;
+const NR: usize = 4;
+/// Weight rows per tile when fewer than MR activation rows remain (decoding at batch 1-3),
+/// so per-tile overhead is amortised over more weight rows.
+const NR_FEW: usize = 8;
+/// Output of one tile (sized for the wider of the two shapes).
+type TileOut = [[f32; NR_FEW]; MR];
+/// Activation rows per block: 64 rows of k <= 4864 f32 stay in L2 while the weights stream.
+const MB: usize = 64;
+/// Minimum multiply-adds per rayon task, so tiny projections are not split into tasks that
+/// cost more to schedule than to run.
+const MIN_TASK_WORK: usize = 1 << 17;
+
+/// `y[i, j] = sum_p x[i, p] * w[j, p]` for x `[m, k]`, w `[n, k]`, y `[m, n]` (all row-major).
+pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: WeightRows, n: usize, y: &mut [f32]) {
+    assert_eq!(x.len(), m * k, "matmul_nt: x length");
+    match w {
+        WeightRows::F32(s) => assert_eq!(s.len(), n * k, "matmul_nt: w length"),
+        WeightRows::Bf16(s) => assert_eq!(s.len(), n * k, "matmul_nt: w length"),
+    }
+    run_strips(m, k, n, y, |i, mr, j, nr, out| tile(&x[i * k..(i + mr) * k], mr, k, w, j, nr, out));
+}
+
+/// Whether [`matmul_nt_bf16`] can run on this CPU.
+pub(crate) fn bf16_dot_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        bf16dot::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// [`matmul_nt`] for bf16 activations and bf16 weights with AVX512_BF16 dot products (two
+/// bf16 products per f32 lane per instruction, f32 accumulation: exact products of the same
+/// bf16 values, so twice the multiply throughput of widening to f32).
+///
+/// # Panics
+/// If [`bf16_dot_available`] is false.
+pub(crate) fn matmul_nt_bf16(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, y: &mut [f32]) {
+    assert!(bf16_dot_available(), "matmul_nt_bf16: CPU lacks AVX512_BF16");
+    assert_eq!(x.len(), m * k, "matmul_nt_bf16: x length");
+    assert_eq!(w.len(), n * k, "matmul_nt_bf16: w length");
+    #[cfg(target_arch = "x86_64")]
+    run_strips(m, k, n, y, |i, mr, j, nr, out| {
+        // SAFETY: the features were checked above; slices cover the tile's rows.
+        unsafe { bf16dot::tile(&x[i * k..(i + mr) * k], mr, k, &w[j * k..(j + nr) * k], nr, out) }
+    });
+}
+
+/// Splits y into column strips run in parallel; `tile(i, mr, j, nr, out)` computes rows
+/// `i..i + mr` x columns `j..j + nr` into `out`.
+fn run_strips(m: usize, k: usize, n: usize, y: &mut [f32], tile: impl Fn(usize, usize, usize, usize, &mut TileOut) + Sync) {
+    assert_eq!(y.len(), m * n, "matmul_nt: y length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Column strips of whole tiles; enough strips (16 per thread) for rayon to rebalance when
+    // a thread is slowed down by other work on the machine.
+    let threads = rayon::current_num_threads();
+    let by_balance = n.div_ceil(threads * 16);
+    let by_work = MIN_TASK_WORK.div_ceil(k.max(1) * m.min(MB));
+    let cols = by_balance.max(by_work).next_multiple_of(NR_FEW).min(n.next_multiple_of(NR_FEW));
+    let out = OutPtr(y.as_mut_ptr());
+    let strips = n.div_ceil(cols);
+    (0..strips).into_par_iter().for_each(|s| {
+        let (c0, c1) = (s * cols, ((s + 1) * cols).min(n));
+        // SAFETY: strips cover disjoint column ranges of y, and every index written below is
+        // < m * n, the length checked above.
+        unsafe { strip(m, n, c0, c1, out, &tile) }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint elements (see `run_strips`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Columns `c0..c1` of y for all rows.
+unsafe fn strip(m: usize, n: usize, c0: usize, c1: usize, y: OutPtr, tile: &impl Fn(usize, usize, usize, usize, &mut TileOut)) {
+    let mut tile_out: TileOut = [[0f32; NR_FEW]; MR];
+    for mb in (0..m).step_by(MB) {
+        let m_end = (mb + MB).min(m);
+        let tile_cols = if m_end - mb < MR { NR_FEW } else { NR };
+        for j in (c0..c1).step_by(tile_cols) {
+            let nr = tile_cols.min(c1 - j);
+            for i in (mb..m_end).step_by(MR) {
+                let mr = MR.min(m_end - i);
+                tile(i, mr, j, nr, &mut tile_out);
+                for r in 0..mr {
+                    for c in 0..nr {
+                        *y.0.add((i + r) * n + j + c) = tile_out[r][c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Dot products of `mr` activation rows with weight rows `j..j + nr`.
+fn tile(x: &[f32], mr: usize, k: usize, w: WeightRows, j: usize, nr: usize, out: &mut TileOut) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        // SAFETY: AVX-512F was detected; slices cover mr rows of x and rows j..j+nr of w.
+        unsafe {
+            match w {
+                WeightRows::F32(s) => avx512::tile_f32(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
+                WeightRows::Bf16(s) => avx512::tile_bf16(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
+            }
+        }
+        return;
+    }
+    for r in 0..mr {
+        let xr = &x[r * k..(r + 1) * k];
+        for c in 0..nr {
+            let row = (j + c) * k;
+            out[r][c] = match w {
+                WeightRows::F32(s) => dot(xr, &s[row..row + k], |v| v),
+                WeightRows::Bf16(s) => dot(xr, &s[row..row + k], bf16::to_f32),
+            };
+        }
+    }
+}
+
+/// Portable dot product with independent partial sums (vectorisable).
+fn dot<T: Copy>(x: &[f32], w: &[T], widen: impl Fn(T) -> f32) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0f32; L];
+    let (xc, wc) = (x.chunks_exact(L), w.chunks_exact(L));
+    let (xr, wr) = (xc.remainder(), wc.remainder());
+    for (a, b) in xc.zip(wc) {
+        for l in 0..L {
+            acc[l] += a[l] * widen(b[l]);
+        }
+    }
+    let tail: f32 = xr.iter().zip(wr).map(|(&a, &b)| a * widen(b)).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{TileOut, MR, NR};
+    use half::bf16;
+    use std::arch::x86_64::*;
+
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    /// Defines a tile kernel for one weight element type: `$load(ptr)` / `$load_mask(mask,
+    /// ptr)` give 16 weights as f32.
+    macro_rules! tile_kernel {
+        ($name:ident, $wty:ty, $load:ident, $load_mask:ident) => {
+            /// # Safety
+            /// AVX-512F must be available; `x` holds `mr` rows of `k`, `w` holds `nr` rows of `k`.
+            #[target_feature(enable = "avx512f")]
+            pub(super) unsafe fn $name(x: &[f32], mr: usize, k: usize, w: &[$wty], nr: usize, out: &mut TileOut) {
+                // Dispatch to a fully unrolled kernel for the common full tile.
+                if mr == MR && nr == NR {
+                    kernel::<MR, NR>(x.as_ptr(), k, w.as_ptr(), out);
+                } else {
+                    kernel_dyn(x.as_ptr(), mr, k, w.as_ptr(), nr, out);
+                }
+
+                #[target_feature(enable = "avx512f")]
+                #[inline]
+                unsafe fn kernel<const R: usize, const C: usize>(x: *const f32, k: usize, w: *const $wty, out: &mut TileOut) {
+                    let mut acc = [[_mm512_setzero_ps(); C]; R];
+                    let mut p = 0;
+                    while p + 16 <= k {
+                        let mut wv = [_mm512_setzero_ps(); C];
+                        for c in 0..C {
+                            wv[c] = $load(w.add(c * k + p));
+                        }
+                        for r in 0..R {
+                            let xv = _mm512_loadu_ps(x.add(r * k + p));
+                            for c in 0..C {
+                                acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+                            }
+                        }
+                        p += 16;
+                    }
+                    if p < k {
+                        let mask: __mmask16 = ((1u32 << (k - p)) - 1) as u16;
+                        let mut wv = [_mm512_setzero_ps(); C];
+                        for c in 0..C {
+                            wv[c] = $load_mask(mask, w.add(c * k + p));
+                        }
+                        for r in 0..R {
+                            let xv = _mm512_maskz_loadu_ps(mask, x.add(r * k + p));
+                            for c in 0..C {
+                                acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+                            }
+                        }
+                    }
+                    for r in 0..R {
+                        for c in 0..C {
+                            out[r][c] = _mm512_reduce_add_ps(acc[r][c]);
+                        }
+                    }
+                }
+
+                /// Edge tiles (and decoding below 4 rows): each weight row is read as one
+                /// sequential stream (which the hardware prefetcher follows best) with 4
+                /// independent accumulators, against each activation row in turn (the weight
+                /// row is then in L1).
+                #[target_feature(enable = "avx512f")]
+                #[inline]
+                unsafe fn kernel_dyn(x: *const f32, mr: usize, k: usize, w: *const $wty, nr: usize, out: &mut TileOut) {
+                    for c in 0..nr {
+                        let wr = w.add(c * k);
+                        for r in 0..mr {
+                            let xr = x.add(r * k);
+                            let mut acc = [_mm512_setzero_ps(); 4];
+                            let mut p = 0;
+                            while p + 64 <= k {
+                                for u in 0..4 {
+                                    let o = p + 16 * u;
+                                    acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(xr.add(o)), $load(wr.add(o)), acc[u]);
+                                }
+                                p += 64;
+                            }
+                            while p + 16 <= k {
+                                acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(xr.add(p)), $load(wr.add(p)), acc[0]);
+                                p += 16;
+                            }
+                            if p < k {
+                                let mask: __mmask16 = ((1u32 << (k - p)) - 1) as u16;
+                                acc[1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xr.add(p)), $load_mask(mask, wr.add(p)), acc[1]);
+                            }
+                            let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+                            out[r][c] = _mm512_reduce_add_ps(sum);
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load_f32(p: *const f32) -> __m512 {
+        _mm512_loadu_ps(p)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load_f32_mask(m: __mmask16, p: *const f32) -> __m512 {
+        _mm512_maskz_loadu_ps(m, p)
+    }
+
+    /// bf16 is the top half of an f32: zero-extend to 32 bits and shift left by 16.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load_bf16(p: *const bf16) -> __m512 {
+        let h = _mm256_loadu_si256(p as *const __m256i);
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+    }
+
+    /// Tail of fewer than 16 bf16 values: via a zeroed buffer (a masked 16-bit load would
+    /// need AVX-512BW).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load_bf16_mask(m: __mmask16, p: *const bf16) -> __m512 {
+        let mut buf = [bf16::ZERO; 16];
+        std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), m.count_ones() as usize);
+        load_bf16(buf.as_ptr())
+    }
+
+    tile_kernel!(tile_f32, f32, load_f32, load_f32_mask);
+    tile_kernel!(tile_bf16, bf16, load_bf16, load_bf16_mask);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod bf16dot {
+    use super::{TileOut, MR, NR, NR_FEW};
+    use half::bf16;
+    use std::arch::x86_64::*;
+
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+
+    /// 32 bf16 values (the last `k - p < 32` zero-filled when `tail` is set).
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[inline]
+    unsafe fn load(p: *const bf16, mask: __mmask32) -> __m512bh {
+        std::mem::transmute::<__m512i, __m512bh>(_mm512_maskz_loadu_epi16(mask, p as *const i16))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[inline]
+    unsafe fn kernel<const R: usize, const C: usize>(x: *const bf16, k: usize, w: *const bf16, out: &mut TileOut) {
+        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        let mut p = 0;
+        while p < k {
+            let mask: __mmask32 = if k - p >= 32 { u32::MAX } else { (1u32 << (k - p)) - 1 };
+            let mut wv = [std::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()); C];
+            for c in 0..C {
+                wv[c] = load(w.add(c * k + p), mask);
+            }
+            for r in 0..R {
+                let xv = load(x.add(r * k + p), mask);
+                for c in 0..C {
+                    acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv, wv[c]);
+                }
+            }
+            p += 32;
+        }
+        for r in 0..R {
+            for c in 0..C {
+                out[r][c] = _mm512_reduce_add_ps(acc[r][c]);
+            }
+        }
+    }
+
+    /// # Safety
+    /// `available()` must hold; `x` holds `mr` rows of `k`, `w` holds `nr` rows of `k`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub(super) unsafe fn tile(x: &[bf16], mr: usize, k: usize, w: &[bf16], nr: usize, out: &mut TileOut) {
+        if mr == MR && nr == NR {
+            return kernel::<MR, NR>(x.as_ptr(), k, w.as_ptr(), out);
+        }
+        debug_assert!(nr <= NR_FEW);
+        for r in 0..mr {
+            let mut one: TileOut = [[0f32; NR_FEW]; MR];
+            let xr = x.as_ptr().add(r * k);
+            let wp = w.as_ptr();
+            match nr {
+                1 => kernel::<1, 1>(xr, k, wp, &mut one),
+                2 => kernel::<1, 2>(xr, k, wp, &mut one),
+                3 => kernel::<1, 3>(xr, k, wp, &mut one),
+                4 => kernel::<1, 4>(xr, k, wp, &mut one),
+                5 => kernel::<1, 5>(xr, k, wp, &mut one),
+                6 => kernel::<1, 6>(xr, k, wp, &mut one),
+                7 => kernel::<1, 7>(xr, k, wp, &mut one),
+                _ => kernel::<1, 8>(xr, k, wp, &mut one),
+            }
+            out[r][..nr].copy_from_slice(&one[0][..nr]);
+        }
+    }
+}

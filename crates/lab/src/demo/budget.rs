@@ -1,0 +1,163 @@
+//! How much work each stage of the demo does. `quick` is sized to finish well within ten
+//! minutes on two CPU cores with the committed base; `full` uses the whole benchmark and more
+//! RL; `tiny` exists for tests (seconds with a tiny model).
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    pub name: String,
+    /// Held-out problems of the before/after evaluation (0 = the whole benchmark).
+    pub eval_limit: usize,
+    /// Held-out problems of the test curve during 1-shot training (the first ones of the
+    /// evaluation set, so the step-0 point is read from the base evaluation).
+    pub curve_limit: usize,
+    /// Test-curve point every this many 1-shot steps.
+    pub curve_every: usize,
+    /// Longest greedy response and longest rollout, in tokens.
+    pub max_new_tokens: usize,
+    /// Prompts decoded together in the greedy evaluations.
+    pub eval_batch: usize,
+    /// Selection pass: pool examples, epochs over them, rows per step, rollouts per row.
+    pub selection_pool: usize,
+    pub selection_epochs: usize,
+    pub selection_batch: usize,
+    pub selection_n: usize,
+    /// 1-shot RLVR: steps, rows per step (all pi_1), rollouts per row.
+    pub one_shot_steps: usize,
+    pub one_shot_batch: usize,
+    pub one_shot_n: usize,
+    /// RL settings shared by both passes (the rest is the paper's recipe).
+    pub lr: f64,
+    pub temperature: f64,
+    pub entropy_coef: f64,
+    pub kl_coef: f64,
+}
+
+impl Budget {
+    /// Within ten minutes on two cores (measured numbers in the README fragment).
+    pub fn quick() -> Self {
+        Self {
+            name: "quick".into(),
+            eval_limit: 0,
+            curve_limit: 100,
+            curve_every: 8,
+            max_new_tokens: 128,
+            eval_batch: 100,
+            selection_pool: 64,
+            selection_epochs: 3,
+            selection_batch: 32,
+            selection_n: 4,
+            one_shot_steps: 40,
+            one_shot_batch: 8,
+            one_shot_n: 8,
+            lr: 1e-4,
+            temperature: 1.0,
+            entropy_coef: 0.001,
+            kl_coef: 0.001,
+        }
+    }
+
+    /// More selection epochs and pool, more 1-shot steps and a denser test curve.
+    pub fn full() -> Self {
+        Self {
+            name: "full".into(),
+            curve_limit: 200,
+            curve_every: 10,
+            selection_pool: 256,
+            selection_epochs: 4,
+            selection_n: 8,
+            one_shot_steps: 60,
+            one_shot_batch: 16,
+            ..Self::quick()
+        }
+    }
+
+    /// Seconds with a tiny model: for tests only.
+    pub fn tiny() -> Self {
+        Self {
+            name: "tiny".into(),
+            eval_limit: 12,
+            curve_limit: 6,
+            curve_every: 2,
+            max_new_tokens: 24,
+            eval_batch: 6,
+            selection_pool: 8,
+            selection_epochs: 2,
+            selection_batch: 4,
+            selection_n: 4,
+            one_shot_steps: 4,
+            one_shot_batch: 2,
+            one_shot_n: 4,
+            lr: 1e-3,
+            ..Self::quick()
+        }
+    }
+
+    pub fn by_name(name: &str) -> Result<Self> {
+        match name {
+            "quick" => Ok(Self::quick()),
+            "full" => Ok(Self::full()),
+            "tiny" => Ok(Self::tiny()),
+            other => bail!("unknown budget `{other}` (quick, full or tiny)"),
+        }
+    }
+
+    /// Checks the sizes fit together, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("curve_every", self.curve_every),
+            ("max_new_tokens", self.max_new_tokens),
+            ("eval_batch", self.eval_batch),
+            ("selection_pool", self.selection_pool),
+            ("selection_epochs", self.selection_epochs),
+            ("selection_batch", self.selection_batch),
+            ("selection_n", self.selection_n),
+            ("one_shot_steps", self.one_shot_steps),
+            ("one_shot_batch", self.one_shot_batch),
+            ("one_shot_n", self.one_shot_n),
+        ] {
+            if v == 0 {
+                bail!("budget {}: {name} must be at least 1", self.name);
+            }
+        }
+        // Whole epochs only, so every pool example gets the same number of accuracy entries.
+        if self.selection_pool % self.selection_batch != 0 {
+            bail!(
+                "budget {}: selection_batch {} must divide selection_pool {}",
+                self.name,
+                self.selection_batch,
+                self.selection_pool
+            );
+        }
+        if self.selection_epochs < 2 {
+            bail!("budget {}: selection_epochs must be at least 2 (a variance needs several epochs)", self.name);
+        }
+        if self.eval_limit != 0 && self.curve_limit > self.eval_limit {
+            bail!("budget {}: curve_limit {} exceeds eval_limit {}", self.name, self.curve_limit, self.eval_limit);
+        }
+        Ok(())
+    }
+
+    /// Steps of the selection pass.
+    pub fn selection_steps(&self) -> usize {
+        self.selection_epochs * self.selection_pool / self.selection_batch
+    }
+}
+
+/// Everything `oneshot demo` needs.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// The base model directory (HF layout, lab tokenizer).
+    pub model: PathBuf,
+    pub out: PathBuf,
+    /// Seed of the RL runs (rollouts, data order).
+    pub seed: u64,
+    /// Seed of the pool/benchmark; `None` = the one the base was pretrained against
+    /// (`lab_pretrain.json`), so the benchmark is held out from its corpus.
+    pub data_seed: Option<u64>,
+    pub budget: Budget,
+    /// Draw progress bars on stderr.
+    pub progress: bool,
+}
