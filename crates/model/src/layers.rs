@@ -36,7 +36,7 @@ pub fn project(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     static FORCE_CANDLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let force_candle = *FORCE_CANDLE.get_or_init(|| std::env::var("ONESHOT_CANDLE_MATMUL").is_ok_and(|v| v == "1"));
     // Above ~64 rows candle's packed f32 GEMM is as fast as ours (measured, see
-    // docs/fragments/bench-speed.md); for bf16 weights ours wins at every size.
+    // docs/BENCHMARKS.md); for bf16 weights ours wins at every size.
     let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);
     let ours_faster = weight.dtype() == candle_core::DType::BF16 || rows <= 64;
     if !force_candle && ours_faster && x.device().is_cpu() && !x.track_op() && !weight.track_op() {
