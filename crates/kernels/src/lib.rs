@@ -11,6 +11,7 @@
 mod attention;
 mod buffer;
 mod linear;
+mod linear_bf16;
 mod logprob;
 pub mod reference;
 mod rms_norm;
@@ -257,6 +258,49 @@ pub fn matmul_nt_inference(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     linear::matmul_nt(xd, m, k, rows, n, &mut y);
     drop((xs, ws));
     Tensor::from_vec(y, out_dims, x.device())?.to_dtype(x.dtype())
+}
+
+/// bf16 copies of a weight matrix for repeated [`linear_bf16`] calls with it (the output head,
+/// applied chunk by chunk): the rounding (and, for the backward pass, the transpose) happens
+/// once instead of per call. Holds nothing where the fused op does not run.
+#[derive(Clone)]
+pub struct Bf16Weight(Option<std::sync::Arc<linear_bf16::Shadow>>);
+
+impl Bf16Weight {
+    /// Rounds `w` `[n, k]` (f32 or bf16) to bf16. Valid while `w` does not change.
+    pub fn new(w: &Tensor) -> Result<Self> {
+        if !on_cpu(w) || !linear::bf16_dot_available() {
+            return Ok(Self(None));
+        }
+        Ok(Self(Some(std::sync::Arc::new(linear_bf16::shadow_of(w)?))))
+    }
+}
+
+/// Mixed-precision `x W^T` (PyTorch CPU autocast semantics): x `[..., k]`, w `[n, k]` (HF
+/// `Linear` layout, f32 or bf16) are rounded to bf16, products are accumulated in f32, and the
+/// result has x's dtype. Differentiable w.r.t. x and w; the backward products (`dy . W` and
+/// `dy^T . x`) are computed the same way, from bf16-rounded `dy`. With AVX512_BF16 each
+/// instruction does twice the multiply-adds of an f32 FMA, which is where the speed comes from.
+///
+/// `copy` (made by [`Bf16Weight::new`] from this same `w`) skips re-rounding the weight.
+/// Without AVX512_BF16, or off the CPU, it is [`reference::linear_bf16`] (same rounding of the
+/// operands, candle's matmul).
+pub fn linear_bf16(x: &Tensor, w: &Tensor, copy: Option<&Bf16Weight>) -> Result<Tensor> {
+    let (n, k) = w.dims2()?;
+    if x.dim(D::Minus1)? != k {
+        bail!("linear_bf16: x {:?} and w {:?} disagree on the inner dim", x.shape(), w.shape());
+    }
+    if !on_cpu(x) || !linear::bf16_dot_available() {
+        return reference::linear_bf16(x, w);
+    }
+    let mut out_dims = x.dims().to_vec();
+    *out_dims.last_mut().expect("x has a last dim") = n;
+    let wc = if w.dtype() == DType::BF16 { w.contiguous()? } else { f32_contiguous(w)? };
+    let op = linear_bf16::LinearBf16 { shadow: copy.and_then(|c| c.0.clone()) };
+    let xf = f32_contiguous(x)?;
+    // Each reshape is a backprop node that costs a full gradient copy: only add them if needed.
+    let y = if x.rank() == 2 { xf.apply_op2(&wc, op)? } else { xf.reshape(((), k))?.apply_op2(&wc, op)?.reshape(out_dims)? };
+    y.to_dtype(x.dtype())
 }
 
 /// bf16 x bf16 with AVX512_BF16 dot products (see `linear::matmul_nt_bf16`).

@@ -40,7 +40,7 @@ pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: WeightRows, n: usize, 
         WeightRows::F32(s) => assert_eq!(s.len(), n * k, "matmul_nt: w length"),
         WeightRows::Bf16(s) => assert_eq!(s.len(), n * k, "matmul_nt: w length"),
     }
-    run_strips(m, k, n, y, |i, mr, j, nr, out| tile(&x[i * k..(i + mr) * k], mr, k, w, j, nr, out));
+    run_strips(m, k, n, y, false, |i, mr, j, nr, out| tile(&x[i * k..(i + mr) * k], mr, k, w, j, nr, out));
 }
 
 /// Whether [`matmul_nt_bf16`] can run on this CPU.
@@ -65,16 +65,32 @@ pub(crate) fn matmul_nt_bf16(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usiz
     assert!(bf16_dot_available(), "matmul_nt_bf16: CPU lacks AVX512_BF16");
     assert_eq!(x.len(), m * k, "matmul_nt_bf16: x length");
     assert_eq!(w.len(), n * k, "matmul_nt_bf16: w length");
-    #[cfg(target_arch = "x86_64")]
-    run_strips(m, k, n, y, |i, mr, j, nr, out| {
-        // SAFETY: the features were checked above; slices cover the tile's rows.
-        unsafe { bf16dot::tile(&x[i * k..(i + mr) * k], mr, k, &w[j * k..(j + nr) * k], nr, out) }
-    });
+    // The inner dim is cut into blocks of KC so a block of MB activation rows stays in L2
+    // while the weight rows stream past it: with the output head's backward (k = vocab) a
+    // whole row would not, and each 4-column tile would re-read the rows from memory.
+    const KC: usize = 4096;
+    let mut p0 = 0;
+    loop {
+        let kc = KC.min(k - p0);
+        #[cfg(target_arch = "x86_64")]
+        run_strips(m, kc, n, y, p0 > 0, |i, mr, j, nr, out| {
+            let xs = &x[i * k + p0..(i + mr - 1) * k + p0 + kc];
+            let ws = &w[j * k + p0..(j + nr - 1) * k + p0 + kc];
+            // SAFETY: the features were checked above; the slices cover mr (nr) rows of kc
+            // values at stride k.
+            unsafe { bf16dot::tile(xs, mr, k, kc, ws, nr, out) }
+        });
+        p0 += kc;
+        if p0 >= k {
+            break;
+        }
+    }
 }
 
 /// Splits y into column strips run in parallel; `tile(i, mr, j, nr, out)` computes rows
-/// `i..i + mr` x columns `j..j + nr` into `out`.
-fn run_strips(m: usize, k: usize, n: usize, y: &mut [f32], tile: impl Fn(usize, usize, usize, usize, &mut TileOut) + Sync) {
+/// `i..i + mr` x columns `j..j + nr` into `out`, which is stored into y, or added to it when
+/// `accumulate` is set.
+fn run_strips(m: usize, k: usize, n: usize, y: &mut [f32], accumulate: bool, tile: impl Fn(usize, usize, usize, usize, &mut TileOut) + Sync) {
     assert_eq!(y.len(), m * n, "matmul_nt: y length");
     if m == 0 || n == 0 {
         return;
@@ -91,7 +107,7 @@ fn run_strips(m: usize, k: usize, n: usize, y: &mut [f32], tile: impl Fn(usize, 
         let (c0, c1) = (s * cols, ((s + 1) * cols).min(n));
         // SAFETY: strips cover disjoint column ranges of y, and every index written below is
         // < m * n, the length checked above.
-        unsafe { strip(m, n, c0, c1, out, &tile) }
+        unsafe { strip(m, n, c0, c1, out, accumulate, &tile) }
     });
 }
 
@@ -102,7 +118,7 @@ unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 /// Columns `c0..c1` of y for all rows.
-unsafe fn strip(m: usize, n: usize, c0: usize, c1: usize, y: OutPtr, tile: &impl Fn(usize, usize, usize, usize, &mut TileOut)) {
+unsafe fn strip(m: usize, n: usize, c0: usize, c1: usize, y: OutPtr, accumulate: bool, tile: &impl Fn(usize, usize, usize, usize, &mut TileOut)) {
     let mut tile_out: TileOut = [[0f32; NR_FEW]; MR];
     for mb in (0..m).step_by(MB) {
         let m_end = (mb + MB).min(m);
@@ -114,7 +130,8 @@ unsafe fn strip(m: usize, n: usize, c0: usize, c1: usize, y: OutPtr, tile: &impl
                 tile(i, mr, j, nr, &mut tile_out);
                 for r in 0..mr {
                     for c in 0..nr {
-                        *y.0.add((i + r) * n + j + c) = tile_out[r][c];
+                        let dst = y.0.add((i + r) * n + j + c);
+                        *dst = if accumulate { *dst + tile_out[r][c] } else { tile_out[r][c] };
                     }
                 }
             }
@@ -317,17 +334,17 @@ mod bf16dot {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     #[inline]
-    unsafe fn kernel<const R: usize, const C: usize>(x: *const bf16, k: usize, w: *const bf16, out: &mut TileOut) {
+    unsafe fn kernel<const R: usize, const C: usize>(x: *const bf16, stride: usize, len: usize, w: *const bf16, out: &mut TileOut) {
         let mut acc = [[_mm512_setzero_ps(); C]; R];
         let mut p = 0;
-        while p < k {
-            let mask: __mmask32 = if k - p >= 32 { u32::MAX } else { (1u32 << (k - p)) - 1 };
+        while p < len {
+            let mask: __mmask32 = if len - p >= 32 { u32::MAX } else { (1u32 << (len - p)) - 1 };
             let mut wv = [std::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()); C];
             for c in 0..C {
-                wv[c] = load(w.add(c * k + p), mask);
+                wv[c] = load(w.add(c * stride + p), mask);
             }
             for r in 0..R {
-                let xv = load(x.add(r * k + p), mask);
+                let xv = load(x.add(r * stride + p), mask);
                 for c in 0..C {
                     acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv, wv[c]);
                 }
@@ -342,26 +359,28 @@ mod bf16dot {
     }
 
     /// # Safety
-    /// `available()` must hold; `x` holds `mr` rows of `k`, `w` holds `nr` rows of `k`.
+    /// `available()` must hold; `x` holds `mr` rows and `w` `nr` rows of `len` values, rows
+    /// `stride` apart.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub(super) unsafe fn tile(x: &[bf16], mr: usize, k: usize, w: &[bf16], nr: usize, out: &mut TileOut) {
+    pub(super) unsafe fn tile(x: &[bf16], mr: usize, stride: usize, len: usize, w: &[bf16], nr: usize, out: &mut TileOut) {
+        debug_assert!(x.len() >= (mr - 1) * stride + len && w.len() >= (nr - 1) * stride + len);
         if mr == MR && nr == NR {
-            return kernel::<MR, NR>(x.as_ptr(), k, w.as_ptr(), out);
+            return kernel::<MR, NR>(x.as_ptr(), stride, len, w.as_ptr(), out);
         }
         debug_assert!(nr <= NR_FEW);
         for r in 0..mr {
             let mut one: TileOut = [[0f32; NR_FEW]; MR];
-            let xr = x.as_ptr().add(r * k);
+            let xr = x.as_ptr().add(r * stride);
             let wp = w.as_ptr();
             match nr {
-                1 => kernel::<1, 1>(xr, k, wp, &mut one),
-                2 => kernel::<1, 2>(xr, k, wp, &mut one),
-                3 => kernel::<1, 3>(xr, k, wp, &mut one),
-                4 => kernel::<1, 4>(xr, k, wp, &mut one),
-                5 => kernel::<1, 5>(xr, k, wp, &mut one),
-                6 => kernel::<1, 6>(xr, k, wp, &mut one),
-                7 => kernel::<1, 7>(xr, k, wp, &mut one),
-                _ => kernel::<1, 8>(xr, k, wp, &mut one),
+                1 => kernel::<1, 1>(xr, stride, len, wp, &mut one),
+                2 => kernel::<1, 2>(xr, stride, len, wp, &mut one),
+                3 => kernel::<1, 3>(xr, stride, len, wp, &mut one),
+                4 => kernel::<1, 4>(xr, stride, len, wp, &mut one),
+                5 => kernel::<1, 5>(xr, stride, len, wp, &mut one),
+                6 => kernel::<1, 6>(xr, stride, len, wp, &mut one),
+                7 => kernel::<1, 7>(xr, stride, len, wp, &mut one),
+                _ => kernel::<1, 8>(xr, stride, len, wp, &mut one),
             }
             out[r][..nr].copy_from_slice(&one[0][..nr]);
         }

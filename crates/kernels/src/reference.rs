@@ -46,6 +46,23 @@ pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     shifted.broadcast_sub(&log_sum)
 }
 
+/// Mixed-precision `x W^T`: both operands rounded to bf16, multiplied in f32 (the products of
+/// two bf16 values are exact in f32), result in x's dtype. x `[..., k]`, w `[n, k]`.
+/// The rounding is straight-through for the gradient (`t + (round(t) - t).detach()`), so the
+/// gradients are those of the product of the rounded values, kept in f32.
+pub fn linear_bf16(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (n, k) = w.dims2()?;
+    let round = |t: &Tensor| -> Result<Tensor> {
+        let t = t.to_dtype(DType::F32)?;
+        t.broadcast_add(&(t.to_dtype(DType::BF16)?.to_dtype(DType::F32)? - &t)?.detach())
+    };
+    let mut dims = x.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = n;
+    }
+    round(x)?.reshape(((), k))?.matmul(&round(w)?.t()?)?.reshape(dims)?.to_dtype(x.dtype())
+}
+
 /// SwiGLU gate: silu(gate) * up.
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.silu()? * up

@@ -78,7 +78,7 @@ impl Default for PretrainConfig {
         Self {
             seed: 0,
             data_seed: 0,
-            steps: 700,
+            steps: 2400,
             batch_size: 32,
             lr: 3e-3,
             warmup_steps: 50,

@@ -6,8 +6,8 @@
 //! checkpointing) and back-propagated with the surrogate `(stage_out * grad_out).sum()`,
 //! whose gradient w.r.t. the stage's inputs and parameters is exactly the chain rule's.
 use crate::batch::Batch;
-use crate::layers::{decoder_layer, embed};
-use crate::logprobs::{head_logprobs, LogprobOptions, ResponseRows};
+use crate::layers::{decoder_layer, embed, MatmulPrecision};
+use crate::logprobs::{head_copy, head_logprobs, LogprobOptions, ResponseRows};
 use crate::model::Model;
 use anyhow::{bail, Result};
 use candle_core::backprop::GradStore;
@@ -88,11 +88,14 @@ pub(crate) fn logprobs_with_grad(
 
     // Stage 3 forward (no graph): log-probs, entropies, then the caller's loss on leaves.
     let h_det = h_rows.detach();
+    let matmul = model.matmul_precision();
+    // One bf16 copy of the head serves the forward and the backward chunks.
+    let copy = head_copy(&w_det.lm_head, matmul, rows.n)?;
     let (lp, en) = if rows.n == 0 {
         let z = Tensor::zeros(0, DType::F32, &device)?;
         (z.clone(), z)
     } else {
-        head_logprobs(&h_det, &w_det.lm_head, &rows.targets, temperature, opts.chunk_rows)?
+        head_logprobs(&h_det, &w_det.lm_head, &rows.targets, temperature, opts.chunk_rows, matmul, copy.as_ref())?
     };
     let lp_leaf = Var::from_tensor(&rows.scatter(&lp)?)?;
     let en_leaf = Var::from_tensor(&rows.scatter(&en)?)?;
@@ -113,7 +116,10 @@ pub(crate) fn logprobs_with_grad(
     for start in (0..rows.n).step_by(chunk) {
         let len = chunk.min(rows.n - start);
         let h_leaf = Var::from_tensor(&h_det.narrow(0, start, len)?)?;
-        let logits = h_leaf.as_tensor().matmul(&w.lm_head.t()?)?;
+        let logits = match matmul {
+            MatmulPrecision::Bf16 => oneshot_kernels::linear_bf16(h_leaf.as_tensor(), &w.lm_head, copy.as_ref())?,
+            MatmulPrecision::F32 => h_leaf.as_tensor().matmul(&w.lm_head.t()?)?,
+        };
         let (lp_c, en_c) =
             oneshot_kernels::logprobs_and_entropy(&logits, &rows.targets.narrow(0, start, len)?, temperature)?;
         let s = (surrogate(&lp_c, &g_lp.narrow(0, start, len)?)? + surrogate(&en_c, &g_en.narrow(0, start, len)?)?)?;

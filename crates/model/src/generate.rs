@@ -133,7 +133,9 @@ impl Model {
         let (b, t, hid) = x.dims3()?;
         let last = x.narrow(1, t - 1, 1)?.reshape((b, hid))?;
         let h = oneshot_kernels::rms_norm(&last, &w.norm, self.config.rms_norm_eps)?;
-        let logits = crate::layers::project(&h, &w.lm_head)?.to_dtype(DType::F32)?;
+        // Sampling reads one row per sequence: bf16 products pay off from BF16_MIN_ROWS rows.
+        let matmul = if b >= crate::layers::BF16_MIN_ROWS { self.matmul_precision() } else { crate::layers::MatmulPrecision::F32 };
+        let logits = crate::layers::project(&h, &w.lm_head, matmul)?.to_dtype(DType::F32)?;
         Ok(logits.to_vec2::<f32>()?)
     }
 }

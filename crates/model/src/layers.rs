@@ -13,7 +13,39 @@ pub struct Dims {
     pub kv_heads: usize,
     pub head_dim: usize,
     pub eps: f64,
+    pub matmul: MatmulPrecision,
 }
+
+/// How the projections multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulPrecision {
+    /// In the weights' dtype (f32 weights: full f32 products).
+    #[default]
+    F32,
+    /// Operands rounded to bf16, f32 accumulation, forward and backward
+    /// (`oneshot_kernels::linear_bf16`, PyTorch's CPU autocast semantics); weights, their
+    /// gradients and everything outside the projections stay f32. Log-probs with and
+    /// without a graph use the same products (so PPO's ratio starts at exactly 1); only
+    /// KV-cache decoding steps of fewer than [`BF16_MIN_ROWS`] rows keep the weight-streaming
+    /// f32 path, which is bound by memory, not multiplies.
+    Bf16,
+}
+
+impl std::str::FromStr for MatmulPrecision {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
+            other => anyhow::bail!("unknown matmul precision `{other}` (f32 or bf16)"),
+        }
+    }
+}
+
+/// Fewest rows for which a KV-cache decoding step uses bf16 products under
+/// [`MatmulPrecision::Bf16`].
+pub const BF16_MIN_ROWS: usize = 16;
 
 /// Per-forward inputs shared by all layers: rotary tables `[b, t, d/2]` and the additive mask
 /// `[b, 1, 1, t_q, t_k]`.
@@ -32,12 +64,21 @@ pub struct LayerInputs<'a> {
 ///
 /// `ONESHOT_CANDLE_MATMUL=1` in the environment forces candle's matmul everywhere (for A/B
 /// speed comparisons).
-pub fn project(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+pub fn project(x: &Tensor, weight: &Tensor, matmul: MatmulPrecision) -> Result<Tensor> {
+    project_with(x, weight, matmul, None)
+}
+
+/// [`project`] with, for bf16 products, a bf16 copy of `weight` made once by the caller
+/// (the output head is applied chunk by chunk).
+pub fn project_with(x: &Tensor, weight: &Tensor, matmul: MatmulPrecision, copy: Option<&k::Bf16Weight>) -> Result<Tensor> {
     static FORCE_CANDLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let force_candle = *FORCE_CANDLE.get_or_init(|| std::env::var("ONESHOT_CANDLE_MATMUL").is_ok_and(|v| v == "1"));
     // Above ~64 rows candle's packed f32 GEMM is as fast as ours (measured, see
     // docs/BENCHMARKS.md); for bf16 weights ours wins at every size.
     let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);
+    if !force_candle && matmul == MatmulPrecision::Bf16 {
+        return Ok(k::linear_bf16(x, weight, copy)?);
+    }
     let ours_faster = weight.dtype() == candle_core::DType::BF16 || rows <= 64;
     if !force_candle && ours_faster && x.device().is_cpu() && !x.track_op() && !weight.track_op() {
         return Ok(k::matmul_nt_inference(x, weight)?);
@@ -46,8 +87,8 @@ pub fn project(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
 }
 
 /// `x W^T + b` for x `[n, in]`.
-pub fn linear(x: &Tensor, l: &Linear) -> Result<Tensor> {
-    let y = project(x, &l.weight)?;
+pub fn linear(x: &Tensor, l: &Linear, matmul: MatmulPrecision) -> Result<Tensor> {
+    let y = project(x, &l.weight, matmul)?;
     Ok(match &l.bias {
         Some(b) => y.broadcast_add(b)?,
         None => y,
@@ -66,14 +107,14 @@ pub fn decoder_layer(
     let h = k::rms_norm(x, &w.input_norm, dims.eps)?;
     let x = (x + attention(w, &h, inp, dims, cache)?)?;
     let h = k::rms_norm(&x, &w.post_norm, dims.eps)?;
-    Ok((&x + mlp(w, &h)?)?)
+    Ok((&x + mlp(w, &h, dims.matmul)?)?)
 }
 
-fn mlp(w: &LayerWeights, h: &Tensor) -> Result<Tensor> {
+fn mlp(w: &LayerWeights, h: &Tensor, matmul: MatmulPrecision) -> Result<Tensor> {
     let (b, t, hid) = h.dims3()?;
     let h2 = h.reshape((b * t, hid))?;
-    let act = k::silu_mul(&linear(&h2, &w.gate)?, &linear(&h2, &w.up)?)?;
-    Ok(linear(&act, &w.down)?.reshape((b, t, hid))?)
+    let act = k::silu_mul(&linear(&h2, &w.gate, matmul)?, &linear(&h2, &w.up, matmul)?)?;
+    Ok(linear(&act, &w.down, matmul)?.reshape((b, t, hid))?)
 }
 
 /// Grouped-query attention. Instead of materialising repeated key/value heads, the `rep`
@@ -87,9 +128,9 @@ fn attention(w: &LayerWeights, h: &Tensor, inp: &LayerInputs, dims: Dims, cache:
     let split = |y: Tensor, n: usize| -> Result<Tensor> {
         Ok(y.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?)
     };
-    let q = split(linear(&h2, &w.q)?, heads)?;
-    let key = split(linear(&h2, &w.k)?, kv_heads)?;
-    let val = split(linear(&h2, &w.v)?, kv_heads)?;
+    let q = split(linear(&h2, &w.q, dims.matmul)?, heads)?;
+    let key = split(linear(&h2, &w.k, dims.matmul)?, kv_heads)?;
+    let val = split(linear(&h2, &w.v, dims.matmul)?, kv_heads)?;
     let q = k::rope(&q, inp.cos, inp.sin)?;
     let key = k::rope(&key, inp.cos, inp.sin)?;
     let (key, val) = match cache {
@@ -100,7 +141,7 @@ fn attention(w: &LayerWeights, h: &Tensor, inp: &LayerInputs, dims: Dims, cache:
         // Fused GQA attention: no [t, t_k] scores, no repeated kv heads, no mask tensor.
         let out = k::causal_attention(&q, &key, &val, Some(starts), 1.0 / (d as f64).sqrt())?;
         let out = out.transpose(1, 2)?.reshape((b * t, heads * d))?;
-        return Ok(linear(&out, &w.o)?.reshape((b, t, hid))?);
+        return Ok(linear(&out, &w.o, dims.matmul)?.reshape((b, t, hid))?);
     }
     let t_k = key.dim(2)?;
     // [b, heads, t, d] -> [b, kv_heads, rep * t, d]: heads h*rep..(h+1)*rep share kv head h.
@@ -110,7 +151,7 @@ fn attention(w: &LayerWeights, h: &Tensor, inp: &LayerInputs, dims: Dims, cache:
     let probs = k::softmax_last_dim(&scores)?.reshape((b, kv_heads, rep * t, t_k))?;
     let out = probs.matmul(&val)?; // [b, kv_heads, rep * t, d]
     let out = out.reshape((b, heads, t, d))?.transpose(1, 2)?.reshape((b * t, heads * d))?;
-    Ok(linear(&out, &w.o)?.reshape((b, t, hid))?)
+    Ok(linear(&out, &w.o, dims.matmul)?.reshape((b, t, hid))?)
 }
 
 /// Row gather that keeps the graph: rows `idx` of x `[n, h]`.

@@ -21,6 +21,7 @@ pub mod sampling;
 mod save;
 
 pub use batch::Batch;
+pub use layers::{MatmulPrecision, BF16_MIN_ROWS};
 pub use config::{Arch, ModelConfig, RopeScaling};
 pub use generate::{FinishReason, GenerateOptions, Generation, StopCheck};
 pub use logprobs::LogprobOptions;

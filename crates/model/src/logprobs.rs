@@ -6,6 +6,7 @@
 //! paths and in [`Model::logprobs_with_grad`].
 use crate::batch::Batch;
 use crate::checkpointing;
+use crate::layers::MatmulPrecision;
 use crate::model::Model;
 use anyhow::{bail, Result};
 use candle_core::backprop::GradStore;
@@ -83,18 +84,34 @@ impl ResponseRows {
 
 /// Log-probs and entropies `[n]` (f32) of `targets` for hidden rows `h` `[n, hidden]`,
 /// computing the logits `chunk_rows` rows at a time.
-pub(crate) fn head_logprobs(h: &Tensor, lm_head: &Tensor, targets: &Tensor, temperature: f64, chunk_rows: usize) -> Result<(Tensor, Tensor)> {
+pub(crate) fn head_logprobs(
+    h: &Tensor,
+    lm_head: &Tensor,
+    targets: &Tensor,
+    temperature: f64,
+    chunk_rows: usize,
+    matmul: MatmulPrecision,
+    copy: Option<&oneshot_kernels::Bf16Weight>,
+) -> Result<(Tensor, Tensor)> {
     let n = h.dim(0)?;
     let chunk = chunk_rows.max(1);
     let (mut lps, mut ents) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(chunk) {
         let len = chunk.min(n - start);
-        let logits = crate::layers::project(&h.narrow(0, start, len)?, lm_head)?;
+        let logits = crate::layers::project_with(&h.narrow(0, start, len)?, lm_head, matmul, copy)?;
         let (lp, en) = oneshot_kernels::logprobs_and_entropy(&logits, &targets.narrow(0, start, len)?, temperature)?;
         lps.push(lp);
         ents.push(en);
     }
     Ok((Tensor::cat(&lps, 0)?, Tensor::cat(&ents, 0)?))
+}
+
+/// A bf16 copy of the output head when its chunks multiply in bf16 (made once per pass).
+pub(crate) fn head_copy(lm_head: &Tensor, matmul: MatmulPrecision, rows: usize) -> Result<Option<oneshot_kernels::Bf16Weight>> {
+    if matmul == MatmulPrecision::Bf16 && rows > 0 {
+        return Ok(Some(oneshot_kernels::Bf16Weight::new(lm_head)?));
+    }
+    Ok(None)
 }
 
 impl Model {
@@ -123,7 +140,8 @@ impl Model {
         let (b, t, hid) = h.dims3()?;
         let h = h.reshape((b * t, hid))?.index_select(&rows.hidden_idx, 0)?;
         let w = self.weights(detached);
-        let (lp, en) = head_logprobs(&h, &w.lm_head, &rows.targets, temperature, opts.chunk_rows)?;
+        let copy = head_copy(&w.lm_head, self.matmul_precision(), rows.n)?;
+        let (lp, en) = head_logprobs(&h, &w.lm_head, &rows.targets, temperature, opts.chunk_rows, self.matmul_precision(), copy.as_ref())?;
         Ok((rows.scatter(&lp)?, rows.scatter(&en)?))
     }
 

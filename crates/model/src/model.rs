@@ -3,7 +3,7 @@
 use crate::batch::{additive_mask, Batch};
 use crate::config::ModelConfig;
 use crate::kv_cache::KvCache;
-use crate::layers::{decoder_layer, embed, Dims, LayerInputs};
+use crate::layers::{decoder_layer, embed, Dims, LayerInputs, MatmulPrecision};
 use crate::params::{param_specs, Params, Weights};
 use crate::rope;
 use anyhow::{bail, Context, Result};
@@ -20,6 +20,8 @@ pub struct Model {
     /// Attention through the fused `oneshot_kernels::causal_attention` (on by default) instead
     /// of the materialised matmul + additive mask + softmax.
     fused_attention: bool,
+    /// How the projections multiply (f32 by default).
+    matmul: MatmulPrecision,
 }
 
 /// Per-batch tensors every layer reads: rotary tables and the additive mask.
@@ -131,7 +133,7 @@ impl Model {
 
     fn assemble(config: ModelConfig, params: Params, dtype: DType, device: &Device) -> Self {
         let inv_freq = rope::inv_freq(&config);
-        Self { config, params, dtype, device: device.clone(), inv_freq, fused_attention: true }
+        Self { config, params, dtype, device: device.clone(), inv_freq, fused_attention: true, matmul: MatmulPrecision::F32 }
     }
 
     /// Choose the fused attention kernel (default) or the materialised reference path
@@ -139,6 +141,21 @@ impl Model {
     pub fn with_fused_attention(mut self, fused: bool) -> Self {
         self.fused_attention = fused;
         self
+    }
+
+    /// Multiply the projections in f32 (default) or with bf16 operands and f32 accumulation
+    /// (forward and backward; see [`MatmulPrecision::Bf16`]).
+    pub fn with_matmul_precision(mut self, matmul: MatmulPrecision) -> Self {
+        self.matmul = matmul;
+        self
+    }
+
+    pub fn set_matmul_precision(&mut self, matmul: MatmulPrecision) {
+        self.matmul = matmul;
+    }
+
+    pub fn matmul_precision(&self) -> MatmulPrecision {
+        self.matmul
     }
 
     /// A frozen copy (own storage, no autograd link), e.g. the KL reference policy.
@@ -150,7 +167,8 @@ impl Model {
             .map(|(n, v)| Ok((n, v.as_tensor().copy()?.detach())))
             .collect::<Result<_>>()?;
         Ok(Self::from_tensors(self.config.clone(), tensors, self.dtype, &self.device, &|_| "a model copy".into())?
-            .with_fused_attention(self.fused_attention))
+            .with_fused_attention(self.fused_attention)
+            .with_matmul_precision(self.matmul))
     }
 
     pub fn dtype(&self) -> DType {
@@ -182,6 +200,7 @@ impl Model {
             kv_heads: self.config.num_key_value_heads,
             head_dim: self.config.head_dim,
             eps: self.config.rms_norm_eps,
+            matmul: self.matmul,
         }
     }
 
@@ -201,7 +220,11 @@ impl Model {
     /// Embeddings through all layers (no final norm): `[b, t, hidden]`.
     pub(crate) fn run_layers(&self, w: &Weights, ids: &Tensor, ctx: &ForwardCtx, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
         let mut x = embed(&w.embed, ids)?;
-        let dims = self.dims();
+        let mut dims = self.dims();
+        if cache.is_some() && ids.elem_count() < crate::layers::BF16_MIN_ROWS {
+            // A decoding step: streaming the weights bounds it, not the multiplies.
+            dims.matmul = MatmulPrecision::F32;
+        }
         for (i, lw) in w.layers.iter().enumerate() {
             let c = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             x = decoder_layer(lw, &x, &ctx.inputs(), dims, c)?;

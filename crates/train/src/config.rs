@@ -34,6 +34,9 @@ pub struct ModelSection {
     pub gradient_checkpointing: bool,
     /// Rows of `[rows, vocab]` logits alive at once in the log-prob passes.
     pub logprob_chunk_rows: usize,
+    /// Projection products: `f32`, or `bf16` (operands rounded to bf16, f32 accumulation,
+    /// forward and backward: PyTorch's CPU autocast; faster on CPUs with AVX512_BF16).
+    pub matmul: oneshot_model::MatmulPrecision,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +188,7 @@ impl Default for ModelSection {
             device: "cpu".into(),
             gradient_checkpointing: false,
             logprob_chunk_rows: 256,
+            matmul: oneshot_model::MatmulPrecision::F32,
         }
     }
 }

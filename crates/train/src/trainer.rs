@@ -47,12 +47,13 @@ impl Trainer {
         let dtype = parse_dtype(&cfg.model.dtype)?;
         let device = parse_device(&cfg.model.device)?;
         let weights = checkpoint.map_or(source.clone(), |c| c.join(ACTOR_DIR));
-        let policy = Policy::load(&weights, &source, dtype, &device)?;
+        let mut policy = Policy::load(&weights, &source, dtype, &device)?;
+        policy.model.set_matmul_precision(cfg.model.matmul);
         let reference = match (cfg.needs_reference(), checkpoint) {
             (false, _) => None,
             (true, None) => Some(policy.model.frozen_copy()?),
             // The reference is the initial policy, not the checkpoint's.
-            (true, Some(_)) => Some(Model::from_dir(&source, dtype, &device)?),
+            (true, Some(_)) => Some(Model::from_dir(&source, dtype, &device)?.with_matmul_precision(cfg.model.matmul)),
         };
         let mut critic_adamw = cfg.adamw();
         critic_adamw.lr = cfg.algorithm.critic_lr;

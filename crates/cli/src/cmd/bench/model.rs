@@ -21,6 +21,10 @@ pub struct Args {
     /// Weight dtype: f32 or bf16.
     #[arg(long, default_value = "f32")]
     dtype: String,
+    /// Projection products: f32, or bf16 operands with f32 accumulation (forward and
+    /// backward; PyTorch's CPU autocast semantics).
+    #[arg(long, default_value = "f32")]
+    matmul: String,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -66,16 +70,18 @@ pub fn run(args: Args) -> Result<i32> {
     let cfg = ModelConfig::from_file(&args.config)?;
     let device = Device::Cpu;
     println!(
-        "model bench: {} ({:.0}M params, {} layers, hidden {}), dtype {:?}, threads {}",
+        "model bench: {} ({:.0}M params, {} layers, hidden {}), dtype {:?}, matmul {}, threads {}",
         args.config.display(),
         cfg.num_parameters() as f64 / 1e6,
         cfg.num_hidden_layers,
         cfg.hidden_size,
         dtype,
+        args.matmul,
         rayon::current_num_threads()
     );
     let t = Instant::now();
-    let model = Model::random(cfg.clone(), dtype, &device, 0).context("building random model")?;
+    let matmul: oneshot_model::MatmulPrecision = args.matmul.parse()?;
+    let model = Model::random(cfg.clone(), dtype, &device, 0).context("building random model")?.with_matmul_precision(matmul);
     println!("random init: {:.1} s", t.elapsed().as_secs_f64());
     let vocab = cfg.vocab_size as u32;
     let token = |i: usize| ((i as u64 * 2654435761) % vocab as u64) as u32;
@@ -144,18 +150,18 @@ pub fn run(args: Args) -> Result<i32> {
         let cfg = oneshot_rl::AdamWConfig { max_grad_norm: None, ..Default::default() };
         Optimizer::Fused(oneshot_rl::AdamW::new(model.vars(), cfg)?)
     };
-    let t = Instant::now();
     let n_tok = (tokens - args.rows * args.prompt) as f64;
-    let (_, grads) = model.logprobs_with_grad(&batch, start, 0.6, &opts, |lp, en| {
-        // The shape of the GRPO loss: advantage-weighted log-probs plus an entropy bonus.
-        Ok(((lp.sum_all()? * (-1.0 / n_tok))? - (en.sum_all()? * (0.001 / n_tok))?)?)
-    })?;
-    let fwd_bwd = t.elapsed().as_secs_f64();
-    // Two optimizer steps on the same gradients, timing the second: the first also pays for
-    // first-touch page faults of the ~4 GB of fresh moment buffers, which a training run pays
+    // Two whole steps, timing the second: the first pays for first-touch page faults of every
+    // fresh buffer (gradients, activations, ~4 GB of AdamW moments), which a training run pays
     // once (the PyTorch script does the same).
-    let mut opt = 0.0;
+    let (mut fwd_bwd, mut opt) = (0.0, 0.0);
     for _ in 0..2 {
+        let t = Instant::now();
+        let (_, grads) = model.logprobs_with_grad(&batch, start, 0.6, &opts, |lp, en| {
+            // The shape of the GRPO loss: advantage-weighted log-probs plus an entropy bonus.
+            Ok(((lp.sum_all()? * (-1.0 / n_tok))? - (en.sum_all()? * (0.001 / n_tok))?)?)
+        })?;
+        fwd_bwd = t.elapsed().as_secs_f64();
         let t = Instant::now();
         match &mut optimizer {
             Optimizer::Plain(adam) => adam.step(&vars, &grads)?,
