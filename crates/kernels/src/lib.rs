@@ -8,6 +8,7 @@
 //! Inputs may be non-contiguous and of any float dtype; the CPU kernels compute in f32 and
 //! return the input dtype (except [`logprobs_and_entropy`], which always returns f32).
 
+pub mod alloc;
 mod attention;
 mod buffer;
 mod linear;

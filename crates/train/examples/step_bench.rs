@@ -8,7 +8,9 @@
 //! `small`: 4 layers, hidden 256, vocab 4096 (about 5M parameters). `qwen05b`: Qwen2.5-0.5B's
 //! shape (24 layers, hidden 896, 14/2 heads, vocab 151936, tied; 494M parameters), f32.
 //! The vocabulary is word-level (`w0`, `w1`, ...), the task the toy's single prompt; the random
-//! policy never stops early, so every response has the maximum length.
+//! policy never stops early, so every response has the maximum length. `BENCH_MATMUL=bf16`
+//! multiplies the projections in bf16 (`model.matmul`); `ONESHOT_MALLOC=system` keeps glibc's
+//! default allocator behaviour (see `oneshot_kernels::alloc`).
 
 use std::time::Instant;
 
@@ -17,6 +19,7 @@ use oneshot_train::toy::{qwen2_config, write_model_dir};
 use oneshot_train::{train, RunOptions, TrainConfig};
 
 fn main() -> anyhow::Result<()> {
+    oneshot_kernels::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shape = args.first().map(String::as_str).unwrap_or("small");
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
@@ -53,6 +56,8 @@ fn main() -> anyhow::Result<()> {
     let sets: Vec<String> = vec![
         format!("model.path={:?}", model_dir.display().to_string()),
         "model.dtype=\"f32\"".into(),
+        // BENCH_MATMUL=bf16: bf16 products (forward and backward) with f32 weights.
+        format!("model.matmul={:?}", std::env::var("BENCH_MATMUL").unwrap_or_else(|_| "f32".into())),
         format!("data.train_files=[{:?}]", data.display().to_string()),
         format!("data.train_batch_size={rows}"),
         format!("trainer.mini_batch_size={rows}"),
