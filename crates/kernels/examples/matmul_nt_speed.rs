@@ -18,12 +18,22 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() -> candle_core::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let rows: Vec<usize> = args.get(1).map_or("1,8,32,512", String::as_str).split(',').map(|s| s.parse().unwrap()).collect();
+    let rows: Vec<usize> = args
+        .get(1)
+        .map_or("1,8,32,512", String::as_str)
+        .split(',')
+        .map(|s| s.parse().unwrap())
+        .collect();
     let reps: usize = args.get(2).map_or(7, |s| s.parse().unwrap());
     let dev = Device::Cpu;
     println!("threads {}", rayon::current_num_threads());
     println!("| rows | n x k | candle f32 ms | ours f32 ms | ours bf16-w ms | ours bf16 x bf16-w ms | candle GB/s / GFLOP/s | ours f32 GB/s / GFLOP/s | ours bf16-w GB/s / GFLOP/s |");
-    for &(n, k) in &[(896usize, 896usize), (4864, 896), (896, 4864), (151936, 896)] {
+    for &(n, k) in &[
+        (896usize, 896usize),
+        (4864, 896),
+        (896, 4864),
+        (151936, 896),
+    ] {
         let w = Tensor::randn(0f32, 0.02, (n, k), &dev)?;
         let wb = w.to_dtype(DType::BF16)?;
         for &m in &rows {
@@ -32,10 +42,16 @@ fn main() -> candle_core::Result<()> {
             }
             let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
             let tc = best(reps, || drop(x.matmul(&w.t().unwrap()).unwrap()));
-            let tf = best(reps, || drop(oneshot_kernels::matmul_nt_inference(&x, &w).unwrap()));
-            let tb = best(reps, || drop(oneshot_kernels::matmul_nt_inference(&x, &wb).unwrap()));
+            let tf = best(reps, || {
+                drop(oneshot_kernels::matmul_nt_inference(&x, &w).unwrap())
+            });
+            let tb = best(reps, || {
+                drop(oneshot_kernels::matmul_nt_inference(&x, &wb).unwrap())
+            });
             let xb = x.to_dtype(DType::BF16)?;
-            let tbb = best(reps, || drop(oneshot_kernels::matmul_nt_inference(&xb, &wb).unwrap()));
+            let tbb = best(reps, || {
+                drop(oneshot_kernels::matmul_nt_inference(&xb, &wb).unwrap())
+            });
             let flop = 2.0 * (m * n * k) as f64;
             let gb = |t: f64, bytes: usize| (n * k * bytes) as f64 / t / 1e9;
             println!(

@@ -11,6 +11,7 @@
 pub mod alloc;
 mod attention;
 mod buffer;
+mod gemm_bf16;
 mod linear;
 mod linear_bf16;
 mod logprob;
@@ -225,7 +226,11 @@ pub fn causal_attention(
 pub fn matmul_nt_inference(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (n, k) = w.dims2()?;
     if x.dim(D::Minus1)? != k {
-        bail!("matmul_nt_inference: x {:?} and w {:?} disagree on the inner dim", x.shape(), w.shape());
+        bail!(
+            "matmul_nt_inference: x {:?} and w {:?} disagree on the inner dim",
+            x.shape(),
+            w.shape()
+        );
     }
     if x.track_op() || w.track_op() {
         bail!("matmul_nt_inference: inputs track gradients; it has no backward (detach them or use matmul)");
@@ -239,26 +244,56 @@ pub fn matmul_nt_inference(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let m = x.elem_count() / k.max(1);
     // Below 4 rows (decoding) the weight stream bounds the time and widening bf16 weights
     // streams better; from 4 rows on, bf16 dot products double the multiply throughput.
-    if m >= 4 && x.dtype() == DType::BF16 && w.dtype() == DType::BF16 && linear::bf16_dot_available() {
+    if m >= 4
+        && x.dtype() == DType::BF16
+        && w.dtype() == DType::BF16
+        && linear::bf16_dot_available()
+    {
         return matmul_nt_bf16_dot(x, w, m, n, k, out_dims);
     }
     let xf = f32_contiguous(x)?;
     let (xs, xl) = xf.storage_and_layout();
-    let candle_core::Storage::Cpu(xc) = &*xs else { bail!("matmul_nt_inference: x is not on the CPU") };
+    let candle_core::Storage::Cpu(xc) = &*xs else {
+        bail!("matmul_nt_inference: x is not on the CPU")
+    };
     let xd = storage::f32_slice(xc, xl, "matmul_nt_inference", "x")?;
-    let wc = if matches!(w.dtype(), DType::F32 | DType::BF16) { w.contiguous()? } else { w.to_dtype(DType::F32)? };
+    let wc = if matches!(w.dtype(), DType::F32 | DType::BF16) {
+        w.contiguous()?
+    } else {
+        w.to_dtype(DType::F32)?
+    };
     let (ws, wl) = wc.storage_and_layout();
-    let candle_core::Storage::Cpu(wcpu) = &*ws else { bail!("matmul_nt_inference: w is not on the CPU") };
+    let candle_core::Storage::Cpu(wcpu) = &*ws else {
+        bail!("matmul_nt_inference: w is not on the CPU")
+    };
     let rows = match wcpu {
         candle_core::CpuStorage::BF16(v) => {
             linear::WeightRows::Bf16(storage::contiguous_part(v, wl, "matmul_nt_inference", "w")?)
         }
-        other => linear::WeightRows::F32(storage::f32_slice(other, wl, "matmul_nt_inference", "w")?),
+        other => {
+            linear::WeightRows::F32(storage::f32_slice(other, wl, "matmul_nt_inference", "w")?)
+        }
     };
     let mut y = vec![0f32; m * n];
     linear::matmul_nt(xd, m, k, rows, n, &mut y);
     drop((xs, ws));
     Tensor::from_vec(y, out_dims, x.device())?.to_dtype(x.dtype())
+}
+
+/// `t` rounded to bf16 (round to nearest even), as a bf16 tensor. On the CPU an f32 tensor is
+/// converted by a parallel pass (candle's `to_dtype` is one thread: ~1 s for a 0.5B model).
+pub fn round_to_bf16(t: &Tensor) -> Result<Tensor> {
+    if !on_cpu(t) || t.dtype() != DType::F32 {
+        return t.to_dtype(DType::BF16);
+    }
+    let tc = t.contiguous()?;
+    let (storage, layout) = tc.storage_and_layout();
+    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) = &*storage else {
+        bail!("round_to_bf16: expected an f32 CPU tensor");
+    };
+    let rows = linear_bf16::to_bf16(storage::contiguous_part(v, layout, "round_to_bf16", "t")?);
+    drop(storage);
+    Tensor::from_vec(rows, t.shape(), t.device())
 }
 
 /// bf16 copies of a weight matrix for repeated [`linear_bf16`] calls with it (the output head,
@@ -289,27 +324,52 @@ impl Bf16Weight {
 pub fn linear_bf16(x: &Tensor, w: &Tensor, copy: Option<&Bf16Weight>) -> Result<Tensor> {
     let (n, k) = w.dims2()?;
     if x.dim(D::Minus1)? != k {
-        bail!("linear_bf16: x {:?} and w {:?} disagree on the inner dim", x.shape(), w.shape());
+        bail!(
+            "linear_bf16: x {:?} and w {:?} disagree on the inner dim",
+            x.shape(),
+            w.shape()
+        );
     }
     if !on_cpu(x) || !linear::bf16_dot_available() {
         return reference::linear_bf16(x, w);
     }
     let mut out_dims = x.dims().to_vec();
     *out_dims.last_mut().expect("x has a last dim") = n;
-    let wc = if w.dtype() == DType::BF16 { w.contiguous()? } else { f32_contiguous(w)? };
-    let op = linear_bf16::LinearBf16 { shadow: copy.and_then(|c| c.0.clone()) };
+    let wc = if w.dtype() == DType::BF16 {
+        w.contiguous()?
+    } else {
+        f32_contiguous(w)?
+    };
+    let op = linear_bf16::LinearBf16 {
+        shadow: copy.and_then(|c| c.0.clone()),
+    };
     let xf = f32_contiguous(x)?;
     // Each reshape is a backprop node that costs a full gradient copy: only add them if needed.
-    let y = if x.rank() == 2 { xf.apply_op2(&wc, op)? } else { xf.reshape(((), k))?.apply_op2(&wc, op)?.reshape(out_dims)? };
+    let y = if x.rank() == 2 {
+        xf.apply_op2(&wc, op)?
+    } else {
+        xf.reshape(((), k))?.apply_op2(&wc, op)?.reshape(out_dims)?
+    };
     y.to_dtype(x.dtype())
 }
 
 /// bf16 x bf16 with AVX512_BF16 dot products (see `linear::matmul_nt_bf16`).
-fn matmul_nt_bf16_dot(x: &Tensor, w: &Tensor, m: usize, n: usize, k: usize, out_dims: Vec<usize>) -> Result<Tensor> {
+fn matmul_nt_bf16_dot(
+    x: &Tensor,
+    w: &Tensor,
+    m: usize,
+    n: usize,
+    k: usize,
+    out_dims: Vec<usize>,
+) -> Result<Tensor> {
     let (xc, wc) = (x.contiguous()?, w.contiguous()?);
     let (xs, xl) = xc.storage_and_layout();
     let (ws, wl) = wc.storage_and_layout();
-    let (candle_core::Storage::Cpu(candle_core::CpuStorage::BF16(xv)), candle_core::Storage::Cpu(candle_core::CpuStorage::BF16(wv))) = (&*xs, &*ws) else {
+    let (
+        candle_core::Storage::Cpu(candle_core::CpuStorage::BF16(xv)),
+        candle_core::Storage::Cpu(candle_core::CpuStorage::BF16(wv)),
+    ) = (&*xs, &*ws)
+    else {
         bail!("matmul_nt_inference: expected bf16 CPU tensors");
     };
     let xd = storage::contiguous_part(xv, xl, "matmul_nt_inference", "x")?;

@@ -40,7 +40,9 @@ pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: WeightRows, n: usize, 
         WeightRows::F32(s) => assert_eq!(s.len(), n * k, "matmul_nt: w length"),
         WeightRows::Bf16(s) => assert_eq!(s.len(), n * k, "matmul_nt: w length"),
     }
-    run_strips(m, k, n, y, false, |i, mr, j, nr, out| tile(&x[i * k..(i + mr) * k], mr, k, w, j, nr, out));
+    run_strips(m, k, n, y, false, |i, mr, j, nr, out| {
+        tile(&x[i * k..(i + mr) * k], mr, k, w, j, nr, out)
+    });
 }
 
 /// Whether [`matmul_nt_bf16`] can run on this CPU.
@@ -62,9 +64,17 @@ pub(crate) fn bf16_dot_available() -> bool {
 /// # Panics
 /// If [`bf16_dot_available`] is false.
 pub(crate) fn matmul_nt_bf16(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, y: &mut [f32]) {
-    assert!(bf16_dot_available(), "matmul_nt_bf16: CPU lacks AVX512_BF16");
+    assert!(
+        bf16_dot_available(),
+        "matmul_nt_bf16: CPU lacks AVX512_BF16"
+    );
     assert_eq!(x.len(), m * k, "matmul_nt_bf16: x length");
     assert_eq!(w.len(), n * k, "matmul_nt_bf16: w length");
+    // From 24 rows on, the packed kernels (AMX tiles, else outer-product vectors) win; below,
+    // the dot-product tiles stream the weights once.
+    if m >= crate::gemm_bf16::MIN_ROWS && crate::gemm_bf16::best_kernel().is_some() {
+        return crate::gemm_bf16::gemm_nt(x, m, k, w, n, y, false);
+    }
     // The inner dim is cut into blocks of KC so a block of MB activation rows stays in L2
     // while the weight rows stream past it: with the output head's backward (k = vocab) a
     // whole row would not, and each 4-column tile would re-read the rows from memory.
@@ -90,7 +100,14 @@ pub(crate) fn matmul_nt_bf16(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usiz
 /// Splits y into column strips run in parallel; `tile(i, mr, j, nr, out)` computes rows
 /// `i..i + mr` x columns `j..j + nr` into `out`, which is stored into y, or added to it when
 /// `accumulate` is set.
-fn run_strips(m: usize, k: usize, n: usize, y: &mut [f32], accumulate: bool, tile: impl Fn(usize, usize, usize, usize, &mut TileOut) + Sync) {
+fn run_strips(
+    m: usize,
+    k: usize,
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+    tile: impl Fn(usize, usize, usize, usize, &mut TileOut) + Sync,
+) {
     assert_eq!(y.len(), m * n, "matmul_nt: y length");
     if m == 0 || n == 0 {
         return;
@@ -100,7 +117,10 @@ fn run_strips(m: usize, k: usize, n: usize, y: &mut [f32], accumulate: bool, til
     let threads = rayon::current_num_threads();
     let by_balance = n.div_ceil(threads * 16);
     let by_work = MIN_TASK_WORK.div_ceil(k.max(1) * m.min(MB));
-    let cols = by_balance.max(by_work).next_multiple_of(NR_FEW).min(n.next_multiple_of(NR_FEW));
+    let cols = by_balance
+        .max(by_work)
+        .next_multiple_of(NR_FEW)
+        .min(n.next_multiple_of(NR_FEW));
     let out = OutPtr(y.as_mut_ptr());
     let strips = n.div_ceil(cols);
     (0..strips).into_par_iter().for_each(|s| {
@@ -118,7 +138,15 @@ unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 /// Columns `c0..c1` of y for all rows.
-unsafe fn strip(m: usize, n: usize, c0: usize, c1: usize, y: OutPtr, accumulate: bool, tile: &impl Fn(usize, usize, usize, usize, &mut TileOut)) {
+unsafe fn strip(
+    m: usize,
+    n: usize,
+    c0: usize,
+    c1: usize,
+    y: OutPtr,
+    accumulate: bool,
+    tile: &impl Fn(usize, usize, usize, usize, &mut TileOut),
+) {
     let mut tile_out: TileOut = [[0f32; NR_FEW]; MR];
     for mb in (0..m).step_by(MB) {
         let m_end = (mb + MB).min(m);
@@ -131,7 +159,11 @@ unsafe fn strip(m: usize, n: usize, c0: usize, c1: usize, y: OutPtr, accumulate:
                 for r in 0..mr {
                     for c in 0..nr {
                         let dst = y.0.add((i + r) * n + j + c);
-                        *dst = if accumulate { *dst + tile_out[r][c] } else { tile_out[r][c] };
+                        *dst = if accumulate {
+                            *dst + tile_out[r][c]
+                        } else {
+                            tile_out[r][c]
+                        };
                     }
                 }
             }
@@ -147,7 +179,9 @@ fn tile(x: &[f32], mr: usize, k: usize, w: WeightRows, j: usize, nr: usize, out:
         unsafe {
             match w {
                 WeightRows::F32(s) => avx512::tile_f32(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
-                WeightRows::Bf16(s) => avx512::tile_bf16(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
+                WeightRows::Bf16(s) => {
+                    avx512::tile_bf16(x, mr, k, &s[j * k..(j + nr) * k], nr, out)
+                }
             }
         }
         return;
@@ -196,7 +230,14 @@ mod avx512 {
             /// # Safety
             /// AVX-512F must be available; `x` holds `mr` rows of `k`, `w` holds `nr` rows of `k`.
             #[target_feature(enable = "avx512f")]
-            pub(super) unsafe fn $name(x: &[f32], mr: usize, k: usize, w: &[$wty], nr: usize, out: &mut TileOut) {
+            pub(super) unsafe fn $name(
+                x: &[f32],
+                mr: usize,
+                k: usize,
+                w: &[$wty],
+                nr: usize,
+                out: &mut TileOut,
+            ) {
                 // Dispatch to a fully unrolled kernel for the common full tile.
                 if mr == MR && nr == NR {
                     kernel::<MR, NR>(x.as_ptr(), k, w.as_ptr(), out);
@@ -206,7 +247,12 @@ mod avx512 {
 
                 #[target_feature(enable = "avx512f")]
                 #[inline]
-                unsafe fn kernel<const R: usize, const C: usize>(x: *const f32, k: usize, w: *const $wty, out: &mut TileOut) {
+                unsafe fn kernel<const R: usize, const C: usize>(
+                    x: *const f32,
+                    k: usize,
+                    w: *const $wty,
+                    out: &mut TileOut,
+                ) {
                     let mut acc = [[_mm512_setzero_ps(); C]; R];
                     let mut p = 0;
                     while p + 16 <= k {
@@ -248,7 +294,14 @@ mod avx512 {
                 /// row is then in L1).
                 #[target_feature(enable = "avx512f")]
                 #[inline]
-                unsafe fn kernel_dyn(x: *const f32, mr: usize, k: usize, w: *const $wty, nr: usize, out: &mut TileOut) {
+                unsafe fn kernel_dyn(
+                    x: *const f32,
+                    mr: usize,
+                    k: usize,
+                    w: *const $wty,
+                    nr: usize,
+                    out: &mut TileOut,
+                ) {
                     for c in 0..nr {
                         let wr = w.add(c * k);
                         for r in 0..mr {
@@ -258,19 +311,34 @@ mod avx512 {
                             while p + 64 <= k {
                                 for u in 0..4 {
                                     let o = p + 16 * u;
-                                    acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(xr.add(o)), $load(wr.add(o)), acc[u]);
+                                    acc[u] = _mm512_fmadd_ps(
+                                        _mm512_loadu_ps(xr.add(o)),
+                                        $load(wr.add(o)),
+                                        acc[u],
+                                    );
                                 }
                                 p += 64;
                             }
                             while p + 16 <= k {
-                                acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(xr.add(p)), $load(wr.add(p)), acc[0]);
+                                acc[0] = _mm512_fmadd_ps(
+                                    _mm512_loadu_ps(xr.add(p)),
+                                    $load(wr.add(p)),
+                                    acc[0],
+                                );
                                 p += 16;
                             }
                             if p < k {
                                 let mask: __mmask16 = ((1u32 << (k - p)) - 1) as u16;
-                                acc[1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xr.add(p)), $load_mask(mask, wr.add(p)), acc[1]);
+                                acc[1] = _mm512_fmadd_ps(
+                                    _mm512_maskz_loadu_ps(mask, xr.add(p)),
+                                    $load_mask(mask, wr.add(p)),
+                                    acc[1],
+                                );
                             }
-                            let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+                            let sum = _mm512_add_ps(
+                                _mm512_add_ps(acc[0], acc[1]),
+                                _mm512_add_ps(acc[2], acc[3]),
+                            );
                             out[r][c] = _mm512_reduce_add_ps(sum);
                         }
                     }
@@ -334,11 +402,21 @@ mod bf16dot {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     #[inline]
-    unsafe fn kernel<const R: usize, const C: usize>(x: *const bf16, stride: usize, len: usize, w: *const bf16, out: &mut TileOut) {
+    unsafe fn kernel<const R: usize, const C: usize>(
+        x: *const bf16,
+        stride: usize,
+        len: usize,
+        w: *const bf16,
+        out: &mut TileOut,
+    ) {
         let mut acc = [[_mm512_setzero_ps(); C]; R];
         let mut p = 0;
         while p < len {
-            let mask: __mmask32 = if len - p >= 32 { u32::MAX } else { (1u32 << (len - p)) - 1 };
+            let mask: __mmask32 = if len - p >= 32 {
+                u32::MAX
+            } else {
+                (1u32 << (len - p)) - 1
+            };
             let mut wv = [std::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()); C];
             for c in 0..C {
                 wv[c] = load(w.add(c * stride + p), mask);
@@ -362,7 +440,15 @@ mod bf16dot {
     /// `available()` must hold; `x` holds `mr` rows and `w` `nr` rows of `len` values, rows
     /// `stride` apart.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub(super) unsafe fn tile(x: &[bf16], mr: usize, stride: usize, len: usize, w: &[bf16], nr: usize, out: &mut TileOut) {
+    pub(super) unsafe fn tile(
+        x: &[bf16],
+        mr: usize,
+        stride: usize,
+        len: usize,
+        w: &[bf16],
+        nr: usize,
+        out: &mut TileOut,
+    ) {
         debug_assert!(x.len() >= (mr - 1) * stride + len && w.len() >= (nr - 1) * stride + len);
         if mr == MR && nr == NR {
             return kernel::<MR, NR>(x.as_ptr(), stride, len, w.as_ptr(), out);

@@ -60,7 +60,11 @@ pub fn linear_bf16(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if let Some(last) = dims.last_mut() {
         *last = n;
     }
-    round(x)?.reshape(((), k))?.matmul(&round(w)?.t()?)?.reshape(dims)?.to_dtype(x.dtype())
+    round(x)?
+        .reshape(((), k))?
+        .matmul(&round(w)?.t()?)?
+        .reshape(dims)?
+        .to_dtype(x.dtype())
 }
 
 /// SwiGLU gate: silu(gate) * up.

@@ -15,7 +15,11 @@ use oneshot_kernels::{self as k, reference, Bf16Weight};
 const RTOL: f32 = 1e-4;
 
 fn loss_weights(r: &mut rand_chacha::ChaCha8Rng, dims: &[usize]) -> Tensor {
-    uniform(r, dims, 1.0).to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap()
+    uniform(r, dims, 1.0)
+        .to_dtype(DType::BF16)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
 }
 
 #[test]
@@ -41,7 +45,9 @@ fn values_and_gradients_match_the_reference() {
             for shared in [false, true] {
                 let what = format!("x {xd:?} w [{n}, {kk}] {w_dtype:?} shared copy {shared}");
                 let x = var(&mut r, &xd, 1.0);
-                let w = Var::from_tensor(&uniform(&mut r, &[n, kk], 1.0).to_dtype(w_dtype).unwrap()).unwrap();
+                let w =
+                    Var::from_tensor(&uniform(&mut r, &[n, kk], 1.0).to_dtype(w_dtype).unwrap())
+                        .unwrap();
                 let mut yd = lead.to_vec();
                 yd.push(n);
                 let lw = loss_weights(&mut r, &yd);
@@ -53,9 +59,16 @@ fn values_and_gradients_match_the_reference() {
                 assert_close(&got, &want, 1e-5, &format!("{what}: values"));
 
                 let g_got = (&got * &lw).unwrap().sum_all().unwrap().backward().unwrap();
-                let g_want = (&want * &lw).unwrap().sum_all().unwrap().backward().unwrap();
+                let g_want = (&want * &lw)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
                 for (name, v) in [("dx", &x), ("dw", &w)] {
-                    let a = g_got.get(v.as_tensor()).unwrap_or_else(|| panic!("{what}: no {name}"));
+                    let a = g_got
+                        .get(v.as_tensor())
+                        .unwrap_or_else(|| panic!("{what}: no {name}"));
                     let b = g_want.get(v.as_tensor()).unwrap();
                     assert_eq!(a.dtype(), v.dtype(), "{what}: {name} dtype");
                     // A bf16 weight's gradient is rounded to bf16 on both sides.
@@ -72,11 +85,28 @@ fn values_and_gradients_match_the_reference() {
 #[test]
 fn gradient_matches_a_hand_computed_case() {
     // x [2, 3], w [2, 3], loss = sum(y * L): dx = L . w, dw = L^T . x.
-    let x = Var::from_tensor(&Tensor::new(&[[1.0f32, 2.0, -1.0], [0.5, -0.25, 4.0]], &candle_core::Device::Cpu).unwrap()).unwrap();
-    let w = Var::from_tensor(&Tensor::new(&[[2.0f32, 0.0, 1.0], [-1.0, 3.0, 0.5]], &candle_core::Device::Cpu).unwrap()).unwrap();
+    let x = Var::from_tensor(
+        &Tensor::new(
+            &[[1.0f32, 2.0, -1.0], [0.5, -0.25, 4.0]],
+            &candle_core::Device::Cpu,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let w = Var::from_tensor(
+        &Tensor::new(
+            &[[2.0f32, 0.0, 1.0], [-1.0, 3.0, 0.5]],
+            &candle_core::Device::Cpu,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let l = Tensor::new(&[[1.0f32, -2.0], [0.5, 1.0]], &candle_core::Device::Cpu).unwrap();
     let y = k::linear_bf16(x.as_tensor(), w.as_tensor(), None).unwrap();
-    assert_eq!(y.to_vec2::<f32>().unwrap(), vec![vec![1.0, 4.5], vec![5.0, 0.75]]);
+    assert_eq!(
+        y.to_vec2::<f32>().unwrap(),
+        vec![vec![1.0, 4.5], vec![5.0, 0.75]]
+    );
     let g = (&y * &l).unwrap().sum_all().unwrap().backward().unwrap();
     let dx = g.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
     let dw = g.get(w.as_tensor()).unwrap().to_vec2::<f32>().unwrap();

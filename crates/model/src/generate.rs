@@ -62,6 +62,12 @@ impl Model {
             return Ok(out);
         }
         let w = self.weights(true);
+        // bf16 products: round the projections once for the whole generation.
+        let w = if self.matmul_precision() == crate::layers::MatmulPrecision::Bf16 && w.lm_head.dtype() == DType::F32 {
+            w.with_bf16_projections()?
+        } else {
+            w
+        };
         let batch = Batch::left_padded(prompts, opts.pad_token_id)?;
         let p = batch.seq_len;
         let mut cache = KvCache::new(self.config.num_hidden_layers, p + opts.max_new_tokens.min(256));

@@ -26,9 +26,10 @@ pub enum MatmulPrecision {
     /// Operands rounded to bf16, f32 accumulation, forward and backward
     /// (`oneshot_kernels::linear_bf16`, PyTorch's CPU autocast semantics); weights, their
     /// gradients and everything outside the projections stay f32. Log-probs with and
-    /// without a graph use the same products (so PPO's ratio starts at exactly 1); only
-    /// KV-cache decoding steps of fewer than [`BF16_MIN_ROWS`] rows keep the weight-streaming
-    /// f32 path, which is bound by memory, not multiplies.
+    /// without a graph use the same products (so PPO's ratio starts at exactly 1).
+    /// Generation rounds the projection weights to bf16 once per call; its KV-cache steps of
+    /// fewer than [`BF16_MIN_ROWS`] rows multiply f32 activations by those bf16 weights
+    /// (bound by streaming the weights, which bf16 halves), larger steps round both.
     Bf16,
 }
 

@@ -88,6 +88,44 @@ pub struct Weights {
     pub lm_head: Tensor,
 }
 
+impl Linear {
+    fn with_bf16_weight(&self) -> Result<Self> {
+        Ok(Self { weight: oneshot_kernels::round_to_bf16(&self.weight)?, bias: self.bias.clone() })
+    }
+}
+
+impl Weights {
+    /// The same weights with every projection (attention, MLP, output head) rounded to bf16;
+    /// embeddings, norms and biases unchanged. Used for decoding under
+    /// `MatmulPrecision::Bf16`: the products round their operands to bf16 anyway, so one copy
+    /// made per generation replaces a rounding pass over all weights at every step.
+    pub fn with_bf16_projections(&self) -> Result<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(LayerWeights {
+                    input_norm: l.input_norm.clone(),
+                    q: l.q.with_bf16_weight()?,
+                    k: l.k.with_bf16_weight()?,
+                    v: l.v.with_bf16_weight()?,
+                    o: l.o.with_bf16_weight()?,
+                    post_norm: l.post_norm.clone(),
+                    gate: l.gate.with_bf16_weight()?,
+                    up: l.up.with_bf16_weight()?,
+                    down: l.down.with_bf16_weight()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embed: self.embed.clone(),
+            layers,
+            norm: self.norm.clone(),
+            lm_head: oneshot_kernels::round_to_bf16(&self.lm_head)?,
+        })
+    }
+}
+
 /// The trainable parameters, in `param_specs` order.
 pub struct Params {
     specs: Vec<ParamSpec>,

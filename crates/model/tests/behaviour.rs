@@ -339,3 +339,28 @@ fn bf16_matmul_precision_is_close_to_f32_in_values_and_gradients() {
         assert!(num <= 0.03 * den, "{name}: relative gradient difference {}", num / den);
     }
 }
+
+#[test]
+fn bf16_decoding_agrees_with_the_bf16_forward() {
+    use oneshot_model::MatmulPrecision;
+    let model = tiny("Qwen2ForCausalLM", true, 2, 5).with_matmul_precision(MatmulPrecision::Bf16);
+    // 20 rows: the prefill and the first steps run with >= BF16_MIN_ROWS rows (both operands
+    // rounded); as rows stop on eos, later steps fall below it (f32 activations, bf16 weights).
+    let prompts: Vec<Vec<u32>> = (0..20u32).map(|i| (0..1 + i % 5).map(|j| 3 + (i * 7 + j * 11) % 60).collect()).collect();
+    let seeds: Vec<u64> = (0..20).map(|i| 500 + i).collect();
+    let mut opts = sampling(0.9, 12);
+    opts.eos_token_ids = vec![4, 5, 6, 7];
+    let gens = model.generate(&prompts, &seeds, &opts, None).unwrap();
+    let lengths: Vec<usize> = gens.iter().map(|g| g.tokens.len()).collect();
+    assert!(lengths.iter().filter(|&&l| l < 12).count() >= 5, "too few rows stopped early: {lengths:?}");
+    let responses: Vec<Vec<u32>> = gens.iter().map(|g| g.tokens.clone()).collect();
+    let (batch, start) = Batch::prompt_response(&prompts, &responses, 0).unwrap();
+    let (lp, _) = model.token_logprobs(&batch, start, 0.9, &LogprobOptions::default()).unwrap();
+    let lp = lp.to_vec2::<f32>().unwrap();
+    for (i, g) in gens.iter().enumerate() {
+        // The forward rounds activations to bf16 at every projection; decoding below 16 rows
+        // does not, so the two agree to bf16 precision, not exactly.
+        let d = max_abs_diff(&g.logprobs, &lp[i][..g.tokens.len()]);
+        assert!(d < 0.05, "row {i}: bf16 decoding log-probs differ from the bf16 forward by {d}");
+    }
+}

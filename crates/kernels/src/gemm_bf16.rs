@@ -1,0 +1,641 @@
+//! Packed bf16 GEMM for many rows: `y [m, n] (+)= x [m, k] . w [n, k]^T`, bf16 operands,
+//! f32 accumulation, with AVX512_BF16's `vdpbf16ps`.
+//!
+//! Why a second kernel next to the dot-product tiles of [`crate::linear`]: those compute each
+//! output as a dot product (8 vector loads per 16 multiply-add instructions and a horizontal
+//! sum per output), which is right for decoding, where the weights stream once, but leaves
+//! most of the multiplier idle at hundreds of rows (forward and backward of a training step).
+//! Here the operands are repacked so the inner loop is an outer product: per pair of inner
+//! indices, two vectors of 16 weight-row pairs and one broadcast activation pair per row feed
+//! `MR x 2` accumulators (24 of the 32 registers), i.e. 14 loads per 24 `vdpbf16ps`.
+//!
+//! Blocking (GotoBLAS / BLIS style): the inner dim is cut into blocks of `KC`; per block, a
+//! block of `MC` activation rows is packed once (`MC x KC` bf16 = 288 KiB, in L2) and shared by
+//! all threads; each task packs one micro-panel of `NR` weight rows (`NR x KC` = 16 KiB, in
+//! L1) and runs it against every `MR`-row panel of the block. Odd `k`, and rows or columns that
+//! do not fill a panel, are zero-padded in the packed copies, so the micro-kernel has no edge
+//! cases; only the stores are masked.
+use crate::linear_bf16::ToBf16;
+use half::bf16;
+use rayon::prelude::*;
+
+/// Rows of x per micro-tile.
+pub(crate) const MR: usize = 12;
+/// Rows of w (output columns) per micro-tile: two 16-lane vectors.
+pub(crate) const NR: usize = 32;
+/// Fewest rows of x for which the packed kernels beat the dot-product tiles of
+/// [`crate::linear`] (their padding to whole micro-tiles costs little from here on).
+pub(crate) const MIN_ROWS: usize = 2 * MR;
+/// Inner-dim values per block (a multiple of 2: the kernel consumes pairs).
+const KC: usize = 256;
+/// x rows per packed block.
+const MC: usize = 48 * MR;
+
+/// Whether the CPU runs this kernel.
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A pair of bf16 values as one u32, low half first (the lane layout of `vdpbf16ps`).
+#[inline(always)]
+fn pair<T: ToBf16>(lo: T, hi: T) -> u32 {
+    lo.to_bf16().to_bits() as u32 | ((hi.to_bf16().to_bits() as u32) << 16)
+}
+
+/// Packs rows `r0..r0 + rows` (rows past `total_rows` read as zero) of a row-major `[_, k]`
+/// matrix, inner range `p0..p0 + kc`, as `[kc/2 pairs][width]` u32: for each pair index, the
+/// pairs of all `width` rows side by side.
+fn pack<T: ToBf16>(
+    src: &[T],
+    k: usize,
+    total_rows: usize,
+    r0: usize,
+    width: usize,
+    p0: usize,
+    kc: usize,
+    out: &mut [u32],
+) {
+    let pairs = kc.div_ceil(2);
+    debug_assert!(out.len() >= pairs * width);
+    for r in 0..width {
+        let row = r0 + r;
+        if row >= total_rows {
+            for q in 0..pairs {
+                out[q * width + r] = 0;
+            }
+            continue;
+        }
+        let s = &src[row * k + p0..row * k + p0 + kc];
+        let (full, tail) = s.split_at(kc & !1);
+        for (q, two) in full.chunks_exact(2).enumerate() {
+            out[q * width + r] = pair(two[0], two[1]);
+        }
+        if let Some(&last) = tail.first() {
+            out[(pairs - 1) * width + r] = pair(last.to_bf16(), bf16::ZERO);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint column ranges of y (see `gemm_nt`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    /// Through a method, so closures capture the whole (Sync) wrapper, not the raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Which micro-kernel runs the product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// AMX tiles (`tdpbf16ps`, 32 x 32 outputs per micro-tile).
+    Amx,
+    /// AVX512_BF16 vectors (`vdpbf16ps`, 12 x 32 outputs per micro-tile).
+    Avx512,
+}
+
+/// The fastest kernel this CPU (and OS) runs, if any.
+pub(crate) fn best_kernel() -> Option<Kernel> {
+    if amx::available() {
+        Some(Kernel::Amx)
+    } else if available() {
+        Some(Kernel::Avx512)
+    } else {
+        None
+    }
+}
+
+/// `y = x . w^T` (or `y += x . w^T` with `accumulate`) for x `[m, k]`, w `[n, k]`, y `[m, n]`,
+/// all row-major, with the [`best_kernel`].
+///
+/// # Panics
+/// If no kernel is available or a slice has the wrong length.
+pub(crate) fn gemm_nt<X: ToBf16, W: ToBf16>(
+    x: &[X],
+    m: usize,
+    k: usize,
+    w: &[W],
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    match best_kernel() {
+        Some(kernel) => gemm_nt_with(kernel, x, m, k, w, n, y, accumulate),
+        None => panic!("gemm_bf16: CPU lacks AVX512_BF16"),
+    }
+}
+
+/// [`gemm_nt`] with a chosen kernel.
+///
+/// # Panics
+/// If that kernel is not available or a slice has the wrong length.
+pub(crate) fn gemm_nt_with<X: ToBf16, W: ToBf16>(
+    kernel: Kernel,
+    x: &[X],
+    m: usize,
+    k: usize,
+    w: &[W],
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    match kernel {
+        Kernel::Amx => {
+            assert!(amx::available(), "gemm_bf16: AMX is not available");
+            gemm_nt_amx(x, m, k, w, n, y, accumulate)
+        }
+        Kernel::Avx512 => {
+            assert!(available(), "gemm_bf16: CPU lacks AVX512_BF16");
+            gemm_nt_avx512(x, m, k, w, n, y, accumulate)
+        }
+    }
+}
+
+fn gemm_nt_avx512<X: ToBf16, W: ToBf16>(
+    x: &[X],
+    m: usize,
+    k: usize,
+    w: &[W],
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    assert_eq!(x.len(), m * k, "gemm_bf16: x length");
+    assert_eq!(w.len(), n * k, "gemm_bf16: w length");
+    assert_eq!(y.len(), m * n, "gemm_bf16: y length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            y.fill(0.0);
+        }
+        return;
+    }
+    let out = OutPtr(y.as_mut_ptr());
+    let n_panels = n.div_ceil(NR);
+    for i0 in (0..m).step_by(MC) {
+        let mc = MC.min(m - i0);
+        let m_panels = mc.div_ceil(MR);
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            let pairs = kc.div_ceil(2);
+            let first = p0 == 0 && !accumulate;
+            // The block of x, shared by every task below.
+            let mut a = vec![0u32; m_panels * pairs * MR];
+            a.par_chunks_mut(pairs * MR)
+                .enumerate()
+                .for_each(|(ip, panel)| {
+                    pack(x, k, m, i0 + ip * MR, MR, p0, kc, panel);
+                });
+            // Panels per task: enough tasks for rayon to balance, each long enough to amortise.
+            let per_task = n_panels.div_ceil(rayon::current_num_threads() * 8).max(1);
+            (0..n_panels.div_ceil(per_task))
+                .into_par_iter()
+                .for_each(|t| {
+                    let mut b = vec![0u32; pairs * NR];
+                    for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
+                        let j0 = jp * NR;
+                        pack(w, k, n, j0, NR, p0, kc, &mut b);
+                        let cols = NR.min(n - j0);
+                        for ip in 0..m_panels {
+                            let rows = MR.min(mc - ip * MR);
+                            let ap = &a[ip * pairs * MR..(ip + 1) * pairs * MR];
+                            // SAFETY: `available()` was checked; `ap` and `b` hold `pairs` rows of
+                            // MR and NR u32; the tile's rows `< rows` and columns `< cols` lie inside
+                            // y (m x n), and this task is the only one writing columns j0..j0+NR.
+                            #[cfg(target_arch = "x86_64")]
+                            unsafe {
+                                let dst = out.get().add((i0 + ip * MR) * n + j0);
+                                avx512::micro(
+                                    ap.as_ptr(),
+                                    b.as_ptr(),
+                                    pairs,
+                                    dst,
+                                    n,
+                                    rows,
+                                    cols,
+                                    first,
+                                )
+                            }
+                        }
+                    }
+                });
+        }
+    }
+}
+
+/// x rows per AMX micro-tile (two 16-row tiles).
+const AMX_MR: usize = 32;
+/// Inner-dim values per AMX block: 16 steps of 32.
+const AMX_KC: usize = 512;
+/// x rows per packed AMX block (512 x 512 bf16 = 512 KiB, in L2).
+const AMX_MC: usize = 512;
+
+/// Packs x rows `r0..r0 + rows` (zero past `total_rows`), inner range `p0..p0 + kc`, row-major
+/// with `pairs_pad` pairs per row (zero past `kc`): the layout of an AMX A tile.
+fn pack_rows<T: ToBf16>(
+    src: &[T],
+    k: usize,
+    total_rows: usize,
+    r0: usize,
+    p0: usize,
+    kc: usize,
+    pairs_pad: usize,
+    out: &mut [u32],
+) {
+    for (r, dst) in out.chunks_exact_mut(pairs_pad).enumerate() {
+        let row = r0 + r;
+        dst.fill(0);
+        if row >= total_rows {
+            continue;
+        }
+        let s = &src[row * k + p0..row * k + p0 + kc];
+        let (full, tail) = s.split_at(kc & !1);
+        for (d, two) in dst.iter_mut().zip(full.chunks_exact(2)) {
+            *d = pair(two[0], two[1]);
+        }
+        if let Some(&last) = tail.first() {
+            dst[kc / 2] = pair(last.to_bf16(), bf16::ZERO);
+        }
+    }
+}
+
+/// The AMX product: per (row block, inner block), x is packed as A tiles, each task packs 32
+/// weight rows as two B tiles (VNNI pairs, [`pack`]) and runs them against every 32-row
+/// panel: 2 x 2 accumulator tiles, 4 `tdpbf16ps` per 32 inner values.
+fn gemm_nt_amx<X: ToBf16, W: ToBf16>(
+    x: &[X],
+    m: usize,
+    k: usize,
+    w: &[W],
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    assert_eq!(x.len(), m * k, "gemm_bf16: x length");
+    assert_eq!(w.len(), n * k, "gemm_bf16: w length");
+    assert_eq!(y.len(), m * n, "gemm_bf16: y length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            y.fill(0.0);
+        }
+        return;
+    }
+    let out = OutPtr(y.as_mut_ptr());
+    let n_panels = n.div_ceil(NR);
+    for i0 in (0..m).step_by(AMX_MC) {
+        let mc = AMX_MC.min(m - i0);
+        let m_panels = mc.div_ceil(AMX_MR);
+        for p0 in (0..k).step_by(AMX_KC) {
+            let kc = AMX_KC.min(k - p0);
+            let steps = kc.div_ceil(32);
+            let pairs_pad = steps * 16;
+            let first = p0 == 0 && !accumulate;
+            let mut a = vec![0u32; m_panels * AMX_MR * pairs_pad];
+            a.par_chunks_mut(AMX_MR * pairs_pad)
+                .enumerate()
+                .for_each(|(ip, panel)| {
+                    pack_rows(x, k, m, i0 + ip * AMX_MR, p0, kc, pairs_pad, panel);
+                });
+            let per_task = n_panels.div_ceil(rayon::current_num_threads() * 8).max(1);
+            (0..n_panels.div_ceil(per_task))
+                .into_par_iter()
+                .for_each(|t| {
+                    // Pairs past kc stay zero: `pack` only writes the first kc / 2 rounded up.
+                    let mut b = vec![0u32; pairs_pad * NR];
+                    let mut tile = [0f32; AMX_MR * NR];
+                    // SAFETY: `amx::available()` was asserted (permission granted for the process);
+                    // the tile configuration is per thread and set here before any tile use.
+                    unsafe { amx::configure() };
+                    for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
+                        let j0 = jp * NR;
+                        pack(w, k, n, j0, NR, p0, kc, &mut b);
+                        let cols = NR.min(n - j0);
+                        for ip in 0..m_panels {
+                            let rows = AMX_MR.min(mc - ip * AMX_MR);
+                            let ap = &a[ip * AMX_MR * pairs_pad..(ip + 1) * AMX_MR * pairs_pad];
+                            // SAFETY: ap holds 32 rows of pairs_pad u32 and b pairs_pad rows of 32
+                            // u32 (steps * 16 = pairs_pad); tile holds 32 x 32 f32.
+                            unsafe {
+                                amx::micro(
+                                    ap.as_ptr(),
+                                    pairs_pad,
+                                    b.as_ptr(),
+                                    steps,
+                                    tile.as_mut_ptr(),
+                                )
+                            };
+                            for r in 0..rows {
+                                let src = &tile[r * NR..r * NR + cols];
+                                // SAFETY: row i0 + ip*32 + r < m and columns j0..j0+cols < n lie in
+                                // y; this task alone writes columns j0..j0 + NR.
+                                let dst = unsafe {
+                                    std::slice::from_raw_parts_mut(
+                                        out.get().add((i0 + ip * AMX_MR + r) * n + j0),
+                                        cols,
+                                    )
+                                };
+                                if first {
+                                    dst.copy_from_slice(src);
+                                } else {
+                                    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                                }
+                            }
+                        }
+                    }
+                    // SAFETY: releases this thread's tile state (configured above).
+                    unsafe { amx::release() };
+                });
+        }
+    }
+}
+
+/// Intel AMX through inline assembly (the tile intrinsics are not stable Rust): tiles 0-3
+/// accumulate a 32 x 32 f32 block, 4-5 hold x rows, 6-7 weight pairs.
+#[cfg(target_arch = "x86_64")]
+mod amx {
+    use std::arch::asm;
+    use std::sync::OnceLock;
+
+    /// AMX-BF16 and AMX-TILE in CPUID, and Linux lets this process use the tile data state
+    /// (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, once per process).
+    /// `ONESHOT_AMX=0` turns it off (A/B comparisons).
+    pub(super) fn available() -> bool {
+        static OK: OnceLock<bool> = OnceLock::new();
+        *OK.get_or_init(|| {
+            if std::env::var("ONESHOT_AMX").is_ok_and(|v| v == "0") {
+                return false;
+            }
+            // SAFETY: CPUID leaf 7 exists on every x86_64 CPU that has AVX-512.
+            let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+            let (bf16, tile) = (leaf7.edx & (1 << 22) != 0, leaf7.edx & (1 << 24) != 0);
+            bf16 && tile && request_permission()
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    fn request_permission() -> bool {
+        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+        const XFEATURE_XTILEDATA: libc::c_long = 18;
+        // SAFETY: a plain system call with integer arguments.
+        unsafe {
+            libc::syscall(
+                libc::SYS_arch_prctl,
+                ARCH_REQ_XCOMP_PERM,
+                XFEATURE_XTILEDATA,
+            ) == 0
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn request_permission() -> bool {
+        false
+    }
+
+    /// Palette 1, all eight tiles 16 rows x 64 bytes.
+    #[repr(C, align(64))]
+    struct Config([u8; 64]);
+
+    const CONFIG: Config = {
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        let mut t = 0;
+        while t < 8 {
+            c[16 + 2 * t] = 64; // bytes per row (little-endian u16)
+            c[48 + t] = 16; // rows
+            t += 1;
+        }
+        Config(c)
+    };
+
+    /// # Safety
+    /// [`available`] must be true.
+    pub(super) unsafe fn configure() {
+        asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const Config, options(nostack, readonly));
+    }
+
+    /// # Safety
+    /// Tiles must have been configured on this thread.
+    pub(super) unsafe fn release() {
+        asm!("tilerelease", options(nostack, nomem));
+    }
+
+    /// `out [32, 32] = a [32 rows, 2 * pairs] . b^T` with a row-major (`stride_pairs` u32 per
+    /// row) and b as `steps * 16` VNNI rows of 32 pairs.
+    ///
+    /// # Safety
+    /// Tiles configured; `a` holds 32 rows of `stride_pairs >= steps * 16` u32, `b` holds
+    /// `steps * 16 * 32` u32, `out` 1024 f32.
+    pub(super) unsafe fn micro(
+        a: *const u32,
+        stride_pairs: usize,
+        b: *const u32,
+        steps: usize,
+        out: *mut f32,
+    ) {
+        let sa = stride_pairs * 4;
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+        for s in 0..steps {
+            let a0 = a.add(s * 16);
+            let a1 = a0.add(16 * stride_pairs);
+            let b0 = b.add(s * 16 * 32);
+            let b1 = b0.add(16);
+            asm!(
+                "tileloadd tmm4, [{a0} + {sa}*1]",
+                "tileloadd tmm5, [{a1} + {sa}*1]",
+                "tileloadd tmm6, [{b0} + {sb}*1]",
+                "tileloadd tmm7, [{b1} + {sb}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                a0 = in(reg) a0,
+                a1 = in(reg) a1,
+                b0 = in(reg) b0,
+                b1 = in(reg) b1,
+                sa = in(reg) sa,
+                sb = in(reg) 128usize,
+                options(nostack, readonly),
+            );
+        }
+        let so = 128usize;
+        asm!(
+            "tilestored [{o0} + {so}*1], tmm0",
+            "tilestored [{o1} + {so}*1], tmm1",
+            "tilestored [{o2} + {so}*1], tmm2",
+            "tilestored [{o3} + {so}*1], tmm3",
+            o0 = in(reg) out,
+            o1 = in(reg) out.add(16),
+            o2 = in(reg) out.add(16 * 32),
+            o3 = in(reg) out.add(16 * 32 + 16),
+            so = in(reg) so,
+            options(nostack),
+        );
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod amx {
+    pub(super) fn available() -> bool {
+        false
+    }
+    pub(super) unsafe fn configure() {}
+    pub(super) unsafe fn release() {}
+    pub(super) unsafe fn micro(_: *const u32, _: usize, _: *const u32, _: usize, _: *mut f32) {
+        unreachable!("AMX is x86_64 only")
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// One `MR x NR` tile over `pairs` packed pairs; stores (or adds to) the first `rows`
+    /// rows and `cols` columns at `dst` (row stride `ld`).
+    ///
+    /// # Safety
+    /// AVX-512F/BW/BF16 available; `a` holds `pairs * MR` and `b` `pairs * NR` u32; the
+    /// stored region is valid.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub(super) unsafe fn micro(
+        a: *const u32,
+        b: *const u32,
+        pairs: usize,
+        dst: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        store: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        for q in 0..pairs {
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(q * NR) as *const _));
+            let b1: __m512bh =
+                std::mem::transmute(_mm512_loadu_si512(b.add(q * NR + 16) as *const _));
+            let ar = a.add(q * MR);
+            for r in 0..MR {
+                let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ar.add(r) as i32));
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+            }
+        }
+        let lane_mask = |c0: usize| -> __mmask16 {
+            let valid = cols.saturating_sub(c0).min(16);
+            ((1u32 << valid) - 1) as __mmask16
+        };
+        let masks = [lane_mask(0), lane_mask(16)];
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            for (h, &v) in row.iter().enumerate() {
+                let m = masks[h];
+                if m == 0 {
+                    continue;
+                }
+                let p = dst.add(r * ld + h * 16);
+                let v = if store {
+                    v
+                } else {
+                    _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, p))
+                };
+                _mm512_mask_storeu_ps(p, m, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize) -> Vec<f32> {
+        let mut y = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                y[i * n + j] = (0..k)
+                    .map(|p| x[i * k + p].to_f32() as f64 * w[j * k + p].to_f32() as f64)
+                    .sum::<f64>() as f32;
+            }
+        }
+        y
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<bf16> {
+        // Small integers and halves: products and sums are exact in f32, so results compare
+        // exactly whatever the summation order.
+        (0..len)
+            .map(|i| {
+                bf16::from_f32(
+                    (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 13) % 17) as f32
+                        * 0.5
+                        - 4.0,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_naive_on_ragged_shapes_and_accumulates() {
+        let kernels: Vec<Kernel> = [
+            (Kernel::Amx, amx::available()),
+            (Kernel::Avx512, available()),
+        ]
+        .into_iter()
+        .filter_map(|(kn, ok)| ok.then_some(kn))
+        .collect();
+        // CI=true requires the machine the project is developed on (AMX and AVX512_BF16), so
+        // neither kernel goes untested there.
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            assert_eq!(
+                kernels,
+                [Kernel::Amx, Kernel::Avx512],
+                "CI machine must run both packed kernels"
+            );
+        }
+        for kernel in kernels {
+            // Shapes cross every edge: rows not a multiple of MR or MC, columns not of NR, odd k,
+            // k across several KC blocks.
+            for (m, k, n) in [
+                (1, 1, 1),
+                (12, 2, 32),
+                (13, 3, 33),
+                (25, 257, 31),
+                (600, 515, 70),
+                (5, 1030, 97),
+                (33, 1100, 65),
+            ] {
+                let x = values(m * k, 1);
+                let w = values(n * k, 7);
+                let want = naive(&x, m, k, &w, n);
+                let mut y = vec![f32::NAN; m * n];
+                gemm_nt_with(kernel, &x, m, k, &w, n, &mut y, false);
+                assert_eq!(y, want, "{kernel:?} store m {m} k {k} n {n}");
+                let mut y2 = vec![1.0f32; m * n];
+                gemm_nt_with(kernel, &x, m, k, &w, n, &mut y2, true);
+                let want2: Vec<f32> = want.iter().map(|v| v + 1.0).collect();
+                assert_eq!(y2, want2, "{kernel:?} accumulate m {m} k {k} n {n}");
+            }
+        }
+    }
+}
