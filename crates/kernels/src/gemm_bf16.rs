@@ -51,10 +51,195 @@ fn pair<T: ToBf16>(lo: T, hi: T) -> u32 {
     lo.to_bf16().to_bits() as u32 | ((hi.to_bf16().to_bits() as u32) << 16)
 }
 
+/// Element types the packers read: f32 (rounded to bf16 while packing, so an f32 weight needs
+/// no bf16 copy) or bf16.
+pub(crate) trait PackSource: ToBf16 {
+    const IS_F32: bool;
+}
+impl PackSource for f32 {
+    const IS_F32: bool = true;
+}
+impl PackSource for bf16 {
+    const IS_F32: bool = false;
+}
+
+/// [`pack_scalar`]'s layout, vectorised where the CPU allows (it always does where the
+/// packed kernels run).
+#[allow(clippy::too_many_arguments)]
+fn pack<T: PackSource>(src: &[T], k: usize, total_rows: usize, r0: usize, width: usize, p0: usize, kc: usize, out: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        assert!(out.len() >= kc.div_ceil(2) * width && (r0 + width).min(total_rows) <= src.len() / k.max(1));
+        // SAFETY: features checked; rows r0..min(r0 + width, total_rows) of k values exist
+        // in src (asserted) and out holds kc/2 (rounded up) rows of width.
+        return unsafe { vpack::cols(src, k, total_rows, r0, width, p0, kc, out) };
+    }
+    pack_scalar(src, k, total_rows, r0, width, p0, kc, out)
+}
+
+/// [`pack_rows_scalar`]'s layout, vectorised where the CPU allows.
+#[allow(clippy::too_many_arguments)]
+fn pack_rows<T: PackSource>(src: &[T], k: usize, total_rows: usize, r0: usize, p0: usize, kc: usize, pairs_pad: usize, out: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        assert!(pairs_pad >= kc.div_ceil(2) && out.len() % pairs_pad == 0);
+        // SAFETY: features checked; every row read (< total_rows) holds p0 + kc values.
+        return unsafe { vpack::rows(src, k, total_rows, r0, p0, kc, pairs_pad, out) };
+    }
+    pack_rows_scalar(src, k, total_rows, r0, p0, kc, pairs_pad, out)
+}
+
+/// AVX-512 packers: 32 source values become 16 pairs per instruction (`vcvtne2ps2bf16`
+/// rounds f32 to nearest even; bf16 is loaded as is).
+#[cfg(target_arch = "x86_64")]
+mod vpack {
+    use super::{pair, PackSource};
+    use half::bf16;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[inline]
+    unsafe fn load_pairs<T: PackSource>(p: *const T) -> __m512i {
+        if T::IS_F32 {
+            let f = p as *const f32;
+            let (lo, hi) = (_mm512_loadu_ps(f), _mm512_loadu_ps(f.add(16)));
+            // Elements 0..16 of the result come from the second operand.
+            std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+        } else {
+            _mm512_loadu_si512(p as *const _)
+        }
+    }
+
+    /// Pairs `from..pairs` of one row, the last one zero-padded when kc is odd.
+    #[inline(always)]
+    fn tail_pair<T: PackSource>(s: &[T], q: usize) -> u32 {
+        match (s.get(2 * q), s.get(2 * q + 1)) {
+            (Some(&a), Some(&b)) => pair(a, b),
+            (Some(&a), None) => pair(a.to_bf16(), bf16::ZERO),
+            _ => 0,
+        }
+    }
+
+    /// See [`super::pack_scalar`].
+    ///
+    /// # Safety
+    /// AVX-512F/BW/BF16 available; rows below `total_rows` hold `p0 + kc` values; `out`
+    /// holds `kc.div_ceil(2) * width` u32.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn cols<T: PackSource>(src: &[T], k: usize, total_rows: usize, r0: usize, width: usize, p0: usize, kc: usize, out: &mut [u32]) {
+        let pairs = kc.div_ceil(2);
+        let groups = kc / 32;
+        let o = out.as_mut_ptr();
+        // Blocks of 16 rows: 16 vectors of 16 pairs are transposed in registers and stored
+        // as 16 contiguous runs (the weight panels; width 32).
+        if width % 16 == 0 {
+            for rb in (0..width).step_by(16) {
+                for g in 0..groups {
+                    let mut v = [_mm512_setzero_si512(); 16];
+                    for (i, v) in v.iter_mut().enumerate() {
+                        let row = r0 + rb + i;
+                        if row < total_rows {
+                            *v = load_pairs(src.as_ptr().add(row * k + p0 + 32 * g));
+                        }
+                    }
+                    let t = transpose16(v);
+                    for (c, t) in t.iter().enumerate() {
+                        _mm512_storeu_si512(o.add((16 * g + c) * width + rb) as *mut _, *t);
+                    }
+                }
+            }
+            if groups * 16 == pairs {
+                return;
+            }
+            // The tail pairs of every row are left to the loop below.
+        }
+        let g_start = if width % 16 == 0 { groups } else { 0 };
+        let mut tmp = [0u32; 16];
+        for r in 0..width {
+            let row = r0 + r;
+            if row >= total_rows {
+                for q in 0..pairs {
+                    *o.add(q * width + r) = 0;
+                }
+                continue;
+            }
+            let s = &src[row * k + p0..row * k + p0 + kc];
+            for g in g_start..groups {
+                _mm512_storeu_si512(tmp.as_mut_ptr() as *mut _, load_pairs(s.as_ptr().add(32 * g)));
+                for (i, &v) in tmp.iter().enumerate() {
+                    *o.add((16 * g + i) * width + r) = v;
+                }
+            }
+            for q in 16 * groups..pairs {
+                *o.add(q * width + r) = tail_pair(s, q);
+            }
+        }
+    }
+
+    /// Transposes 16 x 16 u32: `out[c][i] = v[i][c]`. Two unpack stages gather, within each
+    /// 128-bit lane, column `4L + j` of four rows; two 128-bit-lane shuffles then put the four
+    /// row groups side by side.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn transpose16(v: [__m512i; 16]) -> [__m512i; 16] {
+        // q[g][j]: rows 4g..4g+4, lane L holds column 4L + j.
+        let mut q = [[_mm512_setzero_si512(); 4]; 4];
+        for g in 0..4 {
+            let (a, b, c, d) = (v[4 * g], v[4 * g + 1], v[4 * g + 2], v[4 * g + 3]);
+            let (lo_ab, hi_ab) = (_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+            let (lo_cd, hi_cd) = (_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+            q[g][0] = _mm512_unpacklo_epi64(lo_ab, lo_cd);
+            q[g][1] = _mm512_unpackhi_epi64(lo_ab, lo_cd);
+            q[g][2] = _mm512_unpacklo_epi64(hi_ab, hi_cd);
+            q[g][3] = _mm512_unpackhi_epi64(hi_ab, hi_cd);
+        }
+        let mut out = [_mm512_setzero_si512(); 16];
+        for j in 0..4 {
+            let s0 = _mm512_shuffle_i32x4::<0x44>(q[0][j], q[1][j]);
+            let s1 = _mm512_shuffle_i32x4::<0xEE>(q[0][j], q[1][j]);
+            let s2 = _mm512_shuffle_i32x4::<0x44>(q[2][j], q[3][j]);
+            let s3 = _mm512_shuffle_i32x4::<0xEE>(q[2][j], q[3][j]);
+            out[j] = _mm512_shuffle_i32x4::<0x88>(s0, s2);
+            out[4 + j] = _mm512_shuffle_i32x4::<0xDD>(s0, s2);
+            out[8 + j] = _mm512_shuffle_i32x4::<0x88>(s1, s3);
+            out[12 + j] = _mm512_shuffle_i32x4::<0xDD>(s1, s3);
+        }
+        out
+    }
+
+    /// See [`super::pack_rows_scalar`].
+    ///
+    /// # Safety
+    /// AVX-512F/BW/BF16 available; rows below `total_rows` hold `p0 + kc` values;
+    /// `pairs_pad >= kc.div_ceil(2)`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn rows<T: PackSource>(src: &[T], k: usize, total_rows: usize, r0: usize, p0: usize, kc: usize, pairs_pad: usize, out: &mut [u32]) {
+        let pairs = kc.div_ceil(2);
+        let groups = kc / 32;
+        for (r, dst) in out.chunks_exact_mut(pairs_pad).enumerate() {
+            let row = r0 + r;
+            if row >= total_rows {
+                dst.fill(0);
+                continue;
+            }
+            let s = &src[row * k + p0..row * k + p0 + kc];
+            for g in 0..groups {
+                _mm512_storeu_si512(dst.as_mut_ptr().add(16 * g) as *mut _, load_pairs(s.as_ptr().add(32 * g)));
+            }
+            for q in 16 * groups..pairs {
+                dst[q] = tail_pair(s, q);
+            }
+            dst[pairs..].fill(0);
+        }
+    }
+}
+
 /// Packs rows `r0..r0 + rows` (rows past `total_rows` read as zero) of a row-major `[_, k]`
 /// matrix, inner range `p0..p0 + kc`, as `[kc/2 pairs][width]` u32: for each pair index, the
 /// pairs of all `width` rows side by side.
-fn pack<T: ToBf16>(
+fn pack_scalar<T: ToBf16>(
     src: &[T],
     k: usize,
     total_rows: usize,
@@ -122,7 +307,7 @@ pub(crate) fn best_kernel() -> Option<Kernel> {
 ///
 /// # Panics
 /// If no kernel is available or a slice has the wrong length.
-pub(crate) fn gemm_nt<X: ToBf16, W: ToBf16>(
+pub(crate) fn gemm_nt<X: PackSource, W: PackSource>(
     x: &[X],
     m: usize,
     k: usize,
@@ -141,7 +326,7 @@ pub(crate) fn gemm_nt<X: ToBf16, W: ToBf16>(
 ///
 /// # Panics
 /// If that kernel is not available or a slice has the wrong length.
-pub(crate) fn gemm_nt_with<X: ToBf16, W: ToBf16>(
+pub(crate) fn gemm_nt_with<X: PackSource, W: PackSource>(
     kernel: Kernel,
     x: &[X],
     m: usize,
@@ -163,7 +348,7 @@ pub(crate) fn gemm_nt_with<X: ToBf16, W: ToBf16>(
     }
 }
 
-fn gemm_nt_avx512<X: ToBf16, W: ToBf16>(
+fn gemm_nt_avx512<X: PackSource, W: PackSource>(
     x: &[X],
     m: usize,
     k: usize,
@@ -246,7 +431,7 @@ const AMX_MC: usize = 512;
 
 /// Packs x rows `r0..r0 + rows` (zero past `total_rows`), inner range `p0..p0 + kc`, row-major
 /// with `pairs_pad` pairs per row (zero past `kc`): the layout of an AMX A tile.
-fn pack_rows<T: ToBf16>(
+fn pack_rows_scalar<T: ToBf16>(
     src: &[T],
     k: usize,
     total_rows: usize,
@@ -276,7 +461,7 @@ fn pack_rows<T: ToBf16>(
 /// The AMX product: per (row block, inner block), x is packed as A tiles, each task packs 32
 /// weight rows as two B tiles (VNNI pairs, [`pack`]) and runs them against every 32-row
 /// panel: 2 x 2 accumulator tiles, 4 `tdpbf16ps` per 32 inner values.
-fn gemm_nt_amx<X: ToBf16, W: ToBf16>(
+fn gemm_nt_amx<X: PackSource, W: PackSource>(
     x: &[X],
     m: usize,
     k: usize,
@@ -385,7 +570,8 @@ mod amx {
             // SAFETY: CPUID leaf 7 exists on every x86_64 CPU that has AVX-512.
             let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
             let (bf16, tile) = (leaf7.edx & (1 << 22) != 0, leaf7.edx & (1 << 24) != 0);
-            bf16 && tile && request_permission()
+            // The packers use AVX512_BF16 conversions.
+            bf16 && tile && super::available() && request_permission()
         })
     }
 

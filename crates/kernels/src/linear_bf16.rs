@@ -151,10 +151,10 @@ fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R>
 }
 
 /// `x [m, k] . w [n, k]^T` -> f32 `[m, n]` with both operands rounded to bf16. From
-/// [`crate::gemm_bf16`]'s row count on, the packed kernel rounds x while packing it (no bf16
-/// copy of the activations); below it, the operands are rounded first for the dot-product
-/// kernel.
-fn product<W: ToBf16>(x: &[f32], m: usize, k: usize, w: &[W], n: usize) -> Vec<f32> {
+/// [`crate::gemm_bf16`]'s row count on, the packed kernel rounds while packing (no bf16 copy of
+/// an f32 weight or of the activations: for a 0.5B model that copy pass was a fifth of a
+/// forward); below it, the operands are rounded first for the dot-product kernel.
+fn product<W: crate::gemm_bf16::PackSource>(x: &[f32], m: usize, k: usize, w: &[W], n: usize) -> Vec<f32> {
     let mut y = crate::buffer::filled(m * n, 0f32);
     if m >= crate::gemm_bf16::MIN_ROWS && crate::gemm_bf16::best_kernel().is_some() {
         crate::gemm_bf16::gemm_nt(x, m, k, w, n, &mut y, false);
@@ -212,9 +212,7 @@ impl CustomOp2 for LinearBf16 {
             (Some(s), _) => bail!("linear_bf16: the bf16 copy is [{}, {}] but w is [{n}, {k}]", s.n, s.k),
             // bf16 weights (e.g. the decoding copy of an f32 model) are read in place.
             (None, CpuStorage::BF16(v)) => product(x, m, k, contiguous_part(v, wl, self.name(), "w")?, n),
-            // An f32 weight is rounded by one vectorised pass first: rounding inside the
-            // packing loop measured slower (forward of a 0.5B model 2.3-2.6 s vs 1.9-2.0 s).
-            (None, CpuStorage::F32(v)) => product(x, m, k, &to_bf16(contiguous_part(v, wl, self.name(), "w")?), n),
+            (None, CpuStorage::F32(v)) => product(x, m, k, contiguous_part(v, wl, self.name(), "w")?, n),
             (None, other) => bail!("linear_bf16: w must be f32 or bf16, got {:?}", other.dtype()),
         };
         Ok((CpuStorage::F32(y), Shape::from((m, n))))

@@ -46,6 +46,9 @@ pub struct Args {
     /// Skip the training step (it needs ~4x the weights' memory for grads and AdamW state).
     #[arg(long)]
     no_train: bool,
+    /// Timed forward passes (after one warm-up); more make a steadier profile.
+    #[arg(long, default_value_t = 2)]
+    forward_reps: usize,
     /// Recompute layers in the backward pass of the training step.
     #[arg(long)]
     checkpoint_layers: bool,
@@ -93,8 +96,18 @@ pub fn run(args: Args) -> Result<i32> {
     let (batch, start) = Batch::prompt_response(&prompts, &responses, 0)?;
     let opts = LogprobOptions { chunk_rows: args.chunk_rows, checkpoint_layers: args.checkpoint_layers };
     let tokens = args.rows * args.seq;
-    let fwd = time(2, || model.token_logprobs(&batch, start, 0.6, &opts).map(|_| ()))?;
-    println!("forward log-probs {}x{}: {:.3} s, {:.1} tok/s", args.rows, args.seq, fwd, tokens as f64 / fwd);
+    let faults0 = minor_faults();
+    let reps = args.forward_reps.max(1);
+    let fwd = time(reps, || model.token_logprobs(&batch, start, 0.6, &opts).map(|_| ()))?;
+    let faults = minor_faults().zip(faults0).map(|(b, a)| (b - a) / (reps as u64 + 1));
+    println!(
+        "forward log-probs {}x{}: {:.3} s, {:.1} tok/s{}",
+        args.rows,
+        args.seq,
+        fwd,
+        tokens as f64 / fwd,
+        faults.map(|f| format!(" ({} MiB of fresh pages per call)", f * 4 / 1024)).unwrap_or_default()
+    );
 
     let bw = bandwidth::measure(1 << 30, 3);
     println!(
@@ -182,6 +195,15 @@ pub fn run(args: Args) -> Result<i32> {
         if args.checkpoint_layers { ", layers recomputed" } else { "" }
     );
     Ok(0)
+}
+
+/// Minor page faults of this process so far (Linux `/proc/self/stat` field 10): each is a
+/// fresh 4 KiB page the kernel zeroed, the cost that allocator reuse avoids.
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name, which may itself hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(7)?.parse().ok()
 }
 
 /// Median-free simple timing: one warm-up run, then the mean of `reps` runs, in seconds.
