@@ -424,9 +424,9 @@ fn gemm_nt_avx512<X: PackSource, W: PackSource>(
 
 /// x rows per AMX micro-tile (two 16-row tiles).
 const AMX_MR: usize = 32;
-/// Inner-dim values per AMX block: 16 steps of 32.
-const AMX_KC: usize = 512;
-/// x rows per packed AMX block (512 x 512 bf16 = 512 KiB, in L2).
+/// Inner-dim values per AMX block: 32 steps of 32 (a weight panel of 64 KiB).
+const AMX_KC: usize = 1024;
+/// x rows per packed AMX block (512 x 1024 bf16 = 1 MiB, in L2).
 const AMX_MC: usize = 512;
 
 /// Packs x rows `r0..r0 + rows` (zero past `total_rows`), inner range `p0..p0 + kc`, row-major
@@ -515,27 +515,23 @@ fn gemm_nt_amx<X: PackSource, W: PackSource>(
                         for ip in 0..m_panels {
                             let rows = AMX_MR.min(mc - ip * AMX_MR);
                             let ap = &a[ip * AMX_MR * pairs_pad..(ip + 1) * AMX_MR * pairs_pad];
-                            // SAFETY: ap holds 32 rows of pairs_pad u32 and b pairs_pad rows of 32
-                            // u32 (steps * 16 = pairs_pad); tile holds 32 x 32 f32.
-                            unsafe {
-                                amx::micro(
-                                    ap.as_ptr(),
-                                    pairs_pad,
-                                    b.as_ptr(),
-                                    steps,
-                                    tile.as_mut_ptr(),
-                                )
-                            };
+                            let dst = (i0 + ip * AMX_MR) * n + j0;
+                            if rows == AMX_MR && cols == NR {
+                                // A whole tile: accumulate in y itself.
+                                // SAFETY: ap holds 32 rows of pairs_pad u32 and b pairs_pad rows
+                                // of 32 u32 (steps * 16 = pairs_pad); the 32 x 32 block of y at
+                                // dst (row stride n) is inside y and written by this task only.
+                                unsafe { amx::micro(ap.as_ptr(), pairs_pad, b.as_ptr(), steps, out.get().add(dst), n, !first) };
+                                continue;
+                            }
+                            // An edge tile: through a buffer, then the valid part into y.
+                            // SAFETY: as above, with the 32 x 32 buffer as the output.
+                            unsafe { amx::micro(ap.as_ptr(), pairs_pad, b.as_ptr(), steps, tile.as_mut_ptr(), NR, false) };
                             for r in 0..rows {
                                 let src = &tile[r * NR..r * NR + cols];
-                                // SAFETY: row i0 + ip*32 + r < m and columns j0..j0+cols < n lie in
-                                // y; this task alone writes columns j0..j0 + NR.
-                                let dst = unsafe {
-                                    std::slice::from_raw_parts_mut(
-                                        out.get().add((i0 + ip * AMX_MR + r) * n + j0),
-                                        cols,
-                                    )
-                                };
+                                // SAFETY: row i0 + ip*32 + r < m and columns j0..j0+cols < n lie
+                                // in y; this task alone writes columns j0..j0 + NR.
+                                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(dst + r * n), cols) };
                                 if first {
                                     dst.copy_from_slice(src);
                                 } else {
@@ -622,27 +618,47 @@ mod amx {
         asm!("tilerelease", options(nostack, nomem));
     }
 
-    /// `out [32, 32] = a [32 rows, 2 * pairs] . b^T` with a row-major (`stride_pairs` u32 per
-    /// row) and b as `steps * 16` VNNI rows of 32 pairs.
+    /// `out [32, 32] (+)= a [32 rows, 2 * pairs] . b^T` with a row-major (`stride_pairs` u32
+    /// per row), b as `steps * 16` VNNI rows of 32 pairs and out's rows `ld` f32 apart; with
+    /// `load` the product is added to what out holds.
     ///
     /// # Safety
     /// Tiles configured; `a` holds 32 rows of `stride_pairs >= steps * 16` u32, `b` holds
-    /// `steps * 16 * 32` u32, `out` 1024 f32.
+    /// `steps * 16 * 32` u32, `out` 32 rows of 32 f32 at stride `ld`.
     pub(super) unsafe fn micro(
         a: *const u32,
         stride_pairs: usize,
         b: *const u32,
         steps: usize,
         out: *mut f32,
+        ld: usize,
+        load: bool,
     ) {
         let sa = stride_pairs * 4;
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
+        let so = ld * 4;
+        let (o0, o1, o2, o3) = (out, out.add(16), out.add(16 * ld), out.add(16 * ld + 16));
+        if load {
+            asm!(
+                "tileloadd tmm0, [{o0} + {so}*1]",
+                "tileloadd tmm1, [{o1} + {so}*1]",
+                "tileloadd tmm2, [{o2} + {so}*1]",
+                "tileloadd tmm3, [{o3} + {so}*1]",
+                o0 = in(reg) o0,
+                o1 = in(reg) o1,
+                o2 = in(reg) o2,
+                o3 = in(reg) o3,
+                so = in(reg) so,
+                options(nostack, readonly),
+            );
+        } else {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+        }
         for s in 0..steps {
             let a0 = a.add(s * 16);
             let a1 = a0.add(16 * stride_pairs);
@@ -666,16 +682,15 @@ mod amx {
                 options(nostack, readonly),
             );
         }
-        let so = 128usize;
         asm!(
             "tilestored [{o0} + {so}*1], tmm0",
             "tilestored [{o1} + {so}*1], tmm1",
             "tilestored [{o2} + {so}*1], tmm2",
             "tilestored [{o3} + {so}*1], tmm3",
-            o0 = in(reg) out,
-            o1 = in(reg) out.add(16),
-            o2 = in(reg) out.add(16 * 32),
-            o3 = in(reg) out.add(16 * 32 + 16),
+            o0 = in(reg) o0,
+            o1 = in(reg) o1,
+            o2 = in(reg) o2,
+            o3 = in(reg) o3,
             so = in(reg) so,
             options(nostack),
         );
@@ -689,7 +704,7 @@ mod amx {
     }
     pub(super) unsafe fn configure() {}
     pub(super) unsafe fn release() {}
-    pub(super) unsafe fn micro(_: *const u32, _: usize, _: *const u32, _: usize, _: *mut f32) {
+    pub(super) unsafe fn micro(_: *const u32, _: usize, _: *const u32, _: usize, _: *mut f32, _: usize, _: bool) {
         unreachable!("AMX is x86_64 only")
     }
 }
