@@ -140,7 +140,9 @@ impl Model {
         let (b, t, hid) = h.dims3()?;
         let h = h.reshape((b * t, hid))?.index_select(&rows.hidden_idx, 0)?;
         let w = self.weights(detached);
-        let copy = head_copy(&w.lm_head, self.matmul_precision(), rows.n)?;
+        // Without a graph the chunks' packing rounds the f32 head directly; a bf16 copy pays
+        // off only for the backward pass (its transpose).
+        let copy = if detached { None } else { head_copy(&w.lm_head, self.matmul_precision(), rows.n)? };
         let (lp, en) = head_logprobs(&h, &w.lm_head, &rows.targets, temperature, opts.chunk_rows, self.matmul_precision(), copy.as_ref())?;
         Ok((rows.scatter(&lp)?, rows.scatter(&en)?))
     }
