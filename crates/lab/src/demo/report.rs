@@ -146,7 +146,9 @@ pub fn report_md(o: &DemoOutcome) -> String {
     );
     let strict_gain = o.one_shot.all.strict - o.base.all.strict;
     let lenient_gain = o.one_shot.all.lenient - o.base.all.lenient;
-    let reading = if strict_gain > 0.0 && lenient_gain < strict_gain / 2.0 {
+    let reading = if strict_gain > 0.0 && lenient_gain < 0.0 {
+        "The strict gain is format: the model now answers in the rewarded form (boxed rate), while lenient accuracy (solving the problem, whatever the answer form) fell. The base already solved these problems without boxing the answer; one example taught the boxing habit, and its short solution style cost some solving on other families. The paper's format-reward-only ablation measures this share (`oneshot lab reproduce` runs it)."
+    } else if strict_gain > 0.0 && lenient_gain < strict_gain / 2.0 {
         "Most of the strict gain is format: lenient accuracy (solving the problem, whatever the answer form) rose by less than half as much, while the boxed rate shows the model now answers in the rewarded form. This is the share the paper's format-reward-only ablation measures; a small base learns the boxing habit from one example far more than new reasoning."
     } else if strict_gain > 0.0 {
         "The lenient gain is a large part of the strict one, so the model got better at solving, not only at answering in the rewarded form."

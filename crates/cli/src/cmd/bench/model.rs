@@ -116,7 +116,13 @@ pub fn run(args: Args) -> Result<i32> {
         bw.copy_gbs,
         bw.read_gbs
     );
-    let weight_bytes = model.vars().iter().map(|(_, v)| v.elem_count() * v.dtype().size_in_bytes()).sum::<usize>();
+    // Bytes streamed per decoded token: every weight once, in the dtype decoding reads (bf16
+    // products decode from a bf16 copy of the weights).
+    let bytes_per_weight = |v: &candle_core::Var| match matmul {
+        oneshot_model::MatmulPrecision::Bf16 if v.rank() == 2 => 2,
+        _ => v.dtype().size_in_bytes(),
+    };
+    let weight_bytes = model.vars().iter().map(|(_, v)| v.elem_count() * bytes_per_weight(v)).sum::<usize>();
 
     // Decoding.
     for &b in &args.decode_batches {
