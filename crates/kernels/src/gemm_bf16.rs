@@ -208,6 +208,72 @@ mod vpack {
         out
     }
 
+    /// 32 consecutive values (fewer at `count < 32`, zero-filled) as bf16 in a vector.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[inline]
+    unsafe fn load32<T: PackSource>(p: *const T, count: usize) -> __m512i {
+        if T::IS_F32 {
+            let f = p as *const f32;
+            let m_lo = ((1u32 << count.min(16)) - 1) as __mmask16;
+            let m_hi = ((1u64 << count.saturating_sub(16).min(16)) - 1) as __mmask16;
+            let (lo, hi) = (_mm512_maskz_loadu_ps(m_lo, f), _mm512_maskz_loadu_ps(m_hi, f.add(16)));
+            std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+        } else {
+            let mask = ((1u64 << count.min(32)) - 1) as __mmask32;
+            _mm512_maskz_loadu_epi16(mask, p as *const i16)
+        }
+    }
+
+    /// See [`super::pack_nn`]: per pair of source rows, two 32-value loads interleaved
+    /// element by element into 32 (even, odd) pairs.
+    ///
+    /// # Safety
+    /// AVX-512F/BW/BF16 available; src holds rows p0..p0 + kc of `total_cols` values; out holds
+    /// `kc.div_ceil(2) * 32` u32.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub(super) unsafe fn nn<T: PackSource>(src: &[T], total_cols: usize, j0: usize, p0: usize, kc: usize, out: &mut [u32]) {
+        // permutex2var_epi16 picks a's element i for index i and b's for 32 + i.
+        let mut lo_idx = [0i16; 32];
+        let mut hi_idx = [0i16; 32];
+        for c in 0..16 {
+            lo_idx[2 * c] = c as i16;
+            lo_idx[2 * c + 1] = 32 + c as i16;
+            hi_idx[2 * c] = 16 + c as i16;
+            hi_idx[2 * c + 1] = 48 + c as i16;
+        }
+        let lo_idx = _mm512_loadu_si512(lo_idx.as_ptr() as *const _);
+        let hi_idx = _mm512_loadu_si512(hi_idx.as_ptr() as *const _);
+        let count = total_cols.saturating_sub(j0).min(32);
+        let o = out.as_mut_ptr();
+        for q in 0..kc.div_ceil(2) {
+            let p = p0 + 2 * q;
+            let even = load32(src.as_ptr().add(p * total_cols + j0), count);
+            let odd = if p + 1 < p0 + kc { load32(src.as_ptr().add((p + 1) * total_cols + j0), count) } else { _mm512_setzero_si512() };
+            _mm512_storeu_si512(o.add(q * 32) as *mut _, _mm512_permutex2var_epi16(even, lo_idx, odd));
+            _mm512_storeu_si512(o.add(q * 32 + 16) as *mut _, _mm512_permutex2var_epi16(even, hi_idx, odd));
+        }
+    }
+
+    /// `out [32][pairs_pad] = panel [pairs_pad][32]` transposed, by 16 x 16 blocks.
+    ///
+    /// # Safety
+    /// AVX-512F available; `pairs_pad % 16 == 0`; both slices hold `32 * pairs_pad` u32.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose_panel(panel: &[u32], pairs_pad: usize, out: &mut [u32]) {
+        debug_assert!(panel.len() >= 32 * pairs_pad && out.len() >= 32 * pairs_pad);
+        for qb in (0..pairs_pad).step_by(16) {
+            for rb in (0..32).step_by(16) {
+                let mut v = [_mm512_setzero_si512(); 16];
+                for (i, v) in v.iter_mut().enumerate() {
+                    *v = _mm512_loadu_si512(panel.as_ptr().add((qb + i) * 32 + rb) as *const _);
+                }
+                for (c, t) in transpose16(v).iter().enumerate() {
+                    _mm512_storeu_si512(out.as_mut_ptr().add((rb + c) * pairs_pad + qb) as *mut _, *t);
+                }
+            }
+        }
+    }
+
     /// See [`super::pack_rows_scalar`].
     ///
     /// # Safety
@@ -289,6 +355,11 @@ pub(crate) enum Kernel {
     Amx,
     /// AVX512_BF16 vectors (`vdpbf16ps`, 12 x 32 outputs per micro-tile).
     Avx512,
+}
+
+/// Whether AMX runs here (the `nn` / `tn` products need it).
+pub(crate) fn amx_available() -> bool {
+    amx::available()
 }
 
 /// The fastest kernel this CPU (and OS) runs, if any.
@@ -472,6 +543,111 @@ fn gemm_nt_amx<X: PackSource, W: PackSource>(
 ) {
     assert_eq!(x.len(), m * k, "gemm_bf16: x length");
     assert_eq!(w.len(), n * k, "gemm_bf16: w length");
+    amx_driver(
+        m,
+        k,
+        n,
+        y,
+        accumulate,
+        |r0, p0, kc, pairs_pad, out| pack_rows(x, k, m, r0, p0, kc, pairs_pad, out),
+        |j0, p0, kc, out| pack(w, k, n, j0, NR, p0, kc, out),
+    )
+}
+
+/// `y [m, n] (+)= a [m, k] . b [k, n]` with both operands row-major (the `dx = dy . W` of a
+/// linear layer's backward, W read in its own `[out, in]` layout), on AMX.
+///
+/// # Panics
+/// If AMX is not available or a slice has the wrong length.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_nn_amx<A: PackSource, B: PackSource>(a: &[A], m: usize, k: usize, b: &[B], n: usize, y: &mut [f32], accumulate: bool) {
+    assert!(amx::available(), "gemm_bf16: AMX is not available");
+    assert_eq!(a.len(), m * k, "gemm_bf16: a length");
+    assert_eq!(b.len(), k * n, "gemm_bf16: b length");
+    amx_driver(
+        m,
+        k,
+        n,
+        y,
+        accumulate,
+        |r0, p0, kc, pairs_pad, out| pack_rows(a, k, m, r0, p0, kc, pairs_pad, out),
+        |j0, p0, kc, out| pack_nn(b, n, j0, p0, kc, out),
+    )
+}
+
+/// `y [m, n] (+)= at^T . b` for `at [k, m]` and `b [k, n]`, both row-major (the `dW = dy^T . x`
+/// of a linear layer's backward, from dy and x as they are), on AMX.
+///
+/// # Panics
+/// If AMX is not available or a slice has the wrong length.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_tn_amx<A: PackSource, B: PackSource>(at: &[A], m: usize, k: usize, b: &[B], n: usize, y: &mut [f32], accumulate: bool) {
+    assert!(amx::available(), "gemm_bf16: AMX is not available");
+    assert_eq!(at.len(), k * m, "gemm_bf16: a^T length");
+    assert_eq!(b.len(), k * n, "gemm_bf16: b length");
+    amx_driver(
+        m,
+        k,
+        n,
+        y,
+        accumulate,
+        |r0, p0, kc, pairs_pad, out| pack_rows_t(at, m, r0, p0, kc, pairs_pad, out),
+        |j0, p0, kc, out| pack_nn(b, n, j0, p0, kc, out),
+    )
+}
+
+/// VNNI weight panel from a row-major `src [K, total_cols]`: `out[q][c] = (src[p0 + 2q][j0 + c],
+/// src[p0 + 2q + 1][j0 + c])` for the `NR` columns from `j0` (zero past `total_cols`, and for
+/// the missing partner of an odd `kc`).
+fn pack_nn<T: PackSource>(src: &[T], total_cols: usize, j0: usize, p0: usize, kc: usize, out: &mut [u32]) {
+    let pairs = kc.div_ceil(2);
+    assert!(out.len() >= pairs * NR && (p0 + kc) * total_cols <= src.len());
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: features checked; rows p0..p0 + kc of total_cols values exist (asserted).
+        return unsafe { vpack::nn(src, total_cols, j0, p0, kc, out) };
+    }
+    for q in 0..pairs {
+        for c in 0..NR {
+            let col = j0 + c;
+            let at = |p: usize| if col < total_cols && p < p0 + kc { src[p * total_cols + col].to_bf16() } else { bf16::ZERO };
+            out[q * NR + c] = pair(at(p0 + 2 * q), at(p0 + 2 * q + 1));
+        }
+    }
+}
+
+/// A tiles (as [`pack_rows`]) of `a = at^T` for `at [K, total_rows]` row-major: rows `r0..r0 +
+/// AMX_MR` of a are columns of at; packed as a VNNI panel, then transposed 16 x 16.
+fn pack_rows_t<T: PackSource>(at: &[T], total_rows: usize, r0: usize, p0: usize, kc: usize, pairs_pad: usize, out: &mut [u32]) {
+    assert_eq!(AMX_MR, NR, "pack_rows_t reuses the weight-panel packer");
+    assert!(pairs_pad % 16 == 0 && out.len() == AMX_MR * pairs_pad);
+    let mut panel = vec![0u32; pairs_pad * NR];
+    pack_nn(at, total_rows, r0, p0, kc, &mut panel);
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: features checked; panel is [pairs_pad][32], out [32][pairs_pad].
+        return unsafe { vpack::transpose_panel(&panel, pairs_pad, out) };
+    }
+    for r in 0..AMX_MR {
+        for q in 0..pairs_pad {
+            out[r * pairs_pad + q] = panel[q * NR + r];
+        }
+    }
+}
+
+/// The AMX driver: per (row block, inner block) the x block is packed by `pack_a(r0, p0, kc,
+/// pairs_pad, panel)` (32 rows from r0), and each task packs weight panels with `pack_b(j0, p0,
+/// kc, panel)` (32 columns from j0) and runs them against every row panel.
+#[allow(clippy::too_many_arguments)]
+fn amx_driver(
+    m: usize,
+    k: usize,
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+    pack_a: impl Fn(usize, usize, usize, usize, &mut [u32]) + Sync,
+    pack_b: impl Fn(usize, usize, usize, &mut [u32]) + Sync,
+) {
     assert_eq!(y.len(), m * n, "gemm_bf16: y length");
     if m == 0 || n == 0 {
         return;
@@ -496,7 +672,7 @@ fn gemm_nt_amx<X: PackSource, W: PackSource>(
             a.par_chunks_mut(AMX_MR * pairs_pad)
                 .enumerate()
                 .for_each(|(ip, panel)| {
-                    pack_rows(x, k, m, i0 + ip * AMX_MR, p0, kc, pairs_pad, panel);
+                    pack_a(i0 + ip * AMX_MR, p0, kc, pairs_pad, panel);
                 });
             let per_task = n_panels.div_ceil(rayon::current_num_threads() * 8).max(1);
             (0..n_panels.div_ceil(per_task))
@@ -510,7 +686,7 @@ fn gemm_nt_amx<X: PackSource, W: PackSource>(
                     unsafe { amx::configure() };
                     for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
                         let j0 = jp * NR;
-                        pack(w, k, n, j0, NR, p0, kc, &mut b);
+                        pack_b(j0, p0, kc, &mut b);
                         let cols = NR.min(n - j0);
                         for ip in 0..m_panels {
                             let rows = AMX_MR.min(mc - ip * AMX_MR);
@@ -832,6 +1008,35 @@ mod tests {
                 let want2: Vec<f32> = want.iter().map(|v| v + 1.0).collect();
                 assert_eq!(y2, want2, "{kernel:?} accumulate m {m} k {k} n {n}");
             }
+        }
+    }
+
+    #[test]
+    fn nn_and_tn_layouts_match_naive() {
+        if !amx::available() {
+            eprintln!("AMX not available: the nn / tn products fall back to transposed copies on this CPU");
+            return;
+        }
+        for (m, k, n) in [(1, 1, 1), (32, 2, 32), (33, 3, 65), (70, 1025, 31), (600, 515, 97)] {
+            // a [m, k], b [k, n]; at = a^T [k, m]; naive() multiplies x [m, k] by w [n, k]^T.
+            let a = values(m * k, 3);
+            let b = values(k * n, 9);
+            let at: Vec<bf16> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            let bt: Vec<bf16> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            let want = naive(&a, m, k, &bt, n);
+            let mut y = vec![f32::NAN; m * n];
+            gemm_nn_amx(&a, m, k, &b, n, &mut y, false);
+            assert_eq!(y, want, "nn m {m} k {k} n {n}");
+            let mut y = vec![f32::NAN; m * n];
+            gemm_tn_amx(&at, m, k, &b, n, &mut y, false);
+            assert_eq!(y, want, "tn m {m} k {k} n {n}");
+            // f32 sources (values exact in bf16) and accumulation.
+            let af: Vec<f32> = at.iter().map(|v| v.to_f32()).collect();
+            let bf: Vec<f32> = b.iter().map(|v| v.to_f32()).collect();
+            let mut y = vec![2.0f32; m * n];
+            gemm_tn_amx(&af, m, k, &bf, n, &mut y, true);
+            let want2: Vec<f32> = want.iter().map(|v| v + 2.0).collect();
+            assert_eq!(y, want2, "tn f32 accumulate m {m} k {k} n {n}");
         }
     }
 }

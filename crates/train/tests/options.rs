@@ -19,7 +19,8 @@ fn final_reward(m: &[serde_json::Map<String, serde_json::Value>]) -> f64 {
 fn every_estimator_learns() {
     for (est, extra) in [
         ("dr_grpo", vec![("algorithm.loss_agg_mode", "\"seq-mean-token-sum-norm\"")]),
-        ("rloo", vec![("algorithm.loss_agg_mode", "\"seq-mean-token-mean\"")]),
+        // bf16 products (model.matmul) in rollouts, log-probs and the update.
+        ("rloo", vec![("algorithm.loss_agg_mode", "\"seq-mean-token-mean\""), ("model.matmul", "\"bf16\"")]),
         ("reinforce_plus_plus", vec![("algorithm.kl_in_reward", "true"), ("algorithm.kl_reward_coef", "0.01")]),
         ("gae", vec![("algorithm.critic_lr", "1e-2"), ("trainer.ppo_epochs", "2")]),
         (
