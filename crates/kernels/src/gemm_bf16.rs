@@ -430,6 +430,113 @@ fn gemm_nt_avx512<X: PackSource, W: PackSource>(
 ) {
     assert_eq!(x.len(), m * k, "gemm_bf16: x length");
     assert_eq!(w.len(), n * k, "gemm_bf16: w length");
+    blocked(
+        &Avx512Tile,
+        m,
+        k,
+        n,
+        y,
+        accumulate,
+        |r0, p0, kc, _pairs, out| pack(x, k, m, r0, MR, p0, kc, out),
+        |j0, p0, kc, out| pack(w, k, n, j0, NR, p0, kc, out),
+    )
+}
+
+/// One micro-tile kernel and its blocking, for [`blocked`].
+trait TileKernel: Sync {
+    /// x rows per micro-tile (the weight side is always `NR` columns).
+    const ROWS: usize;
+    /// Inner-dim values per block.
+    const KC: usize;
+    /// x rows per packed block.
+    const MC: usize;
+    /// Packed pairs per block row for `kc` inner values (the kernel's padding).
+    fn pairs_pad(kc: usize) -> usize;
+    /// Per-thread setup before a task's first tile, and teardown after its last.
+    fn enter(&self) {}
+    fn leave(&self) {}
+    /// `y[rows, cols] (+)= a . b` for one tile at `dst` (row stride `ld`); stores when
+    /// `first`, adds otherwise.
+    ///
+    /// # Safety
+    /// `a` holds `ROWS * pairs_pad`, `b` `pairs_pad * NR` packed u32; the `rows x cols`
+    /// block at `dst` is valid and written by this thread only.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(&self, a: &[u32], b: &[u32], pairs_pad: usize, dst: *mut f32, ld: usize, rows: usize, cols: usize, first: bool);
+}
+
+struct Avx512Tile;
+
+impl TileKernel for Avx512Tile {
+    const ROWS: usize = MR;
+    const KC: usize = KC;
+    const MC: usize = MC;
+    fn pairs_pad(kc: usize) -> usize {
+        kc.div_ceil(2)
+    }
+    unsafe fn tile(&self, a: &[u32], b: &[u32], pairs: usize, dst: *mut f32, ld: usize, rows: usize, cols: usize, first: bool) {
+        #[cfg(target_arch = "x86_64")]
+        avx512::micro(a.as_ptr(), b.as_ptr(), pairs, dst, ld, rows, cols, first);
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("the packed kernels are x86_64 only {:?}", (a, b, pairs, dst, ld, rows, cols, first));
+    }
+}
+
+struct AmxTile;
+
+impl TileKernel for AmxTile {
+    const ROWS: usize = AMX_MR;
+    const KC: usize = AMX_KC;
+    const MC: usize = AMX_MC;
+    fn pairs_pad(kc: usize) -> usize {
+        kc.div_ceil(32) * 16
+    }
+    fn enter(&self) {
+        // SAFETY: AmxTile is only used after `amx::available()` (permission granted); the tile
+        // configuration is per thread and set before any tile use.
+        unsafe { amx::configure() }
+    }
+    fn leave(&self) {
+        // SAFETY: releases this thread's tile state (configured in `enter`).
+        unsafe { amx::release() }
+    }
+    unsafe fn tile(&self, a: &[u32], b: &[u32], pairs_pad: usize, dst: *mut f32, ld: usize, rows: usize, cols: usize, first: bool) {
+        let steps = pairs_pad / 16;
+        if rows == AMX_MR && cols == NR {
+            // A whole tile: accumulate in y itself.
+            amx::micro(a.as_ptr(), pairs_pad, b.as_ptr(), steps, dst, ld, !first);
+            return;
+        }
+        // An edge tile: through a buffer, then the valid part into y.
+        let mut buf = [0f32; AMX_MR * NR];
+        amx::micro(a.as_ptr(), pairs_pad, b.as_ptr(), steps, buf.as_mut_ptr(), NR, false);
+        for r in 0..rows {
+            let src = &buf[r * NR..r * NR + cols];
+            let dst = std::slice::from_raw_parts_mut(dst.add(r * ld), cols);
+            if first {
+                dst.copy_from_slice(src);
+            } else {
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+            }
+        }
+    }
+}
+
+/// The blocked product shared by both kernels: per (row block of `K::MC`, inner block of
+/// `K::KC`), the x block is packed once by `pack_a(r0, p0, kc, pairs_pad, panel)` (`K::ROWS`
+/// rows from r0) and shared by all tasks; each task packs weight panels with `pack_b(j0, p0, kc,
+/// panel)` (`NR` columns from j0) and runs them against every row panel of the block.
+#[allow(clippy::too_many_arguments)]
+fn blocked<K: TileKernel>(
+    kernel: &K,
+    m: usize,
+    k: usize,
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+    pack_a: impl Fn(usize, usize, usize, usize, &mut [u32]) + Sync,
+    pack_b: impl Fn(usize, usize, usize, &mut [u32]) + Sync,
+) {
     assert_eq!(y.len(), m * n, "gemm_bf16: y length");
     if m == 0 || n == 0 {
         return;
@@ -442,53 +549,39 @@ fn gemm_nt_avx512<X: PackSource, W: PackSource>(
     }
     let out = OutPtr(y.as_mut_ptr());
     let n_panels = n.div_ceil(NR);
-    for i0 in (0..m).step_by(MC) {
-        let mc = MC.min(m - i0);
-        let m_panels = mc.div_ceil(MR);
-        for p0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - p0);
-            let pairs = kc.div_ceil(2);
+    for i0 in (0..m).step_by(K::MC) {
+        let mc = K::MC.min(m - i0);
+        let m_panels = mc.div_ceil(K::ROWS);
+        for p0 in (0..k).step_by(K::KC) {
+            let kc = K::KC.min(k - p0);
+            let pairs_pad = K::pairs_pad(kc);
+            let panel = K::ROWS * pairs_pad;
             let first = p0 == 0 && !accumulate;
-            // The block of x, shared by every task below.
-            let mut a = vec![0u32; m_panels * pairs * MR];
-            a.par_chunks_mut(pairs * MR)
-                .enumerate()
-                .for_each(|(ip, panel)| {
-                    pack(x, k, m, i0 + ip * MR, MR, p0, kc, panel);
-                });
+            let mut a = vec![0u32; m_panels * panel];
+            a.par_chunks_mut(panel).enumerate().for_each(|(ip, dst)| pack_a(i0 + ip * K::ROWS, p0, kc, pairs_pad, dst));
             // Panels per task: enough tasks for rayon to balance, each long enough to amortise.
             let per_task = n_panels.div_ceil(rayon::current_num_threads() * 8).max(1);
-            (0..n_panels.div_ceil(per_task))
-                .into_par_iter()
-                .for_each(|t| {
-                    let mut b = vec![0u32; pairs * NR];
-                    for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
-                        let j0 = jp * NR;
-                        pack(w, k, n, j0, NR, p0, kc, &mut b);
-                        let cols = NR.min(n - j0);
-                        for ip in 0..m_panels {
-                            let rows = MR.min(mc - ip * MR);
-                            let ap = &a[ip * pairs * MR..(ip + 1) * pairs * MR];
-                            // SAFETY: `available()` was checked; `ap` and `b` hold `pairs` rows of
-                            // MR and NR u32; the tile's rows `< rows` and columns `< cols` lie inside
-                            // y (m x n), and this task is the only one writing columns j0..j0+NR.
-                            #[cfg(target_arch = "x86_64")]
-                            unsafe {
-                                let dst = out.get().add((i0 + ip * MR) * n + j0);
-                                avx512::micro(
-                                    ap.as_ptr(),
-                                    b.as_ptr(),
-                                    pairs,
-                                    dst,
-                                    n,
-                                    rows,
-                                    cols,
-                                    first,
-                                )
-                            }
+            (0..n_panels.div_ceil(per_task)).into_par_iter().for_each(|t| {
+                // Pairs past kc stay zero: the packers write only the first kc / 2 rounded up.
+                let mut b = vec![0u32; pairs_pad * NR];
+                kernel.enter();
+                for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
+                    let j0 = jp * NR;
+                    pack_b(j0, p0, kc, &mut b);
+                    let cols = NR.min(n - j0);
+                    for ip in 0..m_panels {
+                        let rows = K::ROWS.min(mc - ip * K::ROWS);
+                        // SAFETY: a's panel holds ROWS x pairs_pad and b pairs_pad x NR packed
+                        // u32; rows `< rows` from i0 + ip * ROWS (< m) and columns `< cols`
+                        // from j0 (< n) lie in y, and only this task writes columns j0..j0 + NR.
+                        unsafe {
+                            let dst = out.get().add((i0 + ip * K::ROWS) * n + j0);
+                            kernel.tile(&a[ip * panel..(ip + 1) * panel], &b, pairs_pad, dst, n, rows, cols, first)
                         }
                     }
-                });
+                }
+                kernel.leave();
+            });
         }
     }
 }
@@ -543,7 +636,8 @@ fn gemm_nt_amx<X: PackSource, W: PackSource>(
 ) {
     assert_eq!(x.len(), m * k, "gemm_bf16: x length");
     assert_eq!(w.len(), n * k, "gemm_bf16: w length");
-    amx_driver(
+    blocked(
+        &AmxTile,
         m,
         k,
         n,
@@ -564,7 +658,8 @@ pub(crate) fn gemm_nn_amx<A: PackSource, B: PackSource>(a: &[A], m: usize, k: us
     assert!(amx::available(), "gemm_bf16: AMX is not available");
     assert_eq!(a.len(), m * k, "gemm_bf16: a length");
     assert_eq!(b.len(), k * n, "gemm_bf16: b length");
-    amx_driver(
+    blocked(
+        &AmxTile,
         m,
         k,
         n,
@@ -585,7 +680,8 @@ pub(crate) fn gemm_tn_amx<A: PackSource, B: PackSource>(at: &[A], m: usize, k: u
     assert!(amx::available(), "gemm_bf16: AMX is not available");
     assert_eq!(at.len(), k * m, "gemm_bf16: a^T length");
     assert_eq!(b.len(), k * n, "gemm_bf16: b length");
-    amx_driver(
+    blocked(
+        &AmxTile,
         m,
         k,
         n,
@@ -631,94 +727,6 @@ fn pack_rows_t<T: PackSource>(at: &[T], total_rows: usize, r0: usize, p0: usize,
     for r in 0..AMX_MR {
         for q in 0..pairs_pad {
             out[r * pairs_pad + q] = panel[q * NR + r];
-        }
-    }
-}
-
-/// The AMX driver: per (row block, inner block) the x block is packed by `pack_a(r0, p0, kc,
-/// pairs_pad, panel)` (32 rows from r0), and each task packs weight panels with `pack_b(j0, p0,
-/// kc, panel)` (32 columns from j0) and runs them against every row panel.
-#[allow(clippy::too_many_arguments)]
-fn amx_driver(
-    m: usize,
-    k: usize,
-    n: usize,
-    y: &mut [f32],
-    accumulate: bool,
-    pack_a: impl Fn(usize, usize, usize, usize, &mut [u32]) + Sync,
-    pack_b: impl Fn(usize, usize, usize, &mut [u32]) + Sync,
-) {
-    assert_eq!(y.len(), m * n, "gemm_bf16: y length");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            y.fill(0.0);
-        }
-        return;
-    }
-    let out = OutPtr(y.as_mut_ptr());
-    let n_panels = n.div_ceil(NR);
-    for i0 in (0..m).step_by(AMX_MC) {
-        let mc = AMX_MC.min(m - i0);
-        let m_panels = mc.div_ceil(AMX_MR);
-        for p0 in (0..k).step_by(AMX_KC) {
-            let kc = AMX_KC.min(k - p0);
-            let steps = kc.div_ceil(32);
-            let pairs_pad = steps * 16;
-            let first = p0 == 0 && !accumulate;
-            let mut a = vec![0u32; m_panels * AMX_MR * pairs_pad];
-            a.par_chunks_mut(AMX_MR * pairs_pad)
-                .enumerate()
-                .for_each(|(ip, panel)| {
-                    pack_a(i0 + ip * AMX_MR, p0, kc, pairs_pad, panel);
-                });
-            let per_task = n_panels.div_ceil(rayon::current_num_threads() * 8).max(1);
-            (0..n_panels.div_ceil(per_task))
-                .into_par_iter()
-                .for_each(|t| {
-                    // Pairs past kc stay zero: `pack` only writes the first kc / 2 rounded up.
-                    let mut b = vec![0u32; pairs_pad * NR];
-                    let mut tile = [0f32; AMX_MR * NR];
-                    // SAFETY: `amx::available()` was asserted (permission granted for the process);
-                    // the tile configuration is per thread and set here before any tile use.
-                    unsafe { amx::configure() };
-                    for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
-                        let j0 = jp * NR;
-                        pack_b(j0, p0, kc, &mut b);
-                        let cols = NR.min(n - j0);
-                        for ip in 0..m_panels {
-                            let rows = AMX_MR.min(mc - ip * AMX_MR);
-                            let ap = &a[ip * AMX_MR * pairs_pad..(ip + 1) * AMX_MR * pairs_pad];
-                            let dst = (i0 + ip * AMX_MR) * n + j0;
-                            if rows == AMX_MR && cols == NR {
-                                // A whole tile: accumulate in y itself.
-                                // SAFETY: ap holds 32 rows of pairs_pad u32 and b pairs_pad rows
-                                // of 32 u32 (steps * 16 = pairs_pad); the 32 x 32 block of y at
-                                // dst (row stride n) is inside y and written by this task only.
-                                unsafe { amx::micro(ap.as_ptr(), pairs_pad, b.as_ptr(), steps, out.get().add(dst), n, !first) };
-                                continue;
-                            }
-                            // An edge tile: through a buffer, then the valid part into y.
-                            // SAFETY: as above, with the 32 x 32 buffer as the output.
-                            unsafe { amx::micro(ap.as_ptr(), pairs_pad, b.as_ptr(), steps, tile.as_mut_ptr(), NR, false) };
-                            for r in 0..rows {
-                                let src = &tile[r * NR..r * NR + cols];
-                                // SAFETY: row i0 + ip*32 + r < m and columns j0..j0+cols < n lie
-                                // in y; this task alone writes columns j0..j0 + NR.
-                                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(dst + r * n), cols) };
-                                if first {
-                                    dst.copy_from_slice(src);
-                                } else {
-                                    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                                }
-                            }
-                        }
-                    }
-                    // SAFETY: releases this thread's tile state (configured above).
-                    unsafe { amx::release() };
-                });
         }
     }
 }
