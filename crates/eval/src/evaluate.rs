@@ -109,7 +109,7 @@ pub fn run_samples(
         }
     }
 
-    for batch in jobs.chunks(generator.batch_size()) {
+    for batch in jobs.chunks(generator.batch_size() * crate::generator::CALL_BATCHES) {
         let ids: Vec<Vec<u32>> = batch.iter().map(|j| prompts[&j.problem.idx].1.clone()).collect();
         let seeds: Vec<u64> =
             batch.iter().map(|j| sample_seed(spec.decoding.seed, &spec.benchmark, j.problem.idx, j.sample)).collect();

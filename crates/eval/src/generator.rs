@@ -35,6 +35,10 @@ pub struct Generator<'a> {
     batch_size: usize,
 }
 
+/// Running batches' worth of samples per engine call: the batch stays full while a call's
+/// samples last (finished ones are replaced), and results are logged after each call.
+pub const CALL_BATCHES: usize = 4;
+
 /// `oneshot-hf`'s chat template as the data crate's renderer.
 struct HfChat<'a>(&'a ChatTemplate);
 
@@ -68,8 +72,9 @@ impl<'a> Generator<'a> {
         self
     }
 
-    /// Rollouts per engine call (at least 1). Results do not depend on it: every sample has its
-    /// own random stream.
+    /// Sequences decoding at once (at least 1); each engine call takes [`CALL_BATCHES`] times
+    /// as many and refills finished slots with waiting ones (continuous batching). Results do
+    /// not depend on it: every sample has its own random stream.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
         self
@@ -106,7 +111,10 @@ impl<'a> Generator<'a> {
             stop_sequences: Vec::new(),
             pad_token_id: 0,
         };
-        let generations = self.model.generate(prompts, seeds, &options, None).context("generating responses")?;
+        let generations = self
+            .model
+            .generate_continuous(prompts, seeds, &options, self.batch_size, None)
+            .context("generating responses")?;
         let ids: Vec<Vec<u32>> = generations.iter().map(|g| g.tokens.clone()).collect();
         let texts = self.tokenizer.decode_batch(&ids, true)?;
         Ok(generations

@@ -42,6 +42,51 @@ impl LayerCache {
         Ok((kb.narrow(2, 0, self.len)?, vb.narrow(2, 0, self.len)?))
     }
 
+    /// Insert `n` masked (zero) positions before the cached ones, so rows joining with a
+    /// longer prompt line up at the end of the time axis.
+    pub fn pad_front(&mut self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        for buf in [&mut self.k, &mut self.v] {
+            if let Some(t) = buf.take() {
+                let (b, h, _, d) = t.dims4()?;
+                let zeros = Tensor::zeros((b, h, n, d), t.dtype(), t.device())?;
+                *buf = Some(Tensor::cat(&[&zeros, &t.narrow(2, 0, self.len)?], 2)?);
+            }
+        }
+        self.len += n;
+        Ok(())
+    }
+
+    /// Drop the first `n` positions (no running row attends to them any more).
+    pub fn drop_front(&mut self, n: usize) -> Result<()> {
+        let n = n.min(self.len);
+        if n == 0 {
+            return Ok(());
+        }
+        for buf in [&mut self.k, &mut self.v] {
+            if let Some(t) = buf.take() {
+                *buf = Some(t.narrow(2, n, self.len - n)?.contiguous()?);
+            }
+        }
+        self.len -= n;
+        Ok(())
+    }
+
+    /// Append the rows of `other` (same length) after this cache's rows.
+    pub fn append_rows(&mut self, other: &LayerCache) -> Result<()> {
+        anyhow::ensure!(self.len == other.len, "append_rows: cache lengths {} and {} differ", self.len, other.len);
+        for (buf, o) in [(&mut self.k, &other.k), (&mut self.v, &other.v)] {
+            *buf = match (buf.take(), o) {
+                (Some(a), Some(b)) => Some(Tensor::cat(&[&a.narrow(2, 0, self.len)?, &b.narrow(2, 0, self.len)?], 0)?),
+                (a, None) => a,
+                (None, Some(b)) => Some(b.narrow(2, 0, self.len)?.contiguous()?),
+            };
+        }
+        Ok(())
+    }
+
     /// Keep only the batch rows in `keep` (a u32 index tensor), in that order.
     pub fn retain_rows(&mut self, keep: &Tensor) -> Result<()> {
         if let (Some(k), Some(v)) = (&self.k, &self.v) {
@@ -87,5 +132,20 @@ impl KvCache {
             l.retain_rows(keep)?;
         }
         Ok(())
+    }
+
+    /// See [`LayerCache::pad_front`].
+    pub fn pad_front(&mut self, n: usize) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|l| l.pad_front(n))
+    }
+
+    /// See [`LayerCache::drop_front`].
+    pub fn drop_front(&mut self, n: usize) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|l| l.drop_front(n))
+    }
+
+    /// See [`LayerCache::append_rows`].
+    pub fn append_rows(&mut self, other: &KvCache) -> Result<()> {
+        self.layers.iter_mut().zip(&other.layers).try_for_each(|(a, b)| a.append_rows(b))
     }
 }

@@ -364,3 +364,27 @@ fn bf16_decoding_agrees_with_the_bf16_forward() {
         assert!(d < 0.05, "row {i}: bf16 decoding log-probs differ from the bf16 forward by {d}");
     }
 }
+
+#[test]
+fn continuous_batching_gives_each_sequence_the_same_tokens() {
+    let model = tiny("Qwen2ForCausalLM", true, 2, 5);
+    // Prompts of different lengths (1-9 tokens), some rows stopping early on eos: with at most
+    // 3 running, rows join while others are mid-generation, with shorter and longer prompts
+    // than the running ones (both paddings of the time axis), and the cache front is dropped.
+    let prompts: Vec<Vec<u32>> = (0..11u32).map(|i| (0..1 + (i * 5) % 9).map(|j| 3 + (i * 13 + j * 7) % 60).collect()).collect();
+    let seeds: Vec<u64> = (0..11).map(|i| 900 + i).collect();
+    let mut opts = sampling(0.9, 40);
+    opts.eos_token_ids = vec![4, 5];
+    let all = model.generate(&prompts, &seeds, &opts, None).unwrap();
+    let lengths: Vec<usize> = all.iter().map(|g| g.tokens.len()).collect();
+    assert!(lengths.iter().any(|&l| l < 40) && lengths.iter().any(|&l| l == 40), "{lengths:?}");
+    for cap in [1, 3, 7] {
+        let cont = model.generate_continuous(&prompts, &seeds, &opts, cap, None).unwrap();
+        for (i, (a, c)) in all.iter().zip(&cont).enumerate() {
+            assert_eq!(a.tokens, c.tokens, "cap {cap}, sequence {i}: tokens");
+            assert_eq!(a.finish, c.finish, "cap {cap}, sequence {i}: finish");
+            let d = max_abs_diff(&a.logprobs, &c.logprobs);
+            assert!(d < 1e-4, "cap {cap}, sequence {i}: log-probs differ by {d}");
+        }
+    }
+}
