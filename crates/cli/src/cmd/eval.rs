@@ -44,7 +44,7 @@ pub struct Args {
     /// Prompt template: qwen25-math-cot (the paper's evaluation prompt), chat, plain.
     #[arg(long, default_value = "qwen25-math-cot")]
     template: PromptTemplate,
-    /// Rollouts per engine call.
+    /// Sequences decoding at once (continuous batching: finished ones are replaced).
     #[arg(long, default_value_t = oneshot_eval::generator::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
     /// Worker threads (default: all cores).
