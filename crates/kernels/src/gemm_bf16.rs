@@ -55,38 +55,72 @@ fn pair<T: ToBf16>(lo: T, hi: T) -> u32 {
 /// no bf16 copy) or bf16.
 pub(crate) trait PackSource: ToBf16 {
     const IS_F32: bool;
+    /// The values as bf16: borrowed when they already are, rounded otherwise (for kernels
+    /// that read bf16 rows directly).
+    fn bf16_rows(s: &[Self]) -> std::borrow::Cow<'_, [bf16]>;
 }
 impl PackSource for f32 {
     const IS_F32: bool = true;
+    fn bf16_rows(s: &[f32]) -> std::borrow::Cow<'_, [bf16]> {
+        std::borrow::Cow::Owned(crate::linear_bf16::to_bf16(s))
+    }
 }
 impl PackSource for bf16 {
     const IS_F32: bool = false;
+    fn bf16_rows(s: &[bf16]) -> std::borrow::Cow<'_, [bf16]> {
+        std::borrow::Cow::Borrowed(s)
+    }
 }
 
-/// [`pack_scalar`]'s layout, vectorised where the CPU allows (it always does where the
-/// packed kernels run).
+/// Packs rows `r0..r0 + width` (rows past `total_rows` read as zero) of a row-major `[_, k]`
+/// matrix, inner range `p0..p0 + kc`, as `[kc/2 pairs][width]` u32: for each pair index, the
+/// pairs of all `width` rows side by side (the last pair zero-padded for odd `kc`).
+///
+/// The packers run only inside the packed kernels, which need AVX512_BF16 (checked here).
 #[allow(clippy::too_many_arguments)]
-fn pack<T: PackSource>(src: &[T], k: usize, total_rows: usize, r0: usize, width: usize, p0: usize, kc: usize, out: &mut [u32]) {
+fn pack<T: PackSource>(
+    src: &[T],
+    k: usize,
+    total_rows: usize,
+    r0: usize,
+    width: usize,
+    p0: usize,
+    kc: usize,
+    out: &mut [u32],
+) {
+    assert!(available(), "gemm_bf16: the packers need AVX512_BF16");
+    assert!(
+        out.len() >= kc.div_ceil(2) * width && (r0 + width).min(total_rows) <= src.len() / k.max(1)
+    );
+    // SAFETY: features checked; rows r0..min(r0 + width, total_rows) of k values exist in src
+    // (asserted) and out holds kc/2 (rounded up) rows of width.
     #[cfg(target_arch = "x86_64")]
-    if available() {
-        assert!(out.len() >= kc.div_ceil(2) * width && (r0 + width).min(total_rows) <= src.len() / k.max(1));
-        // SAFETY: features checked; rows r0..min(r0 + width, total_rows) of k values exist
-        // in src (asserted) and out holds kc/2 (rounded up) rows of width.
-        return unsafe { vpack::cols(src, k, total_rows, r0, width, p0, kc, out) };
-    }
-    pack_scalar(src, k, total_rows, r0, width, p0, kc, out)
+    return unsafe { vpack::cols(src, k, total_rows, r0, width, p0, kc, out) };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AVX512_BF16 is x86_64 only")
 }
 
-/// [`pack_rows_scalar`]'s layout, vectorised where the CPU allows.
+/// Packs x rows `r0..r0 + out.len() / pairs_pad` (zero past `total_rows`), inner range
+/// `p0..p0 + kc`, row-major with `pairs_pad` pairs per row (zero past `kc`): the layout of an
+/// AMX A tile.
 #[allow(clippy::too_many_arguments)]
-fn pack_rows<T: PackSource>(src: &[T], k: usize, total_rows: usize, r0: usize, p0: usize, kc: usize, pairs_pad: usize, out: &mut [u32]) {
+fn pack_rows<T: PackSource>(
+    src: &[T],
+    k: usize,
+    total_rows: usize,
+    r0: usize,
+    p0: usize,
+    kc: usize,
+    pairs_pad: usize,
+    out: &mut [u32],
+) {
+    assert!(available(), "gemm_bf16: the packers need AVX512_BF16");
+    assert!(pairs_pad >= kc.div_ceil(2) && out.len() % pairs_pad == 0);
+    // SAFETY: features checked; every row read (< total_rows) holds p0 + kc values.
     #[cfg(target_arch = "x86_64")]
-    if available() {
-        assert!(pairs_pad >= kc.div_ceil(2) && out.len() % pairs_pad == 0);
-        // SAFETY: features checked; every row read (< total_rows) holds p0 + kc values.
-        return unsafe { vpack::rows(src, k, total_rows, r0, p0, kc, pairs_pad, out) };
-    }
-    pack_rows_scalar(src, k, total_rows, r0, p0, kc, pairs_pad, out)
+    return unsafe { vpack::rows(src, k, total_rows, r0, p0, kc, pairs_pad, out) };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AVX512_BF16 is x86_64 only")
 }
 
 /// AVX-512 packers: 32 source values become 16 pairs per instruction (`vcvtne2ps2bf16`
@@ -120,14 +154,23 @@ mod vpack {
         }
     }
 
-    /// See [`super::pack_scalar`].
+    /// See [`super::pack`].
     ///
     /// # Safety
     /// AVX-512F/BW/BF16 available; rows below `total_rows` hold `p0 + kc` values; `out`
     /// holds `kc.div_ceil(2) * width` u32.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn cols<T: PackSource>(src: &[T], k: usize, total_rows: usize, r0: usize, width: usize, p0: usize, kc: usize, out: &mut [u32]) {
+    pub(super) unsafe fn cols<T: PackSource>(
+        src: &[T],
+        k: usize,
+        total_rows: usize,
+        r0: usize,
+        width: usize,
+        p0: usize,
+        kc: usize,
+        out: &mut [u32],
+    ) {
         let pairs = kc.div_ceil(2);
         let groups = kc / 32;
         let o = out.as_mut_ptr();
@@ -166,7 +209,10 @@ mod vpack {
             }
             let s = &src[row * k + p0..row * k + p0 + kc];
             for g in g_start..groups {
-                _mm512_storeu_si512(tmp.as_mut_ptr() as *mut _, load_pairs(s.as_ptr().add(32 * g)));
+                _mm512_storeu_si512(
+                    tmp.as_mut_ptr() as *mut _,
+                    load_pairs(s.as_ptr().add(32 * g)),
+                );
                 for (i, &v) in tmp.iter().enumerate() {
                     *o.add((16 * g + i) * width + r) = v;
                 }
@@ -216,7 +262,10 @@ mod vpack {
             let f = p as *const f32;
             let m_lo = ((1u32 << count.min(16)) - 1) as __mmask16;
             let m_hi = ((1u64 << count.saturating_sub(16).min(16)) - 1) as __mmask16;
-            let (lo, hi) = (_mm512_maskz_loadu_ps(m_lo, f), _mm512_maskz_loadu_ps(m_hi, f.add(16)));
+            let (lo, hi) = (
+                _mm512_maskz_loadu_ps(m_lo, f),
+                _mm512_maskz_loadu_ps(m_hi, f.add(16)),
+            );
             std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
         } else {
             let mask = ((1u64 << count.min(32)) - 1) as __mmask32;
@@ -231,7 +280,14 @@ mod vpack {
     /// AVX-512F/BW/BF16 available; src holds rows p0..p0 + kc of `total_cols` values; out holds
     /// `kc.div_ceil(2) * 32` u32.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub(super) unsafe fn nn<T: PackSource>(src: &[T], total_cols: usize, j0: usize, p0: usize, kc: usize, out: &mut [u32]) {
+    pub(super) unsafe fn nn<T: PackSource>(
+        src: &[T],
+        total_cols: usize,
+        j0: usize,
+        p0: usize,
+        kc: usize,
+        out: &mut [u32],
+    ) {
         // permutex2var_epi16 picks a's element i for index i and b's for 32 + i.
         let mut lo_idx = [0i16; 32];
         let mut hi_idx = [0i16; 32];
@@ -248,9 +304,19 @@ mod vpack {
         for q in 0..kc.div_ceil(2) {
             let p = p0 + 2 * q;
             let even = load32(src.as_ptr().add(p * total_cols + j0), count);
-            let odd = if p + 1 < p0 + kc { load32(src.as_ptr().add((p + 1) * total_cols + j0), count) } else { _mm512_setzero_si512() };
-            _mm512_storeu_si512(o.add(q * 32) as *mut _, _mm512_permutex2var_epi16(even, lo_idx, odd));
-            _mm512_storeu_si512(o.add(q * 32 + 16) as *mut _, _mm512_permutex2var_epi16(even, hi_idx, odd));
+            let odd = if p + 1 < p0 + kc {
+                load32(src.as_ptr().add((p + 1) * total_cols + j0), count)
+            } else {
+                _mm512_setzero_si512()
+            };
+            _mm512_storeu_si512(
+                o.add(q * 32) as *mut _,
+                _mm512_permutex2var_epi16(even, lo_idx, odd),
+            );
+            _mm512_storeu_si512(
+                o.add(q * 32 + 16) as *mut _,
+                _mm512_permutex2var_epi16(even, hi_idx, odd),
+            );
         }
     }
 
@@ -268,20 +334,32 @@ mod vpack {
                     *v = _mm512_loadu_si512(panel.as_ptr().add((qb + i) * 32 + rb) as *const _);
                 }
                 for (c, t) in transpose16(v).iter().enumerate() {
-                    _mm512_storeu_si512(out.as_mut_ptr().add((rb + c) * pairs_pad + qb) as *mut _, *t);
+                    _mm512_storeu_si512(
+                        out.as_mut_ptr().add((rb + c) * pairs_pad + qb) as *mut _,
+                        *t,
+                    );
                 }
             }
         }
     }
 
-    /// See [`super::pack_rows_scalar`].
+    /// See [`super::pack_rows`].
     ///
     /// # Safety
     /// AVX-512F/BW/BF16 available; rows below `total_rows` hold `p0 + kc` values;
     /// `pairs_pad >= kc.div_ceil(2)`.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn rows<T: PackSource>(src: &[T], k: usize, total_rows: usize, r0: usize, p0: usize, kc: usize, pairs_pad: usize, out: &mut [u32]) {
+    pub(super) unsafe fn rows<T: PackSource>(
+        src: &[T],
+        k: usize,
+        total_rows: usize,
+        r0: usize,
+        p0: usize,
+        kc: usize,
+        pairs_pad: usize,
+        out: &mut [u32],
+    ) {
         let pairs = kc.div_ceil(2);
         let groups = kc / 32;
         for (r, dst) in out.chunks_exact_mut(pairs_pad).enumerate() {
@@ -292,46 +370,15 @@ mod vpack {
             }
             let s = &src[row * k + p0..row * k + p0 + kc];
             for g in 0..groups {
-                _mm512_storeu_si512(dst.as_mut_ptr().add(16 * g) as *mut _, load_pairs(s.as_ptr().add(32 * g)));
+                _mm512_storeu_si512(
+                    dst.as_mut_ptr().add(16 * g) as *mut _,
+                    load_pairs(s.as_ptr().add(32 * g)),
+                );
             }
             for q in 16 * groups..pairs {
                 dst[q] = tail_pair(s, q);
             }
             dst[pairs..].fill(0);
-        }
-    }
-}
-
-/// Packs rows `r0..r0 + rows` (rows past `total_rows` read as zero) of a row-major `[_, k]`
-/// matrix, inner range `p0..p0 + kc`, as `[kc/2 pairs][width]` u32: for each pair index, the
-/// pairs of all `width` rows side by side.
-fn pack_scalar<T: ToBf16>(
-    src: &[T],
-    k: usize,
-    total_rows: usize,
-    r0: usize,
-    width: usize,
-    p0: usize,
-    kc: usize,
-    out: &mut [u32],
-) {
-    let pairs = kc.div_ceil(2);
-    debug_assert!(out.len() >= pairs * width);
-    for r in 0..width {
-        let row = r0 + r;
-        if row >= total_rows {
-            for q in 0..pairs {
-                out[q * width + r] = 0;
-            }
-            continue;
-        }
-        let s = &src[row * k + p0..row * k + p0 + kc];
-        let (full, tail) = s.split_at(kc & !1);
-        for (q, two) in full.chunks_exact(2).enumerate() {
-            out[q * width + r] = pair(two[0], two[1]);
-        }
-        if let Some(&last) = tail.first() {
-            out[(pairs - 1) * width + r] = pair(last.to_bf16(), bf16::ZERO);
         }
     }
 }
@@ -462,7 +509,17 @@ trait TileKernel: Sync {
     /// `a` holds `ROWS * pairs_pad`, `b` `pairs_pad * NR` packed u32; the `rows x cols`
     /// block at `dst` is valid and written by this thread only.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(&self, a: &[u32], b: &[u32], pairs_pad: usize, dst: *mut f32, ld: usize, rows: usize, cols: usize, first: bool);
+    unsafe fn tile(
+        &self,
+        a: &[u32],
+        b: &[u32],
+        pairs_pad: usize,
+        dst: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        first: bool,
+    );
 }
 
 struct Avx512Tile;
@@ -474,11 +531,24 @@ impl TileKernel for Avx512Tile {
     fn pairs_pad(kc: usize) -> usize {
         kc.div_ceil(2)
     }
-    unsafe fn tile(&self, a: &[u32], b: &[u32], pairs: usize, dst: *mut f32, ld: usize, rows: usize, cols: usize, first: bool) {
+    unsafe fn tile(
+        &self,
+        a: &[u32],
+        b: &[u32],
+        pairs: usize,
+        dst: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        first: bool,
+    ) {
         #[cfg(target_arch = "x86_64")]
         avx512::micro(a.as_ptr(), b.as_ptr(), pairs, dst, ld, rows, cols, first);
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("the packed kernels are x86_64 only {:?}", (a, b, pairs, dst, ld, rows, cols, first));
+        unreachable!(
+            "the packed kernels are x86_64 only {:?}",
+            (a, b, pairs, dst, ld, rows, cols, first)
+        );
     }
 }
 
@@ -500,7 +570,17 @@ impl TileKernel for AmxTile {
         // SAFETY: releases this thread's tile state (configured in `enter`).
         unsafe { amx::release() }
     }
-    unsafe fn tile(&self, a: &[u32], b: &[u32], pairs_pad: usize, dst: *mut f32, ld: usize, rows: usize, cols: usize, first: bool) {
+    unsafe fn tile(
+        &self,
+        a: &[u32],
+        b: &[u32],
+        pairs_pad: usize,
+        dst: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        first: bool,
+    ) {
         let steps = pairs_pad / 16;
         if rows == AMX_MR && cols == NR {
             // A whole tile: accumulate in y itself.
@@ -509,7 +589,15 @@ impl TileKernel for AmxTile {
         }
         // An edge tile: through a buffer, then the valid part into y.
         let mut buf = [0f32; AMX_MR * NR];
-        amx::micro(a.as_ptr(), pairs_pad, b.as_ptr(), steps, buf.as_mut_ptr(), NR, false);
+        amx::micro(
+            a.as_ptr(),
+            pairs_pad,
+            b.as_ptr(),
+            steps,
+            buf.as_mut_ptr(),
+            NR,
+            false,
+        );
         for r in 0..rows {
             let src = &buf[r * NR..r * NR + cols];
             let dst = std::slice::from_raw_parts_mut(dst.add(r * ld), cols);
@@ -558,30 +646,43 @@ fn blocked<K: TileKernel>(
             let panel = K::ROWS * pairs_pad;
             let first = p0 == 0 && !accumulate;
             let mut a = vec![0u32; m_panels * panel];
-            a.par_chunks_mut(panel).enumerate().for_each(|(ip, dst)| pack_a(i0 + ip * K::ROWS, p0, kc, pairs_pad, dst));
+            a.par_chunks_mut(panel)
+                .enumerate()
+                .for_each(|(ip, dst)| pack_a(i0 + ip * K::ROWS, p0, kc, pairs_pad, dst));
             // Panels per task: enough tasks for rayon to balance, each long enough to amortise.
             let per_task = n_panels.div_ceil(rayon::current_num_threads() * 8).max(1);
-            (0..n_panels.div_ceil(per_task)).into_par_iter().for_each(|t| {
-                // Pairs past kc stay zero: the packers write only the first kc / 2 rounded up.
-                let mut b = vec![0u32; pairs_pad * NR];
-                kernel.enter();
-                for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
-                    let j0 = jp * NR;
-                    pack_b(j0, p0, kc, &mut b);
-                    let cols = NR.min(n - j0);
-                    for ip in 0..m_panels {
-                        let rows = K::ROWS.min(mc - ip * K::ROWS);
-                        // SAFETY: a's panel holds ROWS x pairs_pad and b pairs_pad x NR packed
-                        // u32; rows `< rows` from i0 + ip * ROWS (< m) and columns `< cols`
-                        // from j0 (< n) lie in y, and only this task writes columns j0..j0 + NR.
-                        unsafe {
-                            let dst = out.get().add((i0 + ip * K::ROWS) * n + j0);
-                            kernel.tile(&a[ip * panel..(ip + 1) * panel], &b, pairs_pad, dst, n, rows, cols, first)
+            (0..n_panels.div_ceil(per_task))
+                .into_par_iter()
+                .for_each(|t| {
+                    // Pairs past kc stay zero: the packers write only the first kc / 2 rounded up.
+                    let mut b = vec![0u32; pairs_pad * NR];
+                    kernel.enter();
+                    for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
+                        let j0 = jp * NR;
+                        pack_b(j0, p0, kc, &mut b);
+                        let cols = NR.min(n - j0);
+                        for ip in 0..m_panels {
+                            let rows = K::ROWS.min(mc - ip * K::ROWS);
+                            // SAFETY: a's panel holds ROWS x pairs_pad and b pairs_pad x NR packed
+                            // u32; rows `< rows` from i0 + ip * ROWS (< m) and columns `< cols`
+                            // from j0 (< n) lie in y, and only this task writes columns j0..j0 + NR.
+                            unsafe {
+                                let dst = out.get().add((i0 + ip * K::ROWS) * n + j0);
+                                kernel.tile(
+                                    &a[ip * panel..(ip + 1) * panel],
+                                    &b,
+                                    pairs_pad,
+                                    dst,
+                                    n,
+                                    rows,
+                                    cols,
+                                    first,
+                                )
+                            }
                         }
                     }
-                }
-                kernel.leave();
-            });
+                    kernel.leave();
+                });
         }
     }
 }
@@ -592,35 +693,6 @@ const AMX_MR: usize = 32;
 const AMX_KC: usize = 1024;
 /// x rows per packed AMX block (512 x 1024 bf16 = 1 MiB, in L2).
 const AMX_MC: usize = 512;
-
-/// Packs x rows `r0..r0 + rows` (zero past `total_rows`), inner range `p0..p0 + kc`, row-major
-/// with `pairs_pad` pairs per row (zero past `kc`): the layout of an AMX A tile.
-fn pack_rows_scalar<T: ToBf16>(
-    src: &[T],
-    k: usize,
-    total_rows: usize,
-    r0: usize,
-    p0: usize,
-    kc: usize,
-    pairs_pad: usize,
-    out: &mut [u32],
-) {
-    for (r, dst) in out.chunks_exact_mut(pairs_pad).enumerate() {
-        let row = r0 + r;
-        dst.fill(0);
-        if row >= total_rows {
-            continue;
-        }
-        let s = &src[row * k + p0..row * k + p0 + kc];
-        let (full, tail) = s.split_at(kc & !1);
-        for (d, two) in dst.iter_mut().zip(full.chunks_exact(2)) {
-            *d = pair(two[0], two[1]);
-        }
-        if let Some(&last) = tail.first() {
-            dst[kc / 2] = pair(last.to_bf16(), bf16::ZERO);
-        }
-    }
-}
 
 /// The AMX product: per (row block, inner block), x is packed as A tiles, each task packs 32
 /// weight rows as two B tiles (VNNI pairs, [`pack`]) and runs them against every 32-row
@@ -654,7 +726,15 @@ fn gemm_nt_amx<X: PackSource, W: PackSource>(
 /// # Panics
 /// If AMX is not available or a slice has the wrong length.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_nn_amx<A: PackSource, B: PackSource>(a: &[A], m: usize, k: usize, b: &[B], n: usize, y: &mut [f32], accumulate: bool) {
+pub(crate) fn gemm_nn_amx<A: PackSource, B: PackSource>(
+    a: &[A],
+    m: usize,
+    k: usize,
+    b: &[B],
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+) {
     assert!(amx::available(), "gemm_bf16: AMX is not available");
     assert_eq!(a.len(), m * k, "gemm_bf16: a length");
     assert_eq!(b.len(), k * n, "gemm_bf16: b length");
@@ -676,7 +756,15 @@ pub(crate) fn gemm_nn_amx<A: PackSource, B: PackSource>(a: &[A], m: usize, k: us
 /// # Panics
 /// If AMX is not available or a slice has the wrong length.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_tn_amx<A: PackSource, B: PackSource>(at: &[A], m: usize, k: usize, b: &[B], n: usize, y: &mut [f32], accumulate: bool) {
+pub(crate) fn gemm_tn_amx<A: PackSource, B: PackSource>(
+    at: &[A],
+    m: usize,
+    k: usize,
+    b: &[B],
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+) {
     assert!(amx::available(), "gemm_bf16: AMX is not available");
     assert_eq!(at.len(), k * m, "gemm_bf16: a^T length");
     assert_eq!(b.len(), k * n, "gemm_bf16: b length");
@@ -695,40 +783,43 @@ pub(crate) fn gemm_tn_amx<A: PackSource, B: PackSource>(at: &[A], m: usize, k: u
 /// VNNI weight panel from a row-major `src [K, total_cols]`: `out[q][c] = (src[p0 + 2q][j0 + c],
 /// src[p0 + 2q + 1][j0 + c])` for the `NR` columns from `j0` (zero past `total_cols`, and for
 /// the missing partner of an odd `kc`).
-fn pack_nn<T: PackSource>(src: &[T], total_cols: usize, j0: usize, p0: usize, kc: usize, out: &mut [u32]) {
-    let pairs = kc.div_ceil(2);
-    assert!(out.len() >= pairs * NR && (p0 + kc) * total_cols <= src.len());
+fn pack_nn<T: PackSource>(
+    src: &[T],
+    total_cols: usize,
+    j0: usize,
+    p0: usize,
+    kc: usize,
+    out: &mut [u32],
+) {
+    assert!(available(), "gemm_bf16: the packers need AVX512_BF16");
+    assert!(out.len() >= kc.div_ceil(2) * NR && (p0 + kc) * total_cols <= src.len());
+    // SAFETY: features checked; rows p0..p0 + kc of total_cols values exist (asserted).
     #[cfg(target_arch = "x86_64")]
-    if available() {
-        // SAFETY: features checked; rows p0..p0 + kc of total_cols values exist (asserted).
-        return unsafe { vpack::nn(src, total_cols, j0, p0, kc, out) };
-    }
-    for q in 0..pairs {
-        for c in 0..NR {
-            let col = j0 + c;
-            let at = |p: usize| if col < total_cols && p < p0 + kc { src[p * total_cols + col].to_bf16() } else { bf16::ZERO };
-            out[q * NR + c] = pair(at(p0 + 2 * q), at(p0 + 2 * q + 1));
-        }
-    }
+    return unsafe { vpack::nn(src, total_cols, j0, p0, kc, out) };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AVX512_BF16 is x86_64 only")
 }
 
 /// A tiles (as [`pack_rows`]) of `a = at^T` for `at [K, total_rows]` row-major: rows `r0..r0 +
 /// AMX_MR` of a are columns of at; packed as a VNNI panel, then transposed 16 x 16.
-fn pack_rows_t<T: PackSource>(at: &[T], total_rows: usize, r0: usize, p0: usize, kc: usize, pairs_pad: usize, out: &mut [u32]) {
+fn pack_rows_t<T: PackSource>(
+    at: &[T],
+    total_rows: usize,
+    r0: usize,
+    p0: usize,
+    kc: usize,
+    pairs_pad: usize,
+    out: &mut [u32],
+) {
     assert_eq!(AMX_MR, NR, "pack_rows_t reuses the weight-panel packer");
     assert!(pairs_pad % 16 == 0 && out.len() == AMX_MR * pairs_pad);
     let mut panel = vec![0u32; pairs_pad * NR];
     pack_nn(at, total_rows, r0, p0, kc, &mut panel);
+    // SAFETY: pack_nn checked the features; panel is [pairs_pad][32], out [32][pairs_pad].
     #[cfg(target_arch = "x86_64")]
-    if available() {
-        // SAFETY: features checked; panel is [pairs_pad][32], out [32][pairs_pad].
-        return unsafe { vpack::transpose_panel(&panel, pairs_pad, out) };
-    }
-    for r in 0..AMX_MR {
-        for q in 0..pairs_pad {
-            out[r * pairs_pad + q] = panel[q * NR + r];
-        }
-    }
+    return unsafe { vpack::transpose_panel(&panel, pairs_pad, out) };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AVX512_BF16 is x86_64 only")
 }
 
 /// Intel AMX through inline assembly (the tile intrinsics are not stable Rust): tiles 0-3
@@ -888,7 +979,15 @@ mod amx {
     }
     pub(super) unsafe fn configure() {}
     pub(super) unsafe fn release() {}
-    pub(super) unsafe fn micro(_: *const u32, _: usize, _: *const u32, _: usize, _: *mut f32, _: usize, _: bool) {
+    pub(super) unsafe fn micro(
+        _: *const u32,
+        _: usize,
+        _: *const u32,
+        _: usize,
+        _: *mut f32,
+        _: usize,
+        _: bool,
+    ) {
         unreachable!("AMX is x86_64 only")
     }
 }
@@ -1025,7 +1124,13 @@ mod tests {
             eprintln!("AMX not available: the nn / tn products fall back to transposed copies on this CPU");
             return;
         }
-        for (m, k, n) in [(1, 1, 1), (32, 2, 32), (33, 3, 65), (70, 1025, 31), (600, 515, 97)] {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (32, 2, 32),
+            (33, 3, 65),
+            (70, 1025, 31),
+            (600, 515, 97),
+        ] {
             // a [m, k], b [k, n]; at = a^T [k, m]; naive() multiplies x [m, k] by w [n, k]^T.
             let a = values(m * k, 3);
             let b = values(k * n, 9);

@@ -9,6 +9,7 @@
 //! from memory feeds 4 FMAs and the weights stream through exactly once per block of 64
 //! activation rows. bf16 weights are widened to f32 in registers (a shift), halving the bytes
 //! read, which is what bounds decoding.
+use crate::gemm_bf16::PackSource;
 use half::bf16;
 use rayon::prelude::*;
 
@@ -57,24 +58,34 @@ pub(crate) fn bf16_dot_available() -> bool {
     }
 }
 
-/// [`matmul_nt`] for bf16 activations and bf16 weights with AVX512_BF16 dot products (two
-/// bf16 products per f32 lane per instruction, f32 accumulation: exact products of the same
-/// bf16 values, so twice the multiply throughput of widening to f32).
+/// [`matmul_nt`] with both operands rounded to bf16 (f32 or bf16 inputs) and f32
+/// accumulation. From [`crate::gemm_bf16::MIN_ROWS`] rows on, the packed kernels (AMX tiles,
+/// else outer-product vectors) run, rounding while they pack, so an f32 weight or activation
+/// gets no bf16 copy (for a 0.5B model that copy pass was a fifth of a forward); below, the
+/// operands are rounded first and AVX512_BF16 dot-product tiles stream the weights once (two
+/// bf16 products per f32 lane per instruction).
 ///
 /// # Panics
 /// If [`bf16_dot_available`] is false.
-pub(crate) fn matmul_nt_bf16(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, y: &mut [f32]) {
+pub(crate) fn matmul_nt_bf16<X: PackSource, W: PackSource>(
+    x: &[X],
+    m: usize,
+    k: usize,
+    w: &[W],
+    n: usize,
+    y: &mut [f32],
+) {
     assert!(
         bf16_dot_available(),
         "matmul_nt_bf16: CPU lacks AVX512_BF16"
     );
     assert_eq!(x.len(), m * k, "matmul_nt_bf16: x length");
     assert_eq!(w.len(), n * k, "matmul_nt_bf16: w length");
-    // From 24 rows on, the packed kernels (AMX tiles, else outer-product vectors) win; below,
-    // the dot-product tiles stream the weights once.
     if m >= crate::gemm_bf16::MIN_ROWS && crate::gemm_bf16::best_kernel().is_some() {
         return crate::gemm_bf16::gemm_nt(x, m, k, w, n, y, false);
     }
+    let (x, w) = (X::bf16_rows(x), W::bf16_rows(w));
+    let (x, w): (&[bf16], &[bf16]) = (&x, &w);
     // The inner dim is cut into blocks of KC so a block of MB activation rows stays in L2
     // while the weight rows stream past it: with the output head's backward (k = vocab) a
     // whole row would not, and each 4-column tile would re-read the rows from memory.

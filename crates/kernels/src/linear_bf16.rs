@@ -12,8 +12,10 @@
 //! The transposed bf16 copies are made by one blocked pass that also rounds. A [`Shadow`]
 //! holds a weight's bf16 rows and (lazily) its transpose, so a weight used by several calls
 //! (the output head, applied chunk by chunk) is converted once.
+use crate::gemm_bf16::PackSource;
 use crate::linear::matmul_nt_bf16;
-use crate::storage::contiguous_part;
+use crate::linear::WeightRows;
+use crate::storage::{contiguous_part, f32_slice};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use half::bf16;
@@ -121,22 +123,35 @@ impl Shadow {
     }
 }
 
-/// bf16 rows of a CPU weight tensor `[n, k]` (f32 or bf16).
-pub(crate) fn shadow_of(w: &Tensor) -> Result<Shadow> {
-    let (n, k) = w.dims2()?;
+/// The rows of a weight `[n, k]` stored as f32 or bf16, read in place.
+fn weight_rows<'a>(ws: &'a CpuStorage, wl: &Layout) -> Result<WeightRows<'a>> {
+    Ok(match ws {
+        CpuStorage::F32(v) => WeightRows::F32(contiguous_part(v, wl, "linear_bf16", "w")?),
+        CpuStorage::BF16(v) => WeightRows::Bf16(contiguous_part(v, wl, "linear_bf16", "w")?),
+        other => bail!(
+            "linear_bf16: w must be f32 or bf16, got {:?}",
+            other.dtype()
+        ),
+    })
+}
+
+/// Runs `f` on the rows of a CPU weight tensor `[n, k]` (f32 or bf16).
+fn with_weight_rows<R>(w: &Tensor, f: impl FnOnce(WeightRows) -> R) -> Result<R> {
     let wc = w.contiguous()?;
     let (storage, layout) = wc.storage_and_layout();
     let candle_core::Storage::Cpu(cpu) = &*storage else {
         bail!("linear_bf16: weight is not on the CPU")
     };
-    let rows = match cpu {
-        CpuStorage::F32(v) => to_bf16(contiguous_part(v, layout, "linear_bf16", "weight")?),
-        CpuStorage::BF16(v) => contiguous_part(v, layout, "linear_bf16", "weight")?.to_vec(),
-        other => bail!(
-            "linear_bf16: weight must be f32 or bf16, got {:?}",
-            other.dtype()
-        ),
-    };
+    Ok(f(weight_rows(cpu, layout)?))
+}
+
+/// bf16 rows of a CPU weight tensor `[n, k]` (f32 or bf16).
+pub(crate) fn shadow_of(w: &Tensor) -> Result<Shadow> {
+    let (n, k) = w.dims2()?;
+    let rows = with_weight_rows(w, |rows| match rows {
+        WeightRows::F32(v) => to_bf16(v),
+        WeightRows::Bf16(v) => v.to_vec(),
+    })?;
     Ok(Shadow::new(rows, n, k))
 }
 
@@ -150,22 +165,8 @@ fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R>
     Ok(f(contiguous_part(v, layout, "linear_bf16", what)?))
 }
 
-/// `x [m, k] . w [n, k]^T` -> f32 `[m, n]` with both operands rounded to bf16. From
-/// [`crate::gemm_bf16`]'s row count on, the packed kernel rounds while packing (no bf16 copy of
-/// an f32 weight or of the activations: for a 0.5B model that copy pass was a fifth of a
-/// forward); below it, the operands are rounded first for the dot-product kernel.
-fn product<W: crate::gemm_bf16::PackSource>(x: &[f32], m: usize, k: usize, w: &[W], n: usize) -> Vec<f32> {
-    let mut y = crate::buffer::filled(m * n, 0f32);
-    if m >= crate::gemm_bf16::MIN_ROWS && crate::gemm_bf16::best_kernel().is_some() {
-        crate::gemm_bf16::gemm_nt(x, m, k, w, n, &mut y, false);
-    } else {
-        matmul_nt_bf16(&to_bf16(x), m, k, &to_bf16(w), n, &mut y);
-    }
-    y
-}
-
-/// `a [m, k] . b [n, k]^T` -> f32 `[m, n]`.
-fn nt(a: &[bf16], m: usize, k: usize, b: &[bf16], n: usize) -> Vec<f32> {
+/// `a [m, k] . b [n, k]^T` -> f32 `[m, n]`, operands rounded to bf16 ([`matmul_nt_bf16`]).
+fn nt<A: PackSource, B: PackSource>(a: &[A], m: usize, k: usize, b: &[B], n: usize) -> Vec<f32> {
     let mut y = crate::buffer::filled(m * n, 0f32);
     matmul_nt_bf16(a, m, k, b, n, &mut y);
     y
@@ -191,37 +192,38 @@ impl LinearBf16 {
     /// as an `nn` product, `dW = dy^T . x` as a `tn` product), rounded to bf16 while packing:
     /// no transposed or rounded copies, which cost about a quarter of a 0.5B model's
     /// forward + backward on the copy path below.
-    fn bwd_amx(&self, x: &Tensor, w: &Tensor, grad: &Tensor, m: usize, k: usize, n: usize) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd_amx(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         use crate::gemm_bf16::{gemm_nn_amx, gemm_tn_amx};
-        let filled = |len| crate::buffer::filled(len, 0f32);
-        let (dx, dw) = with_f32(grad, "grad", |g| {
-            with_f32(x, "x", |xv| -> Result<(Vec<f32>, Vec<f32>)> {
-                let (mut dx, mut dw) = (filled(m * k), filled(n * k));
-                let dw_product = |dw: &mut Vec<f32>| gemm_tn_amx(g, n, m, xv, k, dw, false);
-                match &self.shadow {
-                    Some(s) => {
-                        rayon::join(|| gemm_nn_amx(g, m, n, &s.rows, k, &mut dx, false), || dw_product(&mut dw));
-                    }
-                    None => {
-                        let wc = w.contiguous()?;
-                        let (storage, layout) = wc.storage_and_layout();
-                        let candle_core::Storage::Cpu(cpu) = &*storage else { bail!("linear_bf16: weight is not on the CPU") };
-                        match cpu {
-                            CpuStorage::F32(v) => {
-                                let wv = contiguous_part(v, layout, "linear_bf16", "w")?;
-                                rayon::join(|| gemm_nn_amx(g, m, n, wv, k, &mut dx, false), || dw_product(&mut dw));
-                            }
-                            CpuStorage::BF16(v) => {
-                                let wv = contiguous_part(v, layout, "linear_bf16", "w")?;
-                                rayon::join(|| gemm_nn_amx(g, m, n, wv, k, &mut dx, false), || dw_product(&mut dw));
-                            }
-                            other => bail!("linear_bf16: w must be f32 or bf16, got {:?}", other.dtype()),
-                        }
-                    }
-                }
-                Ok((dx, dw))
-            })
-        })???;
+        let products = |rows: WeightRows| {
+            with_f32(grad, "grad", |g| {
+                with_f32(x, "x", |xv| {
+                    let (mut dx, mut dw) = (
+                        crate::buffer::filled(m * k, 0f32),
+                        crate::buffer::filled(n * k, 0f32),
+                    );
+                    rayon::join(
+                        || match rows {
+                            WeightRows::F32(v) => gemm_nn_amx(g, m, n, v, k, &mut dx, false),
+                            WeightRows::Bf16(v) => gemm_nn_amx(g, m, n, v, k, &mut dx, false),
+                        },
+                        || gemm_tn_amx(g, n, m, xv, k, &mut dw, false),
+                    );
+                    (dx, dw)
+                })
+            })?
+        };
+        let (dx, dw) = match &self.shadow {
+            Some(s) => products(WeightRows::Bf16(&s.rows))?,
+            None => with_weight_rows(w, products)??,
+        };
         let dx = Tensor::from_vec(dx, (m, k), x.device())?.to_dtype(x.dtype())?;
         let dw = Tensor::from_vec(dw, (n, k), w.device())?.to_dtype(w.dtype())?;
         Ok((Some(dx), Some(dw)))
@@ -245,17 +247,19 @@ impl CustomOp2 for LinearBf16 {
         if k != kw {
             bail!("linear_bf16: x [{m}, {k}] and w [{n}, {kw}] disagree on the inner dim");
         }
-        let x = match xs {
-            CpuStorage::F32(v) => contiguous_part(v, xl, self.name(), "x")?,
-            other => bail!("linear_bf16: x must be f32, got {:?}", other.dtype()),
-        };
-        let y = match (&self.shadow, ws) {
-            (Some(s), _) if (s.n, s.k) == (n, k) => product(x, m, k, &s.rows, n),
-            (Some(s), _) => bail!("linear_bf16: the bf16 copy is [{}, {}] but w is [{n}, {k}]", s.n, s.k),
-            // bf16 weights (e.g. the decoding copy of an f32 model) are read in place.
-            (None, CpuStorage::BF16(v)) => product(x, m, k, contiguous_part(v, wl, self.name(), "w")?, n),
-            (None, CpuStorage::F32(v)) => product(x, m, k, contiguous_part(v, wl, self.name(), "w")?, n),
-            (None, other) => bail!("linear_bf16: w must be f32 or bf16, got {:?}", other.dtype()),
+        let x = f32_slice(xs, xl, self.name(), "x")?;
+        let y = match &self.shadow {
+            Some(s) if (s.n, s.k) == (n, k) => nt(x, m, k, &s.rows, n),
+            Some(s) => bail!(
+                "linear_bf16: the bf16 copy is [{}, {}] but w is [{n}, {k}]",
+                s.n,
+                s.k
+            ),
+            // f32 or bf16 weights (e.g. the decoding copy of an f32 model) are read in place.
+            None => match weight_rows(ws, wl)? {
+                WeightRows::F32(v) => nt(x, m, k, v, n),
+                WeightRows::Bf16(v) => nt(x, m, k, v, n),
+            },
         };
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
