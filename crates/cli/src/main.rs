@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "oneshot", version, about = "Reinforcement learning with verifiable rewards from one example")]
+#[command(
+    name = "oneshot",
+    version,
+    about = "Reinforcement learning with verifiable rewards from one example"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

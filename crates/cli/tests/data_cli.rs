@@ -21,11 +21,19 @@ fn shared_data() -> PathBuf {
 }
 
 fn oneshot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oneshot")).args(args).env_remove("ONESHOT_DATA").output().expect("runs oneshot")
+    Command::new(env!("CARGO_BIN_EXE_oneshot"))
+        .args(args)
+        .env_remove("ONESHOT_DATA")
+        .output()
+        .expect("runs oneshot")
 }
 
 fn stdout(out: &Output) -> String {
-    assert!(out.status.success(), "oneshot failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oneshot failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
@@ -53,7 +61,10 @@ fn select_writes_the_papers_pi1_file_and_prints_the_ranking() {
     assert!(text.contains("| 13 | 682 |"), "{text}");
     assert!(text.contains("chosen: pi_1 = index 124"), "{text}");
     let written = read_verl_parquet(&out_file).unwrap();
-    assert_eq!(written, read_verl_parquet(&data.join("train/pi1_r128.parquet")).unwrap());
+    assert_eq!(
+        written,
+        read_verl_parquet(&data.join("train/pi1_r128.parquet")).unwrap()
+    );
 }
 
 #[test]
@@ -83,7 +94,19 @@ fn select_two_ranks_builds_the_merged_file() {
 fn select_random_is_seeded_and_variance_needs_history() {
     let data = shared_data();
     let pool = data.join("train/dsr_sub.parquet");
-    let run = |seed: &str| stdout(&oneshot(&["select", "--pool", pool.to_str().unwrap(), "--method", "random", "--seed", seed, "--top", "5"]));
+    let run = |seed: &str| {
+        stdout(&oneshot(&[
+            "select",
+            "--pool",
+            pool.to_str().unwrap(),
+            "--method",
+            "random",
+            "--seed",
+            seed,
+            "--top",
+            "5",
+        ]))
+    };
     assert_eq!(run("3"), run("3"));
     assert_ne!(run("3"), run("4"));
     let out = oneshot(&["select", "--pool", pool.to_str().unwrap()]);
@@ -154,12 +177,18 @@ fn score_hand_written_responses_exactly() {
     let aime24_q0 = "Every morning Aya goes for a $9$-kilometer-long walk";
     for (s, (idx, sample, gold, extracted, correct)) in samples.iter().zip(expect) {
         assert_eq!(s["benchmark"], "aime24");
-        assert_eq!((s["idx"].as_u64().unwrap(), s["sample"].as_u64().unwrap()), (idx, sample));
+        assert_eq!(
+            (s["idx"].as_u64().unwrap(), s["sample"].as_u64().unwrap()),
+            (idx, sample)
+        );
         assert_eq!(s["gold"], gold);
         assert_eq!(s["extracted"], extracted, "{s}");
         assert_eq!(s["correct"], correct, "{s}");
         let prompt = s["prompt"].as_str().unwrap();
-        assert!(prompt.starts_with("<|im_start|>system\nPlease reason step by step"), "{prompt}");
+        assert!(
+            prompt.starts_with("<|im_start|>system\nPlease reason step by step"),
+            "{prompt}"
+        );
         assert!(prompt.ends_with("<|im_end|>\n<|im_start|>assistant\n"));
         if idx == 0 {
             assert!(prompt.contains(aime24_q0));
@@ -169,16 +198,28 @@ fn score_hand_written_responses_exactly() {
     assert_eq!(samples[3]["n_tokens"], 40);
 
     // summary.json: problem 0 has 3/4 correct, problem 1 has 1/4.
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
     assert_eq!(summary["name"], "pi1");
     assert_eq!(summary["six_benchmark_average"], Value::Null);
     let b = &summary["benchmarks"][0];
     assert_eq!(b["benchmark"], "aime24");
     assert_eq!(b["metric"], "avg@4");
     assert_eq!(b["score"], 50.0);
-    assert_eq!((b["problems"].as_u64(), b["samples"].as_u64(), b["correct_samples"].as_u64()), (Some(2), Some(8), Some(4)));
+    assert_eq!(
+        (
+            b["problems"].as_u64(),
+            b["samples"].as_u64(),
+            b["correct_samples"].as_u64()
+        ),
+        (Some(2), Some(8), Some(4))
+    );
     // pass@2: 1 - C(1,2)/C(4,2) = 1 and 1 - C(3,2)/C(4,2) = 1/2 -> 75%.
-    assert_eq!(b["pass_at_k"], json!([{"k": 1, "value": 50.0}, {"k": 2, "value": 75.0}, {"k": 4, "value": 100.0}]));
+    assert_eq!(
+        b["pass_at_k"],
+        json!([{"k": 1, "value": 50.0}, {"k": 2, "value": 75.0}, {"k": 4, "value": 100.0}])
+    );
     assert_eq!(b["mean_response_tokens"], 45.0);
     assert_eq!(b["max_response_tokens"], 80);
     assert_eq!(b["truncation_rate"], 25.0);
@@ -188,9 +229,15 @@ fn score_hand_written_responses_exactly() {
     let table = std::fs::read_to_string(out_dir.join("table.md")).unwrap();
     assert_eq!(printed, table);
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines[0], "| model | MATH500 | AIME24 | AMC23 | Minerva | OlympiadB | AIME25 | Avg |");
+    assert_eq!(
+        lines[0],
+        "| model | MATH500 | AIME24 | AMC23 | Minerva | OlympiadB | AIME25 | Avg |"
+    );
     assert_eq!(lines[2], "| pi1 | - | 50.0 | - | - | - | - | - |");
-    let chars: Vec<usize> = samples.iter().map(|s| s["response"].as_str().unwrap().chars().count()).collect();
+    let chars: Vec<usize> = samples
+        .iter()
+        .map(|s| s["response"].as_str().unwrap().chars().count())
+        .collect();
     let mean_chars = chars.iter().sum::<usize>() as f64 / 8.0;
     assert_eq!(
         lines[6],
@@ -201,7 +248,13 @@ fn score_hand_written_responses_exactly() {
     let mut resumed: Vec<&str> = args.to_vec();
     resumed.push("--resume");
     assert_eq!(stdout(&oneshot(&resumed)), table);
-    assert_eq!(std::fs::read_to_string(out_dir.join("samples.jsonl")).unwrap().lines().count(), 8);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("samples.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        8
+    );
 }
 
 #[test]
@@ -225,9 +278,20 @@ fn score_reports_missing_responses_and_missing_data() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no response for 27 of the 30 problems"), "{err}");
+    assert!(
+        err.contains("no response for 27 of the 30 problems"),
+        "{err}"
+    );
     // No data directory at all.
-    let out = oneshot(&["score", "--responses", responses.to_str().unwrap(), "--benchmark", "aime24", "--out", out_dir.to_str().unwrap()]);
+    let out = oneshot(&[
+        "score",
+        "--responses",
+        responses.to_str().unwrap(),
+        "--benchmark",
+        "aime24",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--data-dir"));
     // A bad line is reported with its line number.
@@ -244,5 +308,8 @@ fn score_reports_missing_responses_and_missing_data() {
         out_dir.to_str().unwrap(),
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("responses.jsonl:1: field `response`: is missing"), "{err}");
+    assert!(
+        err.contains("responses.jsonl:1: field `response`: is missing"),
+        "{err}"
+    );
 }

@@ -6,11 +6,18 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn oneshot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oneshot")).args(args).output().expect("runs oneshot")
+    Command::new(env!("CARGO_BIN_EXE_oneshot"))
+        .args(args)
+        .output()
+        .expect("runs oneshot")
 }
 
 fn ok_stdout(out: &Output) -> String {
-    assert!(out.status.success(), "oneshot failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oneshot failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
@@ -24,7 +31,15 @@ fn tiny_base(dir: &Path) {
     )
     .unwrap();
     let base = dir.join("base");
-    ok_stdout(&oneshot(&["lab", "pretrain", "--config", cfg.to_str().unwrap(), "--out", base.to_str().unwrap(), "--no-progress"]));
+    ok_stdout(&oneshot(&[
+        "lab",
+        "pretrain",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        base.to_str().unwrap(),
+        "--no-progress",
+    ]));
 }
 
 #[test]
@@ -34,11 +49,31 @@ fn demo_and_reproduce_run_end_to_end() {
     let base = dir.path().join("base");
     let out = dir.path().join("demo");
     let stdout = ok_stdout(&oneshot(&[
-        "demo", "--budget", "tiny", "--model", base.to_str().unwrap(), "--out", out.to_str().unwrap(), "--seed", "1", "--no-progress",
+        "demo",
+        "--budget",
+        "tiny",
+        "--model",
+        base.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--no-progress",
     ]));
-    assert!(stdout.contains("| **all** |") && stdout.contains("pi_1 = pool example"), "{stdout}");
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    for key in ["base_accuracy", "one_shot_accuracy", "base_lenient_accuracy", "one_shot_lenient_accuracy", "pi1_index", "wall_seconds"] {
+    assert!(
+        stdout.contains("| **all** |") && stdout.contains("pi_1 = pool example"),
+        "{stdout}"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "base_accuracy",
+        "one_shot_accuracy",
+        "base_lenient_accuracy",
+        "one_shot_lenient_accuracy",
+        "pi1_index",
+        "wall_seconds",
+    ] {
         assert!(!summary[key].is_null(), "summary.json lacks {key}");
     }
     for f in ["report.md", "curves.png", "families.png"] {
@@ -47,12 +82,36 @@ fn demo_and_reproduce_run_end_to_end() {
 
     let rep = dir.path().join("reproduce");
     let stdout = ok_stdout(&oneshot(&[
-        "lab", "reproduce", "--seeds", "2", "--budget", "tiny", "--model", base.to_str().unwrap(), "--out", rep.to_str().unwrap(), "--no-progress",
+        "lab",
+        "reproduce",
+        "--seeds",
+        "2",
+        "--budget",
+        "tiny",
+        "--model",
+        base.to_str().unwrap(),
+        "--out",
+        rep.to_str().unwrap(),
+        "--no-progress",
     ]));
-    for run in ["base", "full_pool", "pi1", "random_example", "pi1_no_entropy", "entropy_only", "format_reward_only", "pi1_wrong_label"] {
-        assert!(stdout.contains(&format!("| {run} |")), "no row for {run}:\n{stdout}");
+    for run in [
+        "base",
+        "full_pool",
+        "pi1",
+        "random_example",
+        "pi1_no_entropy",
+        "entropy_only",
+        "format_reward_only",
+        "pi1_wrong_label",
+    ] {
+        assert!(
+            stdout.contains(&format!("| {run} |")),
+            "no row for {run}:\n{stdout}"
+        );
     }
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(rep.join("reproduce.json")).unwrap()).unwrap();
+    let j: Value =
+        serde_json::from_str(&std::fs::read_to_string(rep.join("reproduce.json")).unwrap())
+            .unwrap();
     assert_eq!(j["runs"].as_array().unwrap().len(), 8 * 2);
     for row in j["summary"].as_array().unwrap() {
         assert_eq!(row["seeds"].as_u64(), Some(2));
@@ -67,7 +126,13 @@ fn bad_arguments_are_clear_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown budget `huge`"), "{err}");
-    let out = oneshot(&["demo", "--model", "/nonexistent/model", "--out", "/tmp/oneshot-demo-never-written"]);
+    let out = oneshot(&[
+        "demo",
+        "--model",
+        "/nonexistent/model",
+        "--out",
+        "/tmp/oneshot-demo-never-written",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/model"), "{err}");

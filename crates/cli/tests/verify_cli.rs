@@ -10,7 +10,13 @@ fn oneshot() -> Command {
 #[test]
 fn single_pair_prints_verdict_and_extractions() {
     let out = oneshot()
-        .args(["verify", "--gold", "\\frac{1}{2}", "--prediction", "so the answer is $\\boxed{0.5}$."])
+        .args([
+            "verify",
+            "--gold",
+            "\\frac{1}{2}",
+            "--prediction",
+            "so the answer is $\\boxed{0.5}$.",
+        ])
         .output()
         .expect("run oneshot");
     assert!(out.status.success());
@@ -19,18 +25,27 @@ fn single_pair_prints_verdict_and_extractions() {
     assert!(text.contains("extracted: 0.5"), "{text}");
     assert!(text.contains("gold_extracted: \\frac{1}{2}"), "{text}");
 
-    let out = oneshot().args(["verify", "--gold", "3", "--prediction", "\\boxed{4}"]).output().unwrap();
-    assert!(String::from_utf8(out.stdout).unwrap().contains("verdict: incorrect"));
+    let out = oneshot()
+        .args(["verify", "--gold", "3", "--prediction", "\\boxed{4}"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("verdict: incorrect"));
 }
 
 #[test]
 fn jsonl_keeps_order_passes_fields_and_reports_bad_lines() {
     let input = concat!(
-        r#"{"id": 1, "prediction": "The answer is $\\boxed{\\frac{2}{4}}$.", "gold": "0.5"}"#, "\n",
+        r#"{"id": 1, "prediction": "The answer is $\\boxed{\\frac{2}{4}}$.", "gold": "0.5"}"#,
+        "\n",
         "not json\n",
-        r#"{"id": 3, "prediction": "x"}"#, "\n",
-        r#"{"id": 4, "prediction": "I got 7", "gold": "8"}"#, "\n",
-        r#"{"id": 5, "prediction": 5, "gold": "5"}"#, "\n",
+        r#"{"id": 3, "prediction": "x"}"#,
+        "\n",
+        r#"{"id": 4, "prediction": "I got 7", "gold": "8"}"#,
+        "\n",
+        r#"{"id": 5, "prediction": 5, "gold": "5"}"#,
+        "\n",
     );
     let mut child = oneshot()
         .args(["verify", "--jsonl", "-"])
@@ -38,11 +53,23 @@ fn jsonl_keeps_order_passes_fields_and_reports_bad_lines() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn oneshot");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "bad lines must give exit code 2");
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad lines must give exit code 2"
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["id"], 1);
     assert_eq!(lines[0]["correct"], true);
@@ -60,7 +87,11 @@ fn jsonl_keeps_order_passes_fields_and_reports_bad_lines() {
 fn jsonl_file_with_options() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("in.jsonl");
-    std::fs::write(&path, "{\"prediction\": \"we tried 12 and then 15\", \"gold\": \"15\"}\n").unwrap();
+    std::fs::write(
+        &path,
+        "{\"prediction\": \"we tried 12 and then 15\", \"gold\": \"15\"}\n",
+    )
+    .unwrap();
     let run = |extra: &[&str]| {
         let mut args = vec!["verify", "--jsonl", path.to_str().unwrap()];
         args.extend_from_slice(extra);
@@ -77,7 +108,12 @@ fn jsonl_file_with_options() {
 
 #[test]
 fn missing_file_is_a_clear_error() {
-    let out = oneshot().args(["verify", "--jsonl", "/nonexistent/cases.jsonl"]).output().unwrap();
+    let out = oneshot()
+        .args(["verify", "--jsonl", "/nonexistent/cases.jsonl"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/cases.jsonl"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("/nonexistent/cases.jsonl"));
 }

@@ -29,6 +29,9 @@ impl Default for VerifyChecker {
 impl AnswerChecker for VerifyChecker {
     fn judge(&self, response: &str, gold: &str) -> Judgement {
         let verdict = self.0.check(response, gold);
-        Judgement { correct: verdict.correct, extracted: verdict.extracted }
+        Judgement {
+            correct: verdict.correct,
+            extracted: verdict.extracted,
+        }
     }
 }

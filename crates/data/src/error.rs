@@ -31,7 +31,10 @@ const SHOWN_ISSUES: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
     #[error("{}", format_issues(.0))]
@@ -54,10 +57,16 @@ fn format_issues(issues: &[RecordIssue]) -> String {
 
 impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        DataError::Format { path: path.into(), message: message.into() }
+        DataError::Format {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -72,7 +81,10 @@ pub(crate) struct IssueLog {
 
 impl IssueLog {
     pub(crate) fn new(file: impl Into<PathBuf>) -> Self {
-        IssueLog { file: file.into(), issues: Vec::new() }
+        IssueLog {
+            file: file.into(),
+            issues: Vec::new(),
+        }
     }
     pub(crate) fn push(&mut self, line: usize, field: Option<&str>, message: impl Into<String>) {
         self.issues.push(RecordIssue {

@@ -8,17 +8,24 @@ use serde::{Deserialize, Serialize};
 /// so no binomial coefficient is formed (no overflow, no cancellation for large n).
 /// Requires `k <= n` and `c <= n`.
 pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
-    assert!(k >= 1 && k <= n && c <= n, "pass_at_k needs 1 <= k <= n and c <= n (n={n}, c={c}, k={k})");
+    assert!(
+        k >= 1 && k <= n && c <= n,
+        "pass_at_k needs 1 <= k <= n and c <= n (n={n}, c={c}, k={k})"
+    );
     if n - c < k {
         return 1.0;
     }
-    let miss: f64 = ((n - c + 1)..=n).map(|i| 1.0 - k as f64 / i as f64).product();
+    let miss: f64 = ((n - c + 1)..=n)
+        .map(|i| 1.0 - k as f64 / i as f64)
+        .product();
     1.0 - miss
 }
 
 /// The k values reported for `n` samples per problem: powers of two up to n, and n itself.
 pub fn reported_ks(n: usize) -> Vec<usize> {
-    let mut ks: Vec<usize> = std::iter::successors(Some(1usize), |k| Some(k * 2)).take_while(|&k| k <= n).collect();
+    let mut ks: Vec<usize> = std::iter::successors(Some(1usize), |k| Some(k * 2))
+        .take_while(|&k| k <= n)
+        .collect();
     if n >= 1 && ks.last() != Some(&n) {
         ks.push(n);
     }

@@ -46,7 +46,10 @@ pub struct ProblemFields {
 impl ProblemFields {
     /// `question` and `answer` fields.
     pub fn simple(question: &str, label: &str) -> Self {
-        ProblemFields { question: vec![question.to_owned()], label: LabelSource::Field(label.to_owned()) }
+        ProblemFields {
+            question: vec![question.to_owned()],
+            label: LabelSource::Field(label.to_owned()),
+        }
     }
 }
 
@@ -61,7 +64,11 @@ fn number_label(n: &serde_json::Number) -> String {
     }
 }
 
-fn label_of(record: &Value, source: &LabelSource, extract: BoxedExtractor) -> std::result::Result<String, (String, String)> {
+fn label_of(
+    record: &Value,
+    source: &LabelSource,
+    extract: BoxedExtractor,
+) -> std::result::Result<String, (String, String)> {
     let field = match source {
         LabelSource::Field(f) | LabelSource::BoxedIn(f) | LabelSource::FirstOf(f) => f,
     };
@@ -71,8 +78,12 @@ fn label_of(record: &Value, source: &LabelSource, extract: BoxedExtractor) -> st
         (LabelSource::Field(_), Value::String(s)) => s.clone(),
         (LabelSource::Field(_), Value::Number(n)) => number_label(n),
         (LabelSource::Field(_), _) => return Err(err("must be a string or a number")),
-        (LabelSource::BoxedIn(_), Value::String(s)) => extract(s).ok_or_else(|| err("has no \\boxed{} answer"))?,
-        (LabelSource::BoxedIn(_), _) => return Err(err("must be a string (a solution with \\boxed{})")),
+        (LabelSource::BoxedIn(_), Value::String(s)) => {
+            extract(s).ok_or_else(|| err("has no \\boxed{} answer"))?
+        }
+        (LabelSource::BoxedIn(_), _) => {
+            return Err(err("must be a string (a solution with \\boxed{})"))
+        }
         (LabelSource::FirstOf(_), Value::Array(items)) => match items.first() {
             Some(Value::String(s)) => s.trim().trim_matches('$').trim().to_owned(),
             Some(Value::Number(n)) => number_label(n),
@@ -101,7 +112,11 @@ fn question_of(record: &Value, fields: &[String]) -> std::result::Result<String,
 
 /// Reads a jsonl problem file. Blank lines are skipped; every other line must be a JSON object
 /// with a question and a label, else it is listed in the returned [`DataError::BadRecords`].
-pub fn read_jsonl_problems(path: &Path, fields: &ProblemFields, extract: BoxedExtractor) -> Result<Vec<Problem>> {
+pub fn read_jsonl_problems(
+    path: &Path,
+    fields: &ProblemFields,
+    extract: BoxedExtractor,
+) -> Result<Vec<Problem>> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut log = IssueLog::new(path);
     let mut problems = Vec::new();
@@ -125,7 +140,11 @@ pub fn read_jsonl_problems(path: &Path, fields: &ProblemFields, extract: BoxedEx
         let question = question_of(&record, &fields.question);
         let label = label_of(&record, &fields.label, extract);
         match (question, label) {
-            (Ok(question), Ok(label)) => problems.push(Problem { idx: problems.len(), question, label }),
+            (Ok(question), Ok(label)) => problems.push(Problem {
+                idx: problems.len(),
+                question,
+                label,
+            }),
             (q, l) => {
                 for (field, msg) in [q.err(), l.err()].into_iter().flatten() {
                     log.push(line_no, Some(&field), msg);
@@ -140,7 +159,9 @@ pub fn read_jsonl_problems(path: &Path, fields: &ProblemFields, extract: BoxedEx
 /// must be top-level string (label: or number) columns.
 pub fn read_parquet_problems(path: &Path, fields: &ProblemFields) -> Result<Vec<Problem>> {
     let LabelSource::Field(label_field) = &fields.label else {
-        return Err(DataError::Invalid("parquet problem files take the label from a plain column".into()));
+        return Err(DataError::Invalid(
+            "parquet problem files take the label from a plain column".into(),
+        ));
     };
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -150,11 +171,19 @@ pub fn read_parquet_problems(path: &Path, fields: &ProblemFields) -> Result<Vec<
     let mut problems = Vec::new();
     let mut rows_seen = 0;
     for batch in reader {
-        let batch = batch.map_err(|e| DataError::format(path, format!("reading a row batch: {e}")))?;
+        let batch =
+            batch.map_err(|e| DataError::format(path, format!("reading a row batch: {e}")))?;
         let records = batch_to_json(path, &batch, &fields.question, label_field)?;
         for (row, record) in records.iter().enumerate() {
-            match (question_of(record, &fields.question), label_of(record, &fields.label, |_| None)) {
-                (Ok(question), Ok(label)) => problems.push(Problem { idx: problems.len(), question, label }),
+            match (
+                question_of(record, &fields.question),
+                label_of(record, &fields.label, |_| None),
+            ) {
+                (Ok(question), Ok(label)) => problems.push(Problem {
+                    idx: problems.len(),
+                    question,
+                    label,
+                }),
                 (q, l) => {
                     for (field, msg) in [q.err(), l.err()].into_iter().flatten() {
                         log.push(rows_seen + row + 1, Some(&field), msg);
@@ -169,25 +198,45 @@ pub fn read_parquet_problems(path: &Path, fields: &ProblemFields) -> Result<Vec<
 
 /// Turns the wanted scalar columns of a batch into one JSON object per row, so parquet and jsonl
 /// share the field rules above.
-fn batch_to_json(path: &Path, batch: &RecordBatch, questions: &[String], label: &str) -> Result<Vec<Value>> {
+fn batch_to_json(
+    path: &Path,
+    batch: &RecordBatch,
+    questions: &[String],
+    label: &str,
+) -> Result<Vec<Value>> {
     use crate::verl::scalar_column_json;
     let mut records = vec![serde_json::Map::new(); batch.num_rows()];
-    let names = questions.iter().map(String::as_str).chain(std::iter::once(label));
+    let names = questions
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(label));
     let mut found_question = false;
     for name in names {
-        let Some(array) = batch.column_by_name(name) else { continue };
+        let Some(array) = batch.column_by_name(name) else {
+            continue;
+        };
         found_question |= name != label;
-        let values = scalar_column_json(array)
-            .ok_or_else(|| DataError::format(path, format!("column `{name}` has unsupported type {}", array.data_type())))?;
+        let values = scalar_column_json(array).ok_or_else(|| {
+            DataError::format(
+                path,
+                format!("column `{name}` has unsupported type {}", array.data_type()),
+            )
+        })?;
         for (record, value) in records.iter_mut().zip(values) {
             record.insert(name.to_owned(), value);
         }
     }
     if !found_question {
-        return Err(DataError::format(path, format!("no question column (looked for {})", questions.join(", "))));
+        return Err(DataError::format(
+            path,
+            format!("no question column (looked for {})", questions.join(", ")),
+        ));
     }
     if batch.column_by_name(label).is_none() {
-        return Err(DataError::format(path, format!("no label column `{label}`")));
+        return Err(DataError::format(
+            path,
+            format!("no label column `{label}`"),
+        ));
     }
     Ok(records.into_iter().map(Value::Object).collect())
 }
@@ -200,7 +249,11 @@ pub fn problems_from_verl(rows: &[VerlRow]) -> Vec<Problem> {
         .map(|(idx, row)| {
             let text = row.user_text().unwrap_or_default();
             let question = crate::prompt::strip_training_suffix(text).to_owned();
-            Problem { idx, question, label: row.ground_truth.clone() }
+            Problem {
+                idx,
+                question,
+                label: row.ground_truth.clone(),
+            }
         })
         .collect()
 }

@@ -12,7 +12,8 @@ use std::str::FromStr;
 use crate::verl::ChatTurn;
 
 /// Appended (after one space) to every question of the training files (`shared/data/train`).
-pub const TRAINING_SUFFIX: &str = "Let's think step by step and output the final answer within \\boxed{}.";
+pub const TRAINING_SUFFIX: &str =
+    "Let's think step by step and output the final answer within \\boxed{}.";
 
 const QWEN25_MATH_COT_HEAD: &str = "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n<|im_start|>user\n";
 const QWEN25_MATH_COT_TAIL: &str = "<|im_end|>\n<|im_start|>assistant\n";
@@ -20,7 +21,11 @@ const QWEN25_MATH_COT_TAIL: &str = "<|im_end|>\n<|im_start|>assistant\n";
 /// A model's chat template (implemented over `oneshot-hf`'s template by the caller), so this
 /// crate does not depend on the model stack.
 pub trait ChatRenderer {
-    fn render_chat(&self, messages: &[ChatTurn], add_generation_prompt: bool) -> anyhow::Result<String>;
+    fn render_chat(
+        &self,
+        messages: &[ChatTurn],
+        add_generation_prompt: bool,
+    ) -> anyhow::Result<String>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +36,11 @@ pub enum PromptTemplate {
 }
 
 impl PromptTemplate {
-    pub const ALL: [PromptTemplate; 3] = [PromptTemplate::Qwen25MathCot, PromptTemplate::Chat, PromptTemplate::Plain];
+    pub const ALL: [PromptTemplate; 3] = [
+        PromptTemplate::Qwen25MathCot,
+        PromptTemplate::Chat,
+        PromptTemplate::Plain,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -49,10 +58,14 @@ impl PromptTemplate {
     /// Renders `question`; `chat` must be given for [`PromptTemplate::Chat`].
     pub fn render(self, question: &str, chat: Option<&dyn ChatRenderer>) -> anyhow::Result<String> {
         Ok(match self {
-            PromptTemplate::Qwen25MathCot => format!("{QWEN25_MATH_COT_HEAD}{question}{QWEN25_MATH_COT_TAIL}"),
+            PromptTemplate::Qwen25MathCot => {
+                format!("{QWEN25_MATH_COT_HEAD}{question}{QWEN25_MATH_COT_TAIL}")
+            }
             PromptTemplate::Plain => question.to_owned(),
             PromptTemplate::Chat => {
-                let chat = chat.ok_or_else(|| anyhow::anyhow!("the `chat` prompt template needs the model's chat template"))?;
+                let chat = chat.ok_or_else(|| {
+                    anyhow::anyhow!("the `chat` prompt template needs the model's chat template")
+                })?;
                 chat.render_chat(&[ChatTurn::user(training_question(question))], true)?
             }
         })
@@ -68,10 +81,16 @@ impl fmt::Display for PromptTemplate {
 impl FromStr for PromptTemplate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        PromptTemplate::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
-            let names: Vec<_> = PromptTemplate::ALL.iter().map(|t| t.name()).collect();
-            format!("unknown prompt template `{s}` (known: {})", names.join(", "))
-        })
+        PromptTemplate::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = PromptTemplate::ALL.iter().map(|t| t.name()).collect();
+                format!(
+                    "unknown prompt template `{s}` (known: {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -83,5 +102,7 @@ pub fn training_question(question: &str) -> String {
 /// The question of a training user message (inverse of [`training_question`]); text without the
 /// suffix is returned unchanged.
 pub fn strip_training_suffix(text: &str) -> &str {
-    text.strip_suffix(TRAINING_SUFFIX).map(|q| q.strip_suffix(' ').unwrap_or(q)).unwrap_or(text)
+    text.strip_suffix(TRAINING_SUFFIX)
+        .map(|q| q.strip_suffix(' ').unwrap_or(q))
+        .unwrap_or(text)
 }

@@ -21,9 +21,21 @@ pub struct Decoding {
 }
 
 impl Decoding {
-    pub const GREEDY: Decoding = Decoding { temperature: 0.0, top_p: 1.0, samples: 1, max_new_tokens: 3072, seed: 0 };
+    pub const GREEDY: Decoding = Decoding {
+        temperature: 0.0,
+        top_p: 1.0,
+        samples: 1,
+        max_new_tokens: 3072,
+        seed: 0,
+    };
     /// Temperature 0.6, 8 samples (AIME24/25, AMC23): reported as avg@8.
-    pub const SAMPLED_8: Decoding = Decoding { temperature: 0.6, top_p: 1.0, samples: 8, max_new_tokens: 3072, seed: 0 };
+    pub const SAMPLED_8: Decoding = Decoding {
+        temperature: 0.6,
+        top_p: 1.0,
+        samples: 8,
+        max_new_tokens: 3072,
+        seed: 0,
+    };
 
     pub fn is_greedy(&self) -> bool {
         self.temperature == 0.0
@@ -52,9 +64,27 @@ pub struct BenchmarkSpec {
 
 /// In the column order of the paper's tables.
 pub const BENCHMARKS: [BenchmarkSpec; 6] = [
-    BenchmarkSpec { name: "math500", column: "MATH500", size: 500, label: LabelRule::Answer, decoding: Decoding::GREEDY },
-    BenchmarkSpec { name: "aime24", column: "AIME24", size: 30, label: LabelRule::Answer, decoding: Decoding::SAMPLED_8 },
-    BenchmarkSpec { name: "amc23", column: "AMC23", size: 40, label: LabelRule::Answer, decoding: Decoding::SAMPLED_8 },
+    BenchmarkSpec {
+        name: "math500",
+        column: "MATH500",
+        size: 500,
+        label: LabelRule::Answer,
+        decoding: Decoding::GREEDY,
+    },
+    BenchmarkSpec {
+        name: "aime24",
+        column: "AIME24",
+        size: 30,
+        label: LabelRule::Answer,
+        decoding: Decoding::SAMPLED_8,
+    },
+    BenchmarkSpec {
+        name: "amc23",
+        column: "AMC23",
+        size: 40,
+        label: LabelRule::Answer,
+        decoding: Decoding::SAMPLED_8,
+    },
     BenchmarkSpec {
         name: "minerva_math",
         column: "Minerva",
@@ -69,14 +99,23 @@ pub const BENCHMARKS: [BenchmarkSpec; 6] = [
         label: LabelRule::FirstFinalAnswer,
         decoding: Decoding::GREEDY,
     },
-    BenchmarkSpec { name: "aime25", column: "AIME25", size: 30, label: LabelRule::Answer, decoding: Decoding::SAMPLED_8 },
+    BenchmarkSpec {
+        name: "aime25",
+        column: "AIME25",
+        size: 30,
+        label: LabelRule::Answer,
+        decoding: Decoding::SAMPLED_8,
+    },
 ];
 
 /// The benchmark called `name`, or an error listing the known names.
 pub fn benchmark(name: &str) -> Result<&'static BenchmarkSpec> {
     BENCHMARKS.iter().find(|b| b.name == name).ok_or_else(|| {
         let names: Vec<_> = BENCHMARKS.iter().map(|b| b.name).collect();
-        DataError::Invalid(format!("unknown benchmark `{name}` (known: {})", names.join(", ")))
+        DataError::Invalid(format!(
+            "unknown benchmark `{name}` (known: {})",
+            names.join(", ")
+        ))
     })
 }
 
@@ -88,7 +127,10 @@ impl BenchmarkSpec {
             LabelRule::BoxedInSolution => LabelSource::BoxedIn("solution".into()),
             LabelRule::FirstFinalAnswer => LabelSource::FirstOf("final_answer".into()),
         };
-        ProblemFields { question: vec!["problem".into(), "question".into()], label }
+        ProblemFields {
+            question: vec!["problem".into(), "question".into()],
+            label,
+        }
     }
 
     /// Path of the test file inside a data directory.
@@ -103,7 +145,12 @@ impl BenchmarkSpec {
         if problems.len() != self.size {
             return Err(DataError::format(
                 &path,
-                format!("{} should have {} problems, the file has {}", self.name, self.size, problems.len()),
+                format!(
+                    "{} should have {} problems, the file has {}",
+                    self.name,
+                    self.size,
+                    problems.len()
+                ),
             ));
         }
         Ok(problems)
@@ -119,13 +166,20 @@ pub enum BenchmarkSource {
     /// `<dir>/<name>/test.jsonl`.
     Dir(PathBuf),
     /// A Hugging Face dataset repo with the same layout, downloaded into the hf-hub cache.
-    Hub { repo: String, revision: Option<String> },
+    Hub {
+        repo: String,
+        revision: Option<String>,
+    },
 }
 
 impl BenchmarkSource {
     /// `--data-dir` if given, else `$ONESHOT_DATA`, else the hub repo if given; else an error
     /// saying what to pass.
-    pub fn resolve(data_dir: Option<&Path>, hub_repo: Option<&str>, revision: Option<&str>) -> Result<Self> {
+    pub fn resolve(
+        data_dir: Option<&Path>,
+        hub_repo: Option<&str>,
+        revision: Option<&str>,
+    ) -> Result<Self> {
         if let Some(dir) = data_dir {
             return Ok(BenchmarkSource::Dir(dir.to_owned()));
         }
@@ -133,7 +187,10 @@ impl BenchmarkSource {
             return Ok(BenchmarkSource::Dir(PathBuf::from(dir)));
         }
         if let Some(repo) = hub_repo {
-            return Ok(BenchmarkSource::Hub { repo: repo.to_owned(), revision: revision.map(str::to_owned) });
+            return Ok(BenchmarkSource::Hub {
+                repo: repo.to_owned(),
+                revision: revision.map(str::to_owned),
+            });
         }
         Err(DataError::Invalid(format!(
             "no benchmark data: pass --data-dir DIR (laid out as DIR/<benchmark>/test.jsonl), \
@@ -157,7 +214,9 @@ impl BenchmarkSource {
                     )))
                 }
             }
-            BenchmarkSource::Hub { repo, revision } => download(repo, revision.as_deref(), &spec.relative_path()),
+            BenchmarkSource::Hub { repo, revision } => {
+                download(repo, revision.as_deref(), &spec.relative_path())
+            }
         }
     }
 }
@@ -167,7 +226,9 @@ fn download(repo: &str, revision: Option<&str>, file: &str) -> Result<PathBuf> {
     let api = ApiBuilder::from_env()
         .with_progress(false)
         .build()
-        .map_err(|e| DataError::Invalid(format!("cannot set up the Hugging Face hub client: {e}")))?;
+        .map_err(|e| {
+            DataError::Invalid(format!("cannot set up the Hugging Face hub client: {e}"))
+        })?;
     let repo_ref = match revision {
         Some(rev) => Repo::with_revision(repo.to_owned(), RepoType::Dataset, rev.to_owned()),
         None => Repo::new(repo.to_owned(), RepoType::Dataset),

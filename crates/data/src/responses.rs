@@ -39,26 +39,30 @@ pub struct ResponseLine {
 }
 
 fn first_field<'a>(record: &'a Value, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
-    names.iter().find_map(|&n| record.get(n).filter(|v| !v.is_null()).map(|v| (n, v)))
+    names
+        .iter()
+        .find_map(|&n| record.get(n).filter(|v| !v.is_null()).map(|v| (n, v)))
 }
 
 fn parse_line(record: &Value) -> std::result::Result<ResponseLine, (&'static str, String)> {
-    let uint = |names: &[&'static str]| -> std::result::Result<Option<usize>, (&'static str, String)> {
-        match first_field(record, names) {
-            None => Ok(None),
-            Some((name, v)) => v
-                .as_u64()
-                .map(|n| Some(n as usize))
-                .ok_or((name, "must be a non-negative integer".to_owned())),
-        }
-    };
-    let string = |names: &[&'static str]| -> std::result::Result<Option<String>, (&'static str, String)> {
-        match first_field(record, names) {
-            None => Ok(None),
-            Some((_, Value::String(s))) => Ok(Some(s.clone())),
-            Some((name, _)) => Err((name, "must be a string".to_owned())),
-        }
-    };
+    let uint =
+        |names: &[&'static str]| -> std::result::Result<Option<usize>, (&'static str, String)> {
+            match first_field(record, names) {
+                None => Ok(None),
+                Some((name, v)) => v
+                    .as_u64()
+                    .map(|n| Some(n as usize))
+                    .ok_or((name, "must be a non-negative integer".to_owned())),
+            }
+        };
+    let string =
+        |names: &[&'static str]| -> std::result::Result<Option<String>, (&'static str, String)> {
+            match first_field(record, names) {
+                None => Ok(None),
+                Some((_, Value::String(s))) => Ok(Some(s.clone())),
+                Some((name, _)) => Err((name, "must be a string".to_owned())),
+            }
+        };
     let response = string(&["response"])?.ok_or(("response", "is missing".to_owned()))?;
     let gold = match first_field(record, &["gold", "answer"]) {
         None => None,
@@ -66,7 +70,10 @@ fn parse_line(record: &Value) -> std::result::Result<ResponseLine, (&'static str
         Some((_, Value::Number(n))) => Some(n.to_string()),
         Some((name, _)) => return Err((name, "must be a string or a number".to_owned())),
     };
-    let truncated = match (first_field(record, &["truncated"]), first_field(record, &["finish_reason"])) {
+    let truncated = match (
+        first_field(record, &["truncated"]),
+        first_field(record, &["finish_reason"]),
+    ) {
         (Some((_, Value::Bool(b))), _) => Some(*b),
         (Some((name, _)), _) => return Err((name, "must be true or false".to_owned())),
         (None, Some((_, Value::String(reason)))) => Some(reason == "length"),
@@ -84,7 +91,10 @@ fn parse_line(record: &Value) -> std::result::Result<ResponseLine, (&'static str
         truncated,
     };
     if line.idx.is_none() && line.gold.is_none() {
-        return Err(("idx", "is missing, and so is `gold`: one of them is needed".to_owned()));
+        return Err((
+            "idx",
+            "is missing, and so is `gold`: one of them is needed".to_owned(),
+        ));
     }
     Ok(line)
 }
@@ -144,7 +154,11 @@ pub fn attach_responses(
     for line in lines {
         let (idx, gold, default_prompt) = match line.idx {
             Some(idx) if idx >= benchmark_size => {
-                log.push(line.line, Some("idx"), format!("{idx} is out of range (the benchmark has {benchmark_size} problems)"));
+                log.push(
+                    line.line,
+                    Some("idx"),
+                    format!("{idx} is out of range (the benchmark has {benchmark_size} problems)"),
+                );
                 continue;
             }
             Some(idx) => {
@@ -154,7 +168,11 @@ pub fn attach_responses(
                 };
                 if let Some(gold) = &line.gold {
                     if gold != &problem.label {
-                        log.push(line.line, Some("gold"), format!("`{gold}` differs from the benchmark's `{}`", problem.label));
+                        log.push(
+                            line.line,
+                            Some("gold"),
+                            format!("`{gold}` differs from the benchmark's `{}`", problem.label),
+                        );
                         continue;
                     }
                 }
@@ -162,14 +180,22 @@ pub fn attach_responses(
             }
             None => {
                 standalone += 1;
-                (standalone - 1, line.gold.clone().unwrap_or_default(), String::new())
+                (
+                    standalone - 1,
+                    line.gold.clone().unwrap_or_default(),
+                    String::new(),
+                )
             }
         };
         let counter = next_sample.entry(idx).or_default();
         let sample = line.sample.unwrap_or(*counter);
         *counter = (*counter).max(sample + 1);
         if !seen.insert((idx, sample)) {
-            log.push(line.line, Some("sample"), format!("problem {idx} sample {sample} appears twice"));
+            log.push(
+                line.line,
+                Some("sample"),
+                format!("problem {idx} sample {sample} appears twice"),
+            );
             continue;
         }
         out.push(Response {
@@ -184,7 +210,11 @@ pub fn attach_responses(
     }
     let out = log.finish(out)?;
     if standalone == 0 {
-        let missing: Vec<usize> = problems.iter().map(|p| p.idx).filter(|i| !next_sample.contains_key(i)).collect();
+        let missing: Vec<usize> = problems
+            .iter()
+            .map(|p| p.idx)
+            .filter(|i| !next_sample.contains_key(i))
+            .collect();
         if !missing.is_empty() {
             let shown: Vec<String> = missing.iter().take(20).map(|i| i.to_string()).collect();
             return Err(DataError::Invalid(format!(

@@ -30,9 +30,11 @@ fn read_with_good_len(path: &Path) -> Result<(Vec<SampleRecord>, u64)> {
             continue;
         }
         match serde_json::from_str::<SampleRecord>(line) {
-            Ok(record) if !seen.insert(record.key()) => {
-                log.push(i + 1, None, format!("repeats problem {} sample {}", record.idx, record.sample))
-            }
+            Ok(record) if !seen.insert(record.key()) => log.push(
+                i + 1,
+                None,
+                format!("repeats problem {} sample {}", record.idx, record.sample),
+            ),
             Ok(record) => records.push(record),
             Err(e) => log.push(i + 1, None, format!("not a sample record: {e}")),
         }
@@ -55,15 +57,28 @@ impl SampleLog {
         let mut finished = Vec::new();
         if resume && path.exists() {
             let (records, good_len) = read_with_good_len(path)?;
-            let file = OpenOptions::new().write(true).open(path).map_err(|e| DataError::io(path, e))?;
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| DataError::io(path, e))?;
             file.set_len(good_len).map_err(|e| DataError::io(path, e))?;
             finished = records;
         } else {
             File::create(path).map_err(|e| DataError::io(path, e))?;
         }
-        let file = OpenOptions::new().append(true).open(path).map_err(|e| DataError::io(path, e))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| DataError::io(path, e))?;
         let done = finished.iter().map(SampleRecord::key).collect();
-        Ok((SampleLog { path: path.to_owned(), file, done }, finished))
+        Ok((
+            SampleLog {
+                path: path.to_owned(),
+                file,
+                done,
+            },
+            finished,
+        ))
     }
 
     /// Whether (idx, sample) is already in the log.
@@ -81,9 +96,14 @@ impl SampleLog {
                 record.sample
             )));
         }
-        let mut line = serde_json::to_string(record).map_err(|e| DataError::Invalid(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(record).map_err(|e| DataError::Invalid(e.to_string()))?;
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(|e| DataError::io(&self.path, e))?;
-        self.file.sync_data().map_err(|e| DataError::io(&self.path, e))
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| DataError::io(&self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| DataError::io(&self.path, e))
     }
 }

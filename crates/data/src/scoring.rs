@@ -110,9 +110,15 @@ pub struct BenchmarkSummary {
 }
 
 /// Summarises the records of one benchmark (any order; several samples per problem allowed).
-pub fn summarize(benchmark: &str, column: &str, records: &[SampleRecord]) -> Result<BenchmarkSummary> {
+pub fn summarize(
+    benchmark: &str,
+    column: &str,
+    records: &[SampleRecord],
+) -> Result<BenchmarkSummary> {
     if records.is_empty() {
-        return Err(DataError::Invalid(format!("no samples to summarise for {benchmark}")));
+        return Err(DataError::Invalid(format!(
+            "no samples to summarise for {benchmark}"
+        )));
     }
     // (samples, correct) per problem, in problem order.
     let mut per_problem = std::collections::BTreeMap::<usize, (usize, usize)>::new();
@@ -123,12 +129,22 @@ pub fn summarize(benchmark: &str, column: &str, records: &[SampleRecord]) -> Res
     }
     let problems = per_problem.len();
     let samples_per_problem = per_problem.values().map(|p| p.0).min().unwrap_or(0);
-    let score = 100.0 * per_problem.values().map(|&(n, c)| c as f64 / n as f64).sum::<f64>() / problems as f64;
+    let score = 100.0
+        * per_problem
+            .values()
+            .map(|&(n, c)| c as f64 / n as f64)
+            .sum::<f64>()
+        / problems as f64;
     let pass = reported_ks(samples_per_problem)
         .into_iter()
         .map(|k| PassAtK {
             k,
-            value: 100.0 * per_problem.values().map(|&(n, c)| pass_at_k(n, c, k)).sum::<f64>() / problems as f64,
+            value: 100.0
+                * per_problem
+                    .values()
+                    .map(|&(n, c)| pass_at_k(n, c, k))
+                    .sum::<f64>()
+                / problems as f64,
         })
         .collect();
     let token_counts: Option<Vec<usize>> = records.iter().map(|r| r.n_tokens).collect();
@@ -138,19 +154,28 @@ pub fn summarize(benchmark: &str, column: &str, records: &[SampleRecord]) -> Res
     Ok(BenchmarkSummary {
         benchmark: benchmark.to_owned(),
         column: column.to_owned(),
-        metric: if samples_per_problem == 1 { "accuracy".into() } else { format!("avg@{samples_per_problem}") },
+        metric: if samples_per_problem == 1 {
+            "accuracy".into()
+        } else {
+            format!("avg@{samples_per_problem}")
+        },
         score,
         problems,
         samples: records.len(),
         samples_per_problem,
         correct_samples: records.iter().filter(|r| r.correct).count(),
         pass_at_k: pass,
-        mean_response_tokens: token_counts.as_ref().map(|t| t.iter().sum::<usize>() as f64 / n),
+        mean_response_tokens: token_counts
+            .as_ref()
+            .map(|t| t.iter().sum::<usize>() as f64 / n),
         max_response_tokens: token_counts.as_ref().and_then(|t| t.iter().copied().max()),
         mean_response_chars: chars.iter().sum::<usize>() as f64 / n,
         max_response_chars: chars.iter().copied().max().unwrap_or(0),
         truncation_rate: truncations.map(|t| 100.0 * t.iter().filter(|&&x| x).count() as f64 / n),
-        reflection_responses: records.iter().filter(|r| has_reflection(&r.response)).count(),
+        reflection_responses: records
+            .iter()
+            .filter(|r| has_reflection(&r.response))
+            .count(),
     })
 }
 
@@ -168,11 +193,20 @@ impl RunSummary {
     pub fn new(name: impl Into<String>, benchmarks: Vec<BenchmarkSummary>) -> Self {
         let scores: Vec<f64> = BENCHMARKS
             .iter()
-            .filter_map(|spec| benchmarks.iter().find(|b| b.benchmark == spec.name).map(|b| b.score))
+            .filter_map(|spec| {
+                benchmarks
+                    .iter()
+                    .find(|b| b.benchmark == spec.name)
+                    .map(|b| b.score)
+            })
             .collect();
-        let six_benchmark_average =
-            (scores.len() == BENCHMARKS.len()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
-        RunSummary { name: name.into(), benchmarks, six_benchmark_average }
+        let six_benchmark_average = (scores.len() == BENCHMARKS.len())
+            .then(|| scores.iter().sum::<f64>() / scores.len() as f64);
+        RunSummary {
+            name: name.into(),
+            benchmarks,
+            six_benchmark_average,
+        }
     }
 }
 
@@ -192,7 +226,11 @@ pub fn results_table(runs: &[RunSummary]) -> String {
     for run in runs {
         out.push_str(&format!("| {} |", run.name));
         for spec in &columns {
-            let score = run.benchmarks.iter().find(|b| b.benchmark == spec.name).map(|b| b.score);
+            let score = run
+                .benchmarks
+                .iter()
+                .find(|b| b.benchmark == spec.name)
+                .map(|b| b.score);
             out.push_str(&format!(" {} |", cell(score)));
         }
         out.push_str(&format!(" {} |\n", cell(run.six_benchmark_average)));
@@ -208,7 +246,11 @@ pub fn details_table(run: &RunSummary) -> String {
     );
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     for b in &run.benchmarks {
-        let pass: Vec<String> = b.pass_at_k.iter().map(|p| format!("@{}: {:.1}", p.k, p.value)).collect();
+        let pass: Vec<String> = b
+            .pass_at_k
+            .iter()
+            .map(|p| format!("@{}: {:.1}", p.k, p.value))
+            .collect();
         out.push_str(&format!(
             "| {} | {} | {:.1} | {} | {} | {} | {} | {} | {:.1} | {} | {} |\n",
             b.benchmark,
@@ -229,13 +271,18 @@ pub fn details_table(run: &RunSummary) -> String {
 
 /// `table.md`: the paper-style table, then the per-benchmark details.
 pub fn report_markdown(run: &RunSummary) -> String {
-    format!("{}\n{}", results_table(std::slice::from_ref(run)), details_table(run))
+    format!(
+        "{}\n{}",
+        results_table(std::slice::from_ref(run)),
+        details_table(run)
+    )
 }
 
 /// Writes `summary.json` and `table.md` into `dir` (created if needed).
 pub fn write_report(dir: &std::path::Path, run: &RunSummary) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let json = serde_json::to_string_pretty(run).map_err(|e| DataError::Invalid(e.to_string()))? + "\n";
+    let json =
+        serde_json::to_string_pretty(run).map_err(|e| DataError::Invalid(e.to_string()))? + "\n";
     let summary = dir.join("summary.json");
     std::fs::write(&summary, json).map_err(|e| DataError::io(&summary, e))?;
     let table = dir.join("table.md");

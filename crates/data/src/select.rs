@@ -23,8 +23,13 @@ pub type History = BTreeMap<i64, Vec<f64>>;
 /// Reads a history json file; bad keys/values are reported by key.
 pub fn read_history(path: &Path) -> Result<History> {
     let text = fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    let raw: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
-        .map_err(|e| DataError::format(path, format!("not a JSON object of index -> [accuracies]: {e}")))?;
+    let raw: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| {
+            DataError::format(
+                path,
+                format!("not a JSON object of index -> [accuracies]: {e}"),
+            )
+        })?;
     let mut log = IssueLog::new(path);
     let mut history = History::new();
     for (n, (key, value)) in raw.iter().enumerate() {
@@ -39,13 +44,20 @@ pub fn read_history(path: &Path) -> Result<History> {
             log.push(entry, Some(key), "value is not a list of accuracies");
             continue;
         };
-        let accs: Option<Vec<f64>> = items.iter().map(|v| v.as_f64().filter(|a| a.is_finite())).collect();
+        let accs: Option<Vec<f64>> = items
+            .iter()
+            .map(|v| v.as_f64().filter(|a| a.is_finite()))
+            .collect();
         match accs {
             Some(accs) if !accs.is_empty() => {
                 history.insert(index, accs);
             }
             Some(_) => log.push(entry, Some(key), "has no accuracies"),
-            None => log.push(entry, Some(key), "holds a value that is not a finite number"),
+            None => log.push(
+                entry,
+                Some(key),
+                "holds a value that is not a finite number",
+            ),
         }
     }
     log.finish(history)
@@ -62,8 +74,10 @@ pub fn record_epoch(history: &mut History, accuracies: impl IntoIterator<Item = 
 /// Writes a history file in the same format as `acc_step_500.json` (4-space indented JSON, keys
 /// in ascending index order). The trainer calls this with its per-epoch accuracies.
 pub fn write_history(path: &Path, history: &History) -> Result<()> {
-    let map: serde_json::Map<String, serde_json::Value> =
-        history.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
+    let map: serde_json::Map<String, serde_json::Value> = history
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+        .collect();
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
@@ -105,7 +119,13 @@ fn ranked(order: impl IntoIterator<Item = (i64, f64, f64, usize)>) -> Vec<Ranked
     order
         .into_iter()
         .enumerate()
-        .map(|(i, (index, score, mean, epochs))| Ranked { rank: i + 1, index, score, mean, epochs })
+        .map(|(i, (index, score, mean, epochs))| Ranked {
+            rank: i + 1,
+            index,
+            score,
+            mean,
+            epochs,
+        })
         .collect()
 }
 
@@ -148,7 +168,10 @@ pub fn indices_at_ranks(ranking: &[Ranked], ranks: &[usize]) -> Result<Vec<i64>>
         .iter()
         .map(|&r| {
             if r == 0 || r > ranking.len() {
-                Err(DataError::Invalid(format!("rank {r} is out of range 1..={}", ranking.len())))
+                Err(DataError::Invalid(format!(
+                    "rank {r} is out of range 1..={}",
+                    ranking.len()
+                )))
             } else {
                 Ok(ranking[r - 1].index)
             }
@@ -173,15 +196,20 @@ pub fn repeat_rows(pool: &[VerlRow], chosen: &[i64], repeat: usize) -> Result<Ve
     let mut by_index: HashMap<i64, &VerlRow> = HashMap::with_capacity(pool.len());
     for row in pool {
         if by_index.insert(row.index, row).is_some() {
-            return Err(DataError::Invalid(format!("the pool has extra_info.index {} more than once", row.index)));
+            return Err(DataError::Invalid(format!(
+                "the pool has extra_info.index {} more than once",
+                row.index
+            )));
         }
     }
     let mut out = Vec::with_capacity(repeat);
     let (per, extra) = (repeat / chosen.len(), repeat % chosen.len());
     for (block, index) in chosen.iter().enumerate() {
-        let row = by_index
-            .get(index)
-            .ok_or_else(|| DataError::Invalid(format!("example {index} is not in the pool (no row with extra_info.index {index})")))?;
+        let row = by_index.get(index).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "example {index} is not in the pool (no row with extra_info.index {index})"
+            ))
+        })?;
         let copies = per + usize::from(block < extra);
         out.extend(std::iter::repeat_n(*row, copies).cloned());
     }
@@ -191,16 +219,25 @@ pub fn repeat_rows(pool: &[VerlRow], chosen: &[i64], repeat: usize) -> Result<Ve
 /// A top-N ranking as a markdown table.
 pub fn ranking_table(ranking: &[Ranked], pool: &[VerlRow], top: usize) -> String {
     let by_index: HashMap<i64, &VerlRow> = pool.iter().map(|r| (r.index, r)).collect();
-    let mut out = String::from("| rank | index | std | mean acc | epochs | label |\n|---:|---:|---:|---:|---:|---|\n");
+    let mut out = String::from(
+        "| rank | index | std | mean acc | epochs | label |\n|---:|---:|---:|---:|---:|---|\n",
+    );
     for r in ranking.iter().take(top) {
-        let label = by_index.get(&r.index).map_or("(not in pool)".to_owned(), |row| row.ground_truth.replace('|', "\\|"));
+        let label = by_index
+            .get(&r.index)
+            .map_or("(not in pool)".to_owned(), |row| {
+                row.ground_truth.replace('|', "\\|")
+            });
         // Examples without history (random ranking of a pool) have no scores to show.
         let (score, mean) = if r.epochs == 0 {
             ("-".to_owned(), "-".to_owned())
         } else {
             (format!("{:.4}", r.score), format!("{:.3}", r.mean))
         };
-        out.push_str(&format!("| {} | {} | {score} | {mean} | {} | {label} |\n", r.rank, r.index, r.epochs));
+        out.push_str(&format!(
+            "| {} | {} | {score} | {mean} | {} | {label} |\n",
+            r.rank, r.index, r.epochs
+        ));
     }
     out
 }

@@ -55,7 +55,10 @@ impl FromStr for Limit {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || format!("bad limit `{s}`: expected N or N@SEED");
         match s.split_once('@') {
-            Some((n, seed)) => Ok(Limit::Seeded { n: n.parse().map_err(|_| bad())?, seed: seed.parse().map_err(|_| bad())? }),
+            Some((n, seed)) => Ok(Limit::Seeded {
+                n: n.parse().map_err(|_| bad())?,
+                seed: seed.parse().map_err(|_| bad())?,
+            }),
             None => Ok(Limit::First(s.parse().map_err(|_| bad())?)),
         }
     }

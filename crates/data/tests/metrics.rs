@@ -27,7 +27,10 @@ fn pass_at_k_matches_hand_computed_values() {
 #[test]
 fn pass_at_k_is_stable_for_large_n() {
     // C(1000, 500) overflows f64; the product form does not. 1 - C(990,10)/C(1000,10):
-    let exact = 1.0 - (0..10).map(|i| (990 - i) as f64 / (1000 - i) as f64).product::<f64>();
+    let exact = 1.0
+        - (0..10)
+            .map(|i| (990 - i) as f64 / (1000 - i) as f64)
+            .product::<f64>();
     assert!((pass_at_k(1000, 10, 10) - exact).abs() < 1e-12);
     let v = pass_at_k(2000, 3, 500);
     assert!(v > 0.0 && v < 1.0 && v.is_finite());
@@ -49,7 +52,14 @@ fn reflection_words_match_any_case() {
     assert!(!has_reflection("re-check and re-think"));
 }
 
-fn rec(idx: usize, sample: usize, correct: bool, response: &str, n_tokens: Option<usize>, truncated: Option<bool>) -> SampleRecord {
+fn rec(
+    idx: usize,
+    sample: usize,
+    correct: bool,
+    response: &str,
+    n_tokens: Option<usize>,
+    truncated: Option<bool>,
+) -> SampleRecord {
     SampleRecord {
         benchmark: "aime24".into(),
         idx,
@@ -81,7 +91,15 @@ fn summary_of_a_sampled_benchmark() {
     let s = summarize("aime24", "AIME24", &records).unwrap();
     assert_eq!(s.metric, "avg@4");
     assert!(close(s.score, 100.0 * (0.75 + 0.0) / 2.0));
-    assert_eq!((s.problems, s.samples, s.samples_per_problem, s.correct_samples), (2, 8, 4, 3));
+    assert_eq!(
+        (
+            s.problems,
+            s.samples,
+            s.samples_per_problem,
+            s.correct_samples
+        ),
+        (2, 8, 4, 3)
+    );
     let ks: Vec<usize> = s.pass_at_k.iter().map(|p| p.k).collect();
     assert_eq!(ks, vec![1, 2, 4]);
     // problem 0: pass@2 = 1 - C(1,2)/C(4,2) = 1; problem 1: 0.
@@ -90,7 +108,10 @@ fn summary_of_a_sampled_benchmark() {
     assert!(close(s.pass_at_k[2].value, 50.0));
     assert_eq!(s.mean_response_tokens, Some(45.0));
     assert_eq!(s.max_response_tokens, Some(80));
-    assert!(close(s.mean_response_chars, (4 + 2 + 14 + 0 + 1 + 7 + 1 + 1) as f64 / 8.0));
+    assert!(close(
+        s.mean_response_chars,
+        (4 + 2 + 14 + 0 + 1 + 7 + 1 + 1) as f64 / 8.0
+    ));
     assert_eq!(s.max_response_chars, 14);
     assert_eq!(s.truncation_rate, Some(25.0));
     assert_eq!(s.reflection_responses, 2);
@@ -100,7 +121,14 @@ fn summary_of_a_sampled_benchmark() {
     partial[3].n_tokens = None;
     partial[4].truncated = None;
     let s = summarize("aime24", "AIME24", &partial).unwrap();
-    assert_eq!((s.mean_response_tokens, s.max_response_tokens, s.truncation_rate), (None, None, None));
+    assert_eq!(
+        (
+            s.mean_response_tokens,
+            s.max_response_tokens,
+            s.truncation_rate
+        ),
+        (None, None, None)
+    );
     assert!(summarize("aime24", "AIME24", &[]).is_err());
 }
 
@@ -115,16 +143,29 @@ fn table_has_the_papers_columns_and_average() {
     assert_eq!(one.six_benchmark_average, None);
     let all = RunSummary::new(
         "pi1",
-        ["math500", "aime24", "amc23", "minerva_math", "olympiadbench", "aime25"]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| mk(b, i % 2 == 0))
-            .collect(),
+        [
+            "math500",
+            "aime24",
+            "amc23",
+            "minerva_math",
+            "olympiadbench",
+            "aime25",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| mk(b, i % 2 == 0))
+        .collect(),
     );
     assert_eq!(all.six_benchmark_average, Some(50.0));
     let table = results_table(&[one, all]);
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines[0], "| model | MATH500 | AIME24 | AMC23 | Minerva | OlympiadB | AIME25 | Avg |");
+    assert_eq!(
+        lines[0],
+        "| model | MATH500 | AIME24 | AMC23 | Minerva | OlympiadB | AIME25 | Avg |"
+    );
     assert_eq!(lines[2], "| base | 100.0 | - | - | - | - | - | - |");
-    assert_eq!(lines[3], "| pi1 | 100.0 | 0.0 | 100.0 | 0.0 | 100.0 | 0.0 | 50.0 |");
+    assert_eq!(
+        lines[3],
+        "| pi1 | 100.0 | 0.0 | 100.0 | 0.0 | 100.0 | 0.0 | 50.0 |"
+    );
 }

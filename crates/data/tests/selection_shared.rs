@@ -3,7 +3,9 @@
 
 mod common;
 
-use oneshot_data::select::{indices_at_ranks, rank_by_variance, read_history, repeat_rows, write_history};
+use oneshot_data::select::{
+    indices_at_ranks, rank_by_variance, read_history, repeat_rows, write_history,
+};
 use oneshot_data::verl::{read_verl_parquet, write_verl_parquet, VerlRow};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -19,7 +21,13 @@ fn pool_index_is_row_number() {
         assert_eq!(r.index, row as i64);
     }
     assert_eq!(pool[124].ground_truth, "12.8");
-    assert_eq!(pool[0].extra, vec![("split".to_owned(), oneshot_data::verl::ExtraValue::Str("train".into()))]);
+    assert_eq!(
+        pool[0].extra,
+        vec![(
+            "split".to_owned(),
+            oneshot_data::verl::ExtraValue::Str("train".into())
+        )]
+    );
 }
 
 #[test]
@@ -27,7 +35,10 @@ fn variance_ranking_reproduces_paper_indices() {
     let history = read_history(&common::train("acc_step_500.json")).unwrap();
     assert_eq!(history.len(), 1209);
     let ranking = rank_by_variance(&history);
-    assert_eq!(indices_at_ranks(&ranking, &[1, 2, 13]).unwrap(), vec![124, 267, 682]);
+    assert_eq!(
+        indices_at_ranks(&ranking, &[1, 2, 13]).unwrap(),
+        vec![124, 267, 682]
+    );
     // Scores are descending, and ranks 14/15 are a tie resolved by ascending index.
     assert!(ranking.windows(2).all(|w| w[0].score >= w[1].score));
     assert_eq!(ranking[13].score, ranking[14].score);
@@ -48,11 +59,26 @@ fn assert_same_rows(built: &[VerlRow], reference: &str) {
 #[test]
 fn repeated_files_match_the_papers() {
     let pool = pool();
-    assert_same_rows(&repeat_rows(&pool, &[124], 128).unwrap(), "pi1_r128.parquet");
-    assert_same_rows(&repeat_rows(&pool, &[267], 128).unwrap(), "pi2_r128.parquet");
-    assert_same_rows(&repeat_rows(&pool, &[682], 128).unwrap(), "pi13_r128.parquet");
-    assert_same_rows(&repeat_rows(&pool, &[124, 682], 128).unwrap(), "merge_pi1_pi13_r128.parquet");
-    assert_same_rows(&repeat_rows(&pool, &[789], 128).unwrap(), "pi1209_r128.parquet");
+    assert_same_rows(
+        &repeat_rows(&pool, &[124], 128).unwrap(),
+        "pi1_r128.parquet",
+    );
+    assert_same_rows(
+        &repeat_rows(&pool, &[267], 128).unwrap(),
+        "pi2_r128.parquet",
+    );
+    assert_same_rows(
+        &repeat_rows(&pool, &[682], 128).unwrap(),
+        "pi13_r128.parquet",
+    );
+    assert_same_rows(
+        &repeat_rows(&pool, &[124, 682], 128).unwrap(),
+        "merge_pi1_pi13_r128.parquet",
+    );
+    assert_same_rows(
+        &repeat_rows(&pool, &[789], 128).unwrap(),
+        "pi1209_r128.parquet",
+    );
 }
 
 #[test]
@@ -68,7 +94,11 @@ fn uneven_repeat_gives_earlier_blocks_one_more() {
 
 fn arrow_fields(path: &std::path::Path) -> arrow_schema::Fields {
     let file = std::fs::File::open(path).unwrap();
-    ParquetRecordBatchReaderBuilder::try_new(file).unwrap().schema().fields().clone()
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .schema()
+        .fields()
+        .clone()
 }
 
 #[test]
@@ -78,7 +108,10 @@ fn written_file_has_the_papers_schema_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pi1.parquet");
     write_verl_parquet(&out, &rows).unwrap();
-    assert_eq!(arrow_fields(&out), arrow_fields(&common::train("pi1_r128.parquet")));
+    assert_eq!(
+        arrow_fields(&out),
+        arrow_fields(&common::train("pi1_r128.parquet"))
+    );
     assert_same_rows(&read_verl_parquet(&out).unwrap(), "pi1_r128.parquet");
 }
 
@@ -103,7 +136,11 @@ fn history_file_round_trips() {
     write_history(&out, &history).unwrap();
     assert_eq!(read_history(&out).unwrap(), history);
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.starts_with("{\n    \"0\": [\n        "), "{}", &text[..40]);
+    assert!(
+        text.starts_with("{\n    \"0\": [\n        "),
+        "{}",
+        &text[..40]
+    );
 }
 
 #[test]
@@ -125,7 +162,14 @@ fn trainer_history_is_ranked_like_the_papers() {
     assert!((ranking[1].score - (1.0f64 / 6.0).sqrt()).abs() < 1e-15);
     assert!((ranking[2].mean - 0.125 / 3.0).abs() < 1e-15);
     // Bad history entries are reported by key.
-    std::fs::write(&path, "{\"1\": [0.5], \"x\": [1], \"2\": [], \"3\": [\"a\"]}").unwrap();
+    std::fs::write(
+        &path,
+        "{\"1\": [0.5], \"x\": [1], \"2\": [], \"3\": [\"a\"]}",
+    )
+    .unwrap();
     let msg = read_history(&path).unwrap_err().to_string();
-    assert!(msg.contains("3 bad record(s)") && msg.contains("field `x`") && msg.contains("field `2`"), "{msg}");
+    assert!(
+        msg.contains("3 bad record(s)") && msg.contains("field `x`") && msg.contains("field `2`"),
+        "{msg}"
+    );
 }

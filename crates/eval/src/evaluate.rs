@@ -9,7 +9,9 @@ use oneshot_data::checker::VerifyChecker;
 use oneshot_data::problems::Problem;
 use oneshot_data::prompt::PromptTemplate;
 use oneshot_data::registry::{BenchmarkSpec, Decoding};
-use oneshot_data::scoring::{score_response, summarize, AnswerChecker, BenchmarkSummary, Response, SampleRecord};
+use oneshot_data::scoring::{
+    score_response, summarize, AnswerChecker, BenchmarkSummary, Response, SampleRecord,
+};
 use oneshot_data::subset::Limit;
 use oneshot_model::FinishReason;
 use rayon::prelude::*;
@@ -50,7 +52,11 @@ impl EvalSpec {
     /// The evaluated problems, ascending.
     pub fn selected(&self) -> Vec<&Problem> {
         match self.limit {
-            Some(limit) => limit.select(self.problems.len()).into_iter().map(|i| &self.problems[i]).collect(),
+            Some(limit) => limit
+                .select(self.problems.len())
+                .into_iter()
+                .map(|i| &self.problems[i])
+                .collect(),
             None => self.problems.iter().collect(),
         }
     }
@@ -87,17 +93,30 @@ pub fn run_samples(
 ) -> Result<usize> {
     protocol::check(&spec.decoding)?;
     for (i, p) in spec.problems.iter().enumerate() {
-        ensure!(p.idx == i, "{}: problem at position {i} has idx {} (problems must be in file order)", spec.benchmark, p.idx);
+        ensure!(
+            p.idx == i,
+            "{}: problem at position {i} has idx {} (problems must be in file order)",
+            spec.benchmark,
+            p.idx
+        );
     }
     let selected = spec.selected();
-    ensure!(!selected.is_empty(), "{}: no problems to evaluate (the benchmark or the --limit subset is empty)", spec.benchmark);
+    ensure!(
+        !selected.is_empty(),
+        "{}: no problems to evaluate (the benchmark or the --limit subset is empty)",
+        spec.benchmark
+    );
     let samples = spec.decoding.samples;
     let jobs: Vec<Job> = selected
         .iter()
         .flat_map(|&problem| (0..samples).map(move |sample| Job { problem, sample }))
         .filter(|job| !done(job.problem.idx, job.sample))
         .collect();
-    progress.start(&spec.benchmark, selected.len() * samples, selected.len() * samples - jobs.len());
+    progress.start(
+        &spec.benchmark,
+        selected.len() * samples,
+        selected.len() * samples - jobs.len(),
+    );
 
     // Each problem's prompt is rendered and encoded once, however many samples it has.
     let mut prompts: HashMap<usize, (String, Vec<u32>)> = HashMap::new();
@@ -110,9 +129,14 @@ pub fn run_samples(
     }
 
     for batch in jobs.chunks(generator.batch_size() * crate::generator::CALL_BATCHES) {
-        let ids: Vec<Vec<u32>> = batch.iter().map(|j| prompts[&j.problem.idx].1.clone()).collect();
-        let seeds: Vec<u64> =
-            batch.iter().map(|j| sample_seed(spec.decoding.seed, &spec.benchmark, j.problem.idx, j.sample)).collect();
+        let ids: Vec<Vec<u32>> = batch
+            .iter()
+            .map(|j| prompts[&j.problem.idx].1.clone())
+            .collect();
+        let seeds: Vec<u64> = batch
+            .iter()
+            .map(|j| sample_seed(spec.decoding.seed, &spec.benchmark, j.problem.idx, j.sample))
+            .collect();
         let generated = generator.generate(&ids, &seeds, &spec.decoding)?;
         let scored: Vec<EvalSample> = batch
             .par_iter()
@@ -129,7 +153,10 @@ pub fn run_samples(
                 };
                 let mut record = score_response(checker, &spec.benchmark, response);
                 record.finish_reason = Some(finish_reason_name(g.finish).to_owned());
-                EvalSample { record, finish: g.finish }
+                EvalSample {
+                    record,
+                    finish: g.finish,
+                }
             })
             .collect();
         for sample in scored {
@@ -150,16 +177,27 @@ pub fn evaluate_samples(
 ) -> Result<(Vec<EvalSample>, BenchmarkSummary)> {
     let checker = VerifyChecker::default();
     let mut samples = Vec::with_capacity(spec.total_samples());
-    run_samples(generator, spec, &checker, &|_, _| false, progress, &mut |s| {
-        samples.push(s);
-        Ok(())
-    })?;
+    run_samples(
+        generator,
+        spec,
+        &checker,
+        &|_, _| false,
+        progress,
+        &mut |s| {
+            samples.push(s);
+            Ok(())
+        },
+    )?;
     let records: Vec<SampleRecord> = samples.iter().map(|s| s.record.clone()).collect();
     let summary = summarize(&spec.benchmark, &spec.column, &records)?;
     Ok((samples, summary))
 }
 
 /// Evaluates `spec` in memory: accuracy / avg@k, pass@k, lengths, truncation, reflection.
-pub fn evaluate(generator: &Generator, spec: &EvalSpec, progress: &dyn Progress) -> Result<BenchmarkSummary> {
+pub fn evaluate(
+    generator: &Generator,
+    spec: &EvalSpec,
+    progress: &dyn Progress,
+) -> Result<BenchmarkSummary> {
     Ok(evaluate_samples(generator, spec, progress)?.1)
 }

@@ -44,7 +44,10 @@ struct HfChat<'a>(&'a ChatTemplate);
 
 impl ChatRenderer for HfChat<'_> {
     fn render_chat(&self, messages: &[ChatTurn], add_generation_prompt: bool) -> Result<String> {
-        let messages: Vec<ChatMessage> = messages.iter().map(|t| ChatMessage::new(&t.role, &t.content)).collect();
+        let messages: Vec<ChatMessage> = messages
+            .iter()
+            .map(|t| ChatMessage::new(&t.role, &t.content))
+            .collect();
         self.0.render(&messages, add_generation_prompt)
     }
 }
@@ -52,8 +55,17 @@ impl ChatRenderer for HfChat<'_> {
 impl<'a> Generator<'a> {
     /// A generator stopping at the harness stop tokens the tokenizer has.
     pub fn new(model: &'a Model, tokenizer: &'a Tokenizer) -> Self {
-        let eos_ids = HARNESS_STOP_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)).collect();
-        Generator { model, tokenizer, chat: None, eos_ids, batch_size: DEFAULT_BATCH_SIZE }
+        let eos_ids = HARNESS_STOP_TOKENS
+            .iter()
+            .filter_map(|t| tokenizer.token_to_id(t))
+            .collect();
+        Generator {
+            model,
+            tokenizer,
+            chat: None,
+            eos_ids,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
     }
 
     /// Also stop at these ids (the model's `generation_config.json` eos ids).
@@ -97,15 +109,29 @@ impl<'a> Generator<'a> {
     /// Token ids of a rendered prompt. A chat template writes its own BOS, so special tokens are
     /// added only for the raw-text templates (as vLLM does for a text prompt).
     pub fn encode_prompt(&self, template: PromptTemplate, prompt: &str) -> Result<Vec<u32>> {
-        let ids = self.tokenizer.encode(prompt, !template.needs_chat_template())?;
-        ensure!(!ids.is_empty(), "the prompt encodes to no tokens: {prompt:?}");
+        let ids = self
+            .tokenizer
+            .encode(prompt, !template.needs_chat_template())?;
+        ensure!(
+            !ids.is_empty(),
+            "the prompt encodes to no tokens: {prompt:?}"
+        );
         Ok(ids)
     }
 
     /// One response per (prompt, seed), sampled with `decoding`'s temperature / top-p / length.
-    pub fn generate(&self, prompts: &[Vec<u32>], seeds: &[u64], decoding: &Decoding) -> Result<Vec<Generated>> {
+    pub fn generate(
+        &self,
+        prompts: &[Vec<u32>],
+        seeds: &[u64],
+        decoding: &Decoding,
+    ) -> Result<Vec<Generated>> {
         let options = GenerateOptions {
-            sampler: SamplerConfig { temperature: decoding.temperature, top_p: decoding.top_p, top_k: 0 },
+            sampler: SamplerConfig {
+                temperature: decoding.temperature,
+                top_p: decoding.top_p,
+                top_k: 0,
+            },
             max_new_tokens: decoding.max_new_tokens,
             eos_token_ids: self.eos_ids.clone(),
             stop_sequences: Vec::new(),
@@ -120,7 +146,11 @@ impl<'a> Generator<'a> {
         Ok(generations
             .into_iter()
             .zip(texts)
-            .map(|(g, text)| Generated { text, n_tokens: g.tokens.len(), finish: g.finish })
+            .map(|(g, text)| Generated {
+                text,
+                n_tokens: g.tokens.len(),
+                finish: g.finish,
+            })
             .collect())
     }
 }

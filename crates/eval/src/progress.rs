@@ -35,9 +35,11 @@ impl Bar {
 impl Progress for Bar {
     fn start(&self, benchmark: &str, total: usize, already_done: usize) {
         let bar = ProgressBar::new(total as u64);
-        let style = ProgressStyle::with_template("{prefix:>14} [{elapsed_precise}] {wide_bar} {pos}/{len} samples, ETA {eta}")
-            .expect("the progress template is valid")
-            .progress_chars("=> ");
+        let style = ProgressStyle::with_template(
+            "{prefix:>14} [{elapsed_precise}] {wide_bar} {pos}/{len} samples, ETA {eta}",
+        )
+        .expect("the progress template is valid")
+        .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(benchmark.to_owned());
         // Resumed samples are counted as done without counting towards the rate (and the ETA).

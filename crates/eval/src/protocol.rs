@@ -34,8 +34,16 @@ impl DecodingOverrides {
 /// Rejects protocols that cannot run: negative or non-finite temperature, top_p outside (0, 1],
 /// zero samples or zero new tokens.
 pub fn check(d: &Decoding) -> Result<()> {
-    ensure!(d.temperature.is_finite() && d.temperature >= 0.0, "temperature must be >= 0 (0 = greedy), got {}", d.temperature);
-    ensure!(d.top_p > 0.0 && d.top_p <= 1.0, "top_p must be in (0, 1], got {}", d.top_p);
+    ensure!(
+        d.temperature.is_finite() && d.temperature >= 0.0,
+        "temperature must be >= 0 (0 = greedy), got {}",
+        d.temperature
+    );
+    ensure!(
+        d.top_p > 0.0 && d.top_p <= 1.0,
+        "top_p must be in (0, 1], got {}",
+        d.top_p
+    );
     ensure!(d.samples >= 1, "samples per problem must be at least 1");
     ensure!(d.max_new_tokens >= 1, "max new tokens must be at least 1");
     Ok(())
@@ -47,22 +55,56 @@ mod tests {
 
     #[test]
     fn overrides_replace_only_what_they_name() {
-        let o = DecodingOverrides { samples: Some(4), max_new_tokens: Some(16), ..Default::default() };
+        let o = DecodingOverrides {
+            samples: Some(4),
+            max_new_tokens: Some(16),
+            ..Default::default()
+        };
         let d = o.apply(Decoding::SAMPLED_8).unwrap();
-        assert_eq!(d, Decoding { samples: 4, max_new_tokens: 16, ..Decoding::SAMPLED_8 });
-        assert_eq!(DecodingOverrides::default().apply(Decoding::GREEDY).unwrap(), Decoding::GREEDY);
+        assert_eq!(
+            d,
+            Decoding {
+                samples: 4,
+                max_new_tokens: 16,
+                ..Decoding::SAMPLED_8
+            }
+        );
+        assert_eq!(
+            DecodingOverrides::default()
+                .apply(Decoding::GREEDY)
+                .unwrap(),
+            Decoding::GREEDY
+        );
     }
 
     #[test]
     fn senseless_protocols_are_refused() {
         for o in [
-            DecodingOverrides { temperature: Some(-0.1), ..Default::default() },
-            DecodingOverrides { top_p: Some(0.0), ..Default::default() },
-            DecodingOverrides { top_p: Some(1.5), ..Default::default() },
-            DecodingOverrides { samples: Some(0), ..Default::default() },
-            DecodingOverrides { max_new_tokens: Some(0), ..Default::default() },
+            DecodingOverrides {
+                temperature: Some(-0.1),
+                ..Default::default()
+            },
+            DecodingOverrides {
+                top_p: Some(0.0),
+                ..Default::default()
+            },
+            DecodingOverrides {
+                top_p: Some(1.5),
+                ..Default::default()
+            },
+            DecodingOverrides {
+                samples: Some(0),
+                ..Default::default()
+            },
+            DecodingOverrides {
+                max_new_tokens: Some(0),
+                ..Default::default()
+            },
         ] {
-            assert!(o.apply(Decoding::GREEDY).is_err(), "{o:?} should be refused");
+            assert!(
+                o.apply(Decoding::GREEDY).is_err(),
+                "{o:?} should be refused"
+            );
         }
     }
 }

@@ -96,7 +96,10 @@ pub fn run_benchmarks(
         let (records, run) = run_one(generator, spec, checker, options, &dir, progress)
             .with_context(|| format!("evaluating {}", spec.benchmark))?;
         let summary = summarize(&spec.benchmark, &spec.column, &records)?;
-        write_report(&dir, &RunSummary::new(options.name.clone(), vec![summary.clone()]))?;
+        write_report(
+            &dir,
+            &RunSummary::new(options.name.clone(), vec![summary.clone()]),
+        )?;
         summaries.push(summary);
         runs.push(run);
     }
@@ -137,11 +140,15 @@ fn run_one(
         check_same_config(&config_path, &config)?;
     }
     let text = serde_json::to_string_pretty(&config)? + "\n";
-    std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
+    std::fs::write(&config_path, text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
 
     let (mut log, mut records) = SampleLog::open(&samples_path, resume)?;
-    let wanted: HashSet<(usize, usize)> =
-        config.problems.iter().flat_map(|&i| (0..spec.decoding.samples).map(move |s| (i, s))).collect();
+    let wanted: HashSet<(usize, usize)> = config
+        .problems
+        .iter()
+        .flat_map(|&i| (0..spec.decoding.samples).map(move |s| (i, s)))
+        .collect();
     if let Some(r) = records.iter().find(|r| !wanted.contains(&r.key())) {
         bail!(
             "{} holds problem {} sample {}, which this run does not evaluate; pass --overwrite or another --out",
@@ -152,13 +159,27 @@ fn run_one(
     }
     let reused = records.len();
     let done: HashSet<(usize, usize)> = records.iter().map(SampleRecord::key).collect();
-    let generated = run_samples(generator, spec, checker, &|i, s| done.contains(&(i, s)), progress, &mut |sample| {
-        log.append(&sample.record)?;
-        records.push(sample.record);
-        Ok(())
-    })?;
+    let generated = run_samples(
+        generator,
+        spec,
+        checker,
+        &|i, s| done.contains(&(i, s)),
+        progress,
+        &mut |sample| {
+            log.append(&sample.record)?;
+            records.push(sample.record);
+            Ok(())
+        },
+    )?;
     records.sort_by_key(SampleRecord::key);
-    Ok((records, BenchmarkRun { benchmark: spec.benchmark.clone(), generated, reused }))
+    Ok((
+        records,
+        BenchmarkRun {
+            benchmark: spec.benchmark.clone(),
+            generated,
+            reused,
+        },
+    ))
 }
 
 /// Errors unless `path` holds `config`, naming the fields that differ.
@@ -167,11 +188,15 @@ fn check_same_config(path: &Path, config: &EvalConfig) -> Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("{} has samples but no {CONFIG_FILE}, so they cannot be resumed safely; {advice}", path.parent().unwrap_or(path).display())
+            bail!(
+                "{} has samples but no {CONFIG_FILE}, so they cannot be resumed safely; {advice}",
+                path.parent().unwrap_or(path).display()
+            )
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let old: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let old: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let new = serde_json::to_value(config)?;
     if old == new {
         return Ok(());
@@ -181,11 +206,21 @@ fn check_same_config(path: &Path, config: &EvalConfig) -> Result<()> {
         .into_iter()
         .flatten()
         .filter(|(key, value)| old.get(key.as_str()) != Some(value))
-        .map(|(key, value)| format!("{key}: {} -> {}", old.get(key.as_str()).unwrap_or(&Value::Null), value))
+        .map(|(key, value)| {
+            format!(
+                "{key}: {} -> {}",
+                old.get(key.as_str()).unwrap_or(&Value::Null),
+                value
+            )
+        })
         .collect();
     bail!(
         "{} was written by a run with other settings ({}); {advice}",
         path.display(),
-        if differing.is_empty() { "unreadable fields".to_owned() } else { differing.join("; ") }
+        if differing.is_empty() {
+            "unreadable fields".to_owned()
+        } else {
+            differing.join("; ")
+        }
     )
 }

@@ -14,7 +14,9 @@ fn mix(mut z: u64) -> u64 {
 
 /// FNV-1a of the benchmark name: stable across Rust versions and platforms (unlike `Hash`).
 fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3))
+    name.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
+    })
 }
 
 /// The seed of sample `sample` of problem `idx` (index in the benchmark file) of `benchmark`.

@@ -17,7 +17,10 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)
@@ -59,24 +62,36 @@ impl ChatTemplate {
     pub fn from_dir(dir: &Path) -> Result<Option<Self>> {
         let cfg_path = dir.join(files::TOKENIZER_CONFIG);
         let cfg: Option<Json> = match std::fs::read_to_string(&cfg_path) {
-            Ok(text) => Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", cfg_path.display()))?),
+            Ok(text) => Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("parsing {}", cfg_path.display()))?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("reading {}", cfg_path.display())),
         };
         let jinja_path = dir.join(files::CHAT_TEMPLATE_JINJA);
-        let source = if jinja_path.is_file() {
-            Some(std::fs::read_to_string(&jinja_path).with_context(|| format!("reading {}", jinja_path.display()))?)
-        } else {
-            match cfg.as_ref().and_then(|c| c.get("chat_template")) {
-                None | Some(Json::Null) => None,
-                Some(t) => Some(template_from_field(t).with_context(|| format!("field chat_template of {}", cfg_path.display()))?),
-            }
+        let source =
+            if jinja_path.is_file() {
+                Some(
+                    std::fs::read_to_string(&jinja_path)
+                        .with_context(|| format!("reading {}", jinja_path.display()))?,
+                )
+            } else {
+                match cfg.as_ref().and_then(|c| c.get("chat_template")) {
+                    None | Some(Json::Null) => None,
+                    Some(t) => Some(template_from_field(t).with_context(|| {
+                        format!("field chat_template of {}", cfg_path.display())
+                    })?),
+                }
+            };
+        let Some(source) = source else {
+            return Ok(None);
         };
-        let Some(source) = source else { return Ok(None) };
         let token = |key: &str| -> Result<Option<String>> {
             match cfg.as_ref().and_then(|c| c.get(key)) {
                 None => Ok(None),
-                Some(v) => special_token(v).with_context(|| format!("field {key} of {}", cfg_path.display())),
+                Some(v) => special_token(v)
+                    .with_context(|| format!("field {key} of {}", cfg_path.display())),
             }
         };
         let (bos, eos) = (token("bos_token")?, token("eos_token")?);
@@ -99,17 +114,31 @@ impl ChatTemplate {
         env.add_filter("tojson", tojson);
         env.add_template_owned(TEMPLATE_NAME, template.to_string())
             .map_err(|e| anyhow!("compiling chat template: {}", describe(&e)))?;
-        Ok(Self { source: template.to_string(), bos_token: bos, eos_token: eos, env })
+        Ok(Self {
+            source: template.to_string(),
+            bos_token: bos,
+            eos_token: eos,
+            env,
+        })
     }
 
     /// Render `messages`; with `add_generation_prompt` the assistant turn header is appended.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        self.render_with(messages, add_generation_prompt, &Json::Object(Default::default()))
+        self.render_with(
+            messages,
+            add_generation_prompt,
+            &Json::Object(Default::default()),
+        )
     }
 
     /// Like [`render`](Self::render), with extra template variables (e.g. `date_string`, `tools`)
     /// given as a JSON object.
-    pub fn render_with(&self, messages: &[ChatMessage], add_generation_prompt: bool, extra: &Json) -> Result<String> {
+    pub fn render_with(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        extra: &Json,
+    ) -> Result<String> {
         let mut ctx = match extra {
             Json::Object(m) => m.clone(),
             other => bail!("extra chat template variables must be a JSON object, got {other}"),
@@ -118,14 +147,20 @@ impl ChatTemplate {
         ctx.entry("tools").or_insert(Json::Null);
         ctx.entry("documents").or_insert(Json::Null);
         ctx.insert("messages".into(), serde_json::to_value(messages)?);
-        ctx.insert("add_generation_prompt".into(), Json::Bool(add_generation_prompt));
+        ctx.insert(
+            "add_generation_prompt".into(),
+            Json::Bool(add_generation_prompt),
+        );
         if let Some(b) = &self.bos_token {
             ctx.insert("bos_token".into(), Json::String(b.clone()));
         }
         if let Some(e) = &self.eos_token {
             ctx.insert("eos_token".into(), Json::String(e.clone()));
         }
-        let tmpl = self.env.get_template(TEMPLATE_NAME).map_err(|e| anyhow!(describe(&e)))?;
+        let tmpl = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(|e| anyhow!(describe(&e)))?;
         tmpl.render(Value::from_serialize(&ctx))
             .map_err(|e| anyhow!("rendering chat template: {}", describe(&e)))
     }
@@ -194,7 +229,10 @@ fn describe(e: &Error) -> String {
 }
 
 fn raise_exception(msg: String) -> Result<Value, Error> {
-    Err(Error::new(ErrorKind::InvalidOperation, format!("template raised: {msg}")))
+    Err(Error::new(
+        ErrorKind::InvalidOperation,
+        format!("template raised: {msg}"),
+    ))
 }
 
 /// `strftime_now(format)` as transformers provides it (Llama 3.x templates print today's date).
@@ -202,12 +240,24 @@ fn strftime_now(format: String) -> Result<Value, Error> {
     use chrono::format::{Item, StrftimeItems};
     let items: Vec<Item> = StrftimeItems::new(&format).collect();
     if items.iter().any(|i| matches!(i, Item::Error)) {
-        return Err(Error::new(ErrorKind::InvalidOperation, format!("invalid strftime format {format:?}")));
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("invalid strftime format {format:?}"),
+        ));
     }
     let mut out = String::new();
     use std::fmt::Write;
-    write!(out, "{}", chrono::Local::now().format_with_items(items.into_iter()))
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("cannot format date with {format:?}")))?;
+    write!(
+        out,
+        "{}",
+        chrono::Local::now().format_with_items(items.into_iter())
+    )
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot format date with {format:?}"),
+        )
+    })?;
     Ok(Value::from(out))
 }
 
@@ -219,9 +269,20 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
     let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
     kwargs.assert_all_used()?;
     if ensure_ascii == Some(true) {
-        return Err(Error::new(ErrorKind::InvalidOperation, "tojson(ensure_ascii=true) is not supported"));
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "tojson(ensure_ascii=true) is not supported",
+        ));
     }
-    let json = serde_json::to_value(&value)
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("tojson: value is not JSON: {e}")))?;
-    Ok(Value::from_safe_string(pyjson::dumps(&json, indent, sort_keys.unwrap_or(false))))
+    let json = serde_json::to_value(&value).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("tojson: value is not JSON: {e}"),
+        )
+    })?;
+    Ok(Value::from_safe_string(pyjson::dumps(
+        &json,
+        indent,
+        sort_keys.unwrap_or(false),
+    )))
 }

@@ -25,7 +25,9 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        Self { max_shard_bytes: DEFAULT_MAX_SHARD_BYTES }
+        Self {
+            max_shard_bytes: DEFAULT_MAX_SHARD_BYTES,
+        }
     }
 }
 
@@ -37,7 +39,14 @@ pub fn write_checkpoint(
     copy_from: Option<&Path>,
     extra_files: &[(String, Vec<u8>)],
 ) -> Result<()> {
-    write_checkpoint_with(out, tensors, config, copy_from, extra_files, &WriteOptions::default())
+    write_checkpoint_with(
+        out,
+        tensors,
+        config,
+        copy_from,
+        extra_files,
+        &WriteOptions::default(),
+    )
 }
 
 /// Write an HF-layout checkpoint to `out`:
@@ -59,7 +68,10 @@ pub fn write_checkpoint_with(
     validate_tensor_names(tensors)?;
     if let Some(src) = copy_from {
         if !src.is_dir() {
-            bail!("checkpoint source directory {} (copy_from) does not exist", src.display());
+            bail!(
+                "checkpoint source directory {} (copy_from) does not exist",
+                src.display()
+            );
         }
     }
     check_replaceable(out)?;
@@ -69,12 +81,16 @@ pub fn write_checkpoint_with(
 
     let staging = Staging::create(&parent, out)?;
     write_weights(staging.path(), tensors, opts.max_shard_bytes)?;
-    write_file(&staging.path().join(files::CONFIG), serde_json::to_string_pretty(config)?.as_bytes())?;
+    write_file(
+        &staging.path().join(files::CONFIG),
+        serde_json::to_string_pretty(config)?.as_bytes(),
+    )?;
     if let Some(src) = copy_from {
         for name in files::TOKENIZER_SIDE_FILES {
             let from = src.join(name);
             if from.is_file() {
-                let bytes = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+                let bytes =
+                    std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
                 write_file(&staging.path().join(name), &bytes)?;
             }
         }
@@ -119,7 +135,10 @@ fn check_replaceable(out: &Path) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("inspecting {}", out.display())),
     };
     if !meta.is_dir() {
-        bail!("checkpoint destination {} exists and is not a directory", out.display());
+        bail!(
+            "checkpoint destination {} exists and is not a directory",
+            out.display()
+        );
     }
     let looks_like_checkpoint = [files::CONFIG, files::WEIGHTS, files::WEIGHTS_INDEX]
         .iter()
@@ -139,7 +158,10 @@ fn check_replaceable(out: &Path) -> Result<()> {
 
 fn parent_dir(out: &Path) -> Result<PathBuf> {
     if out.file_name().is_none() {
-        bail!("checkpoint destination {} has no final path component", out.display());
+        bail!(
+            "checkpoint destination {} has no final path component",
+            out.display()
+        );
     }
     Ok(match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -188,8 +210,12 @@ fn write_weights(dir: &Path, tensors: &[(String, Tensor)], max_shard_bytes: u64)
         }
     }
     let total: u64 = tensors.iter().map(|(_, t)| tensor_bytes(t)).sum();
-    let index = serde_json::json!({ "metadata": { "total_size": total }, "weight_map": weight_map });
-    write_file(&dir.join(files::WEIGHTS_INDEX), serde_json::to_string_pretty(&index)?.as_bytes())
+    let index =
+        serde_json::json!({ "metadata": { "total_size": total }, "weight_map": weight_map });
+    write_file(
+        &dir.join(files::WEIGHTS_INDEX),
+        serde_json::to_string_pretty(&index)?.as_bytes(),
+    )
 }
 
 fn write_shard(
@@ -219,8 +245,10 @@ fn write_shard(
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all().with_context(|| format!("syncing {}", path.display()))
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -240,41 +268,57 @@ struct Staging {
 
 impl Staging {
     fn create(parent: &Path, out: &Path) -> Result<Self> {
-        let base = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let base = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let path = unique_sibling(parent, &base, "tmp");
-        std::fs::create_dir(&path)
-            .with_context(|| format!("creating temporary checkpoint directory {}", path.display()))?;
+        std::fs::create_dir(&path).with_context(|| {
+            format!("creating temporary checkpoint directory {}", path.display())
+        })?;
         Ok(Self { path: Some(path) })
     }
 
     fn path(&self) -> &Path {
-        self.path.as_deref().expect("staging path is present until commit")
+        self.path
+            .as_deref()
+            .expect("staging path is present until commit")
     }
 
     /// Move the finished directory to `out`, replacing an existing checkpoint there.
     fn commit(mut self, out: &Path) -> Result<()> {
-        let staged = self.path.take().expect("staging path is present until commit");
+        let staged = self
+            .path
+            .take()
+            .expect("staging path is present until commit");
         let parent = parent_dir(out)?;
         if out.exists() {
-            let base = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let base = out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let backup = unique_sibling(&parent, &base, "old");
             if let Err(e) = std::fs::rename(out, &backup) {
                 let _ = std::fs::remove_dir_all(&staged);
-                return Err(e).with_context(|| format!("moving old checkpoint {} aside", out.display()));
+                return Err(e)
+                    .with_context(|| format!("moving old checkpoint {} aside", out.display()));
             }
             if let Err(e) = std::fs::rename(&staged, out) {
                 // Put the old checkpoint back; the new one is discarded.
                 let _ = std::fs::rename(&backup, out);
                 let _ = std::fs::remove_dir_all(&staged);
-                return Err(e).with_context(|| format!("moving new checkpoint into {}", out.display()));
+                return Err(e)
+                    .with_context(|| format!("moving new checkpoint into {}", out.display()));
             }
             sync_dir(&parent)?;
-            std::fs::remove_dir_all(&backup)
-                .with_context(|| format!("removing previous checkpoint copy {}", backup.display()))?;
+            std::fs::remove_dir_all(&backup).with_context(|| {
+                format!("removing previous checkpoint copy {}", backup.display())
+            })?;
         } else {
             if let Err(e) = std::fs::rename(&staged, out) {
                 let _ = std::fs::remove_dir_all(&staged);
-                return Err(e).with_context(|| format!("moving new checkpoint into {}", out.display()));
+                return Err(e)
+                    .with_context(|| format!("moving new checkpoint into {}", out.display()));
             }
             sync_dir(&parent)?;
         }
@@ -309,8 +353,11 @@ mod tests {
 
     #[test]
     fn shards_are_greedy_in_order_and_oversized_tensors_stand_alone() {
-        let ts: Vec<(String, Tensor)> =
-            [4, 4, 10, 1, 1].iter().enumerate().map(|(i, &n)| (format!("t{i}"), t(n))).collect();
+        let ts: Vec<(String, Tensor)> = [4, 4, 10, 1, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (format!("t{i}"), t(n)))
+            .collect();
         // bytes: 16, 16, 40, 4, 4 with limit 32
         assert_eq!(plan_shards(&ts, 32), vec![vec![0, 1], vec![2], vec![3, 4]]);
         assert_eq!(plan_shards(&ts, 1_000), vec![vec![0, 1, 2, 3, 4]]);

@@ -38,7 +38,8 @@ impl GenerationConfig {
             None => Self::default(),
         };
         if let Some(cfg) = &cfg {
-            let fallback = Self::token_ids_from_json(cfg).with_context(|| format!("in {}", cfg_path.display()))?;
+            let fallback = Self::token_ids_from_json(cfg)
+                .with_context(|| format!("in {}", cfg_path.display()))?;
             if out.eos_token_ids.is_empty() {
                 out.eos_token_ids = fallback.eos_token_ids;
             }

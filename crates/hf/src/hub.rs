@@ -27,7 +27,8 @@ impl HubSpec {
             !p.is_empty()
                 && p != "."
                 && p != ".."
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
         let parts: Vec<&str> = id.split('/').collect();
         if parts.len() > 2 || !parts.iter().all(|p| valid_part(p)) {
@@ -36,7 +37,10 @@ impl HubSpec {
         if revision.is_empty() || revision.contains("..") || revision.starts_with('/') {
             bail!("invalid revision {revision:?} in model spec {spec:?}");
         }
-        Ok(Self { repo_id: id.to_string(), revision: revision.to_string() })
+        Ok(Self {
+            repo_id: id.to_string(),
+            revision: revision.to_string(),
+        })
     }
 
     /// Folder of this repo inside the hub cache (`models--org--name`).
@@ -70,13 +74,20 @@ impl HubEnv {
         } else if let Some(x) = var("XDG_CACHE_HOME") {
             PathBuf::from(x).join("huggingface").join("hub")
         } else {
-            let home = var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            let home = var("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
             home.join(".cache").join("huggingface").join("hub")
         };
         let offline = var("HF_HUB_OFFLINE")
             .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "on" | "yes" | "true"))
             .unwrap_or(false);
-        Self { cache_dir, offline, endpoint: var("HF_ENDPOINT"), token: var("HF_TOKEN") }
+        Self {
+            cache_dir,
+            offline,
+            endpoint: var("HF_ENDPOINT"),
+            token: var("HF_TOKEN"),
+        }
     }
 }
 
@@ -106,11 +117,9 @@ pub(crate) fn resolve_with(spec: &str, env: &HubEnv) -> Result<PathBuf> {
         CacheLookup::Complete(dir) => Ok(dir),
         lookup if env.offline => {
             let detail = match lookup {
-                CacheLookup::Incomplete { dir, missing } => format!(
-                    "snapshot {} lacks {}",
-                    dir.display(),
-                    missing.join(", ")
-                ),
+                CacheLookup::Incomplete { dir, missing } => {
+                    format!("snapshot {} lacks {}", dir.display(), missing.join(", "))
+                }
                 _ => "it is not in the cache".to_string(),
             };
             bail!(
@@ -153,7 +162,11 @@ fn lookup_cache(cache: &Path, hub: &HubSpec) -> Result<CacheLookup> {
         return Ok(CacheLookup::Absent);
     }
     let missing = missing_files(&dir)?;
-    Ok(if missing.is_empty() { CacheLookup::Complete(dir) } else { CacheLookup::Incomplete { dir, missing } })
+    Ok(if missing.is_empty() {
+        CacheLookup::Complete(dir)
+    } else {
+        CacheLookup::Incomplete { dir, missing }
+    })
 }
 
 /// Required files absent from a model directory (config, tokenizer, every weight file).
@@ -168,7 +181,11 @@ fn missing_files(dir: &Path) -> Result<Vec<String>> {
     } else {
         for f in safetensors_load::weight_files(dir)? {
             if !f.is_file() {
-                missing.push(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                missing.push(
+                    f.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
             }
         }
     }
@@ -186,25 +203,49 @@ fn download(hub: &HubSpec, env: &HubEnv) -> Result<PathBuf> {
     if let Some(endpoint) = &env.endpoint {
         builder = builder.with_endpoint(endpoint.clone());
     }
-    let api = builder.build().context("setting up the Hugging Face hub client")?;
-    let repo = api.repo(Repo::with_revision(hub.repo_id.clone(), RepoType::Model, hub.revision.clone()));
-    let ctx = || format!("model {}@{} (cache {})", hub.repo_id, hub.revision, env.cache_dir.display());
-    let info = repo.info().with_context(|| format!("listing the files of {}", ctx()))?;
-    let listed: std::collections::HashSet<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
+    let api = builder
+        .build()
+        .context("setting up the Hugging Face hub client")?;
+    let repo = api.repo(Repo::with_revision(
+        hub.repo_id.clone(),
+        RepoType::Model,
+        hub.revision.clone(),
+    ));
+    let ctx = || {
+        format!(
+            "model {}@{} (cache {})",
+            hub.repo_id,
+            hub.revision,
+            env.cache_dir.display()
+        )
+    };
+    let info = repo
+        .info()
+        .with_context(|| format!("listing the files of {}", ctx()))?;
+    let listed: std::collections::HashSet<&str> =
+        info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
 
     let fetch = |name: &str| -> Result<PathBuf> {
-        repo.get(name).with_context(|| format!("downloading {name} of {}", ctx()))
+        repo.get(name)
+            .with_context(|| format!("downloading {name} of {}", ctx()))
     };
     let config = fetch(files::CONFIG)?;
     fetch(files::TOKENIZER)?;
-    for optional in [files::GENERATION_CONFIG, files::TOKENIZER_CONFIG, files::SPECIAL_TOKENS_MAP, files::CHAT_TEMPLATE_JINJA] {
+    for optional in [
+        files::GENERATION_CONFIG,
+        files::TOKENIZER_CONFIG,
+        files::SPECIAL_TOKENS_MAP,
+        files::CHAT_TEMPLATE_JINJA,
+    ] {
         if listed.contains(optional) {
             fetch(optional)?;
         }
     }
     if listed.contains(files::WEIGHTS_INDEX) {
         let index = fetch(files::WEIGHTS_INDEX)?;
-        let mut shards: Vec<String> = safetensors_load::read_index(&index)?.into_values().collect();
+        let mut shards: Vec<String> = safetensors_load::read_index(&index)?
+            .into_values()
+            .collect();
         shards.sort();
         shards.dedup();
         for shard in shards {
@@ -213,12 +254,19 @@ fn download(hub: &HubSpec, env: &HubEnv) -> Result<PathBuf> {
     } else if listed.contains(files::WEIGHTS) {
         fetch(files::WEIGHTS)?;
     } else {
-        bail!("{} has no {} or {} (only safetensors weights are supported)", ctx(), files::WEIGHTS, files::WEIGHTS_INDEX);
+        bail!(
+            "{} has no {} or {} (only safetensors weights are supported)",
+            ctx(),
+            files::WEIGHTS,
+            files::WEIGHTS_INDEX
+        );
     }
-    let dir = config
-        .parent()
-        .map(Path::to_path_buf)
-        .with_context(|| format!("downloaded file {} has no parent directory", config.display()))?;
+    let dir = config.parent().map(Path::to_path_buf).with_context(|| {
+        format!(
+            "downloaded file {} has no parent directory",
+            config.display()
+        )
+    })?;
     Ok(dir)
 }
 
@@ -229,12 +277,26 @@ mod tests {
     #[test]
     fn parses_ids_and_revisions() {
         let s = HubSpec::parse("Qwen/Qwen2.5-Math-1.5B").unwrap();
-        assert_eq!((s.repo_id.as_str(), s.revision.as_str()), ("Qwen/Qwen2.5-Math-1.5B", "main"));
+        assert_eq!(
+            (s.repo_id.as_str(), s.revision.as_str()),
+            ("Qwen/Qwen2.5-Math-1.5B", "main")
+        );
         assert_eq!(s.cache_folder(), "models--Qwen--Qwen2.5-Math-1.5B");
         let s = HubSpec::parse("org/name@v1.0").unwrap();
-        assert_eq!((s.repo_id.as_str(), s.revision.as_str()), ("org/name", "v1.0"));
+        assert_eq!(
+            (s.repo_id.as_str(), s.revision.as_str()),
+            ("org/name", "v1.0")
+        );
         assert_eq!(HubSpec::parse("gpt2").unwrap().repo_id, "gpt2");
-        for bad in ["a/b/c", "org/", "/x", "org/na me", "org/name@", "org/..", "x@../y"] {
+        for bad in [
+            "a/b/c",
+            "org/",
+            "/x",
+            "org/na me",
+            "org/name@",
+            "org/..",
+            "x@../y",
+        ] {
             assert!(HubSpec::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -17,7 +17,9 @@ mod safetensors_load;
 mod tokenizer;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
-pub use checkpoint::{write_checkpoint, write_checkpoint_with, WriteOptions, DEFAULT_MAX_SHARD_BYTES};
+pub use checkpoint::{
+    write_checkpoint, write_checkpoint_with, WriteOptions, DEFAULT_MAX_SHARD_BYTES,
+};
 pub use generation_config::GenerationConfig;
 pub use hub::{hub_cache_dir, resolve_model_dir, HubSpec};
 pub use safetensors_load::load_safetensors;

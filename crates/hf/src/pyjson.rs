@@ -21,7 +21,9 @@ fn write_value(out: &mut String, v: &Value, indent: Option<usize>, sort_keys: bo
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => write_number(out, n),
-        Value::String(s) => out.push_str(&serde_json::to_string(s).expect("strings always serialize")),
+        Value::String(s) => {
+            out.push_str(&serde_json::to_string(s).expect("strings always serialize"))
+        }
         Value::Array(items) => {
             if items.is_empty() {
                 out.push_str("[]");
@@ -118,9 +120,16 @@ mod tests {
             dumps(&json!({"b": [1, {}], "a": []}), Some(2), false),
             "{\n  \"b\": [\n    1,\n    {}\n  ],\n  \"a\": []\n}"
         );
-        assert_eq!(dumps(&json!({"b": 1, "a": 2}), None, true), r#"{"a": 2, "b": 1}"#);
         assert_eq!(
-            dumps(&json!([1.0, 1e20, 1e-7, -0.5, 1e16, 1e-5, 0.0001]), None, false),
+            dumps(&json!({"b": 1, "a": 2}), None, true),
+            r#"{"a": 2, "b": 1}"#
+        );
+        assert_eq!(
+            dumps(
+                &json!([1.0, 1e20, 1e-7, -0.5, 1e16, 1e-5, 0.0001]),
+                None,
+                false
+            ),
             "[1.0, 1e+20, 1e-07, -0.5, 1e+16, 1e-05, 0.0001]"
         );
     }

@@ -13,7 +13,11 @@ use std::path::{Path, PathBuf};
 /// A sharded checkpoint (`model.safetensors.index.json`) takes precedence over a single file; only
 /// the tensors listed in the index are returned, and each must be in the shard the index names.
 /// Errors name the file, and the tensor when one is involved.
-pub fn load_safetensors(dir: &Path, dtype: DType, device: &Device) -> Result<HashMap<String, Tensor>> {
+pub fn load_safetensors(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
     let index = dir.join(files::WEIGHTS_INDEX);
     let single = dir.join(files::WEIGHTS);
     if index.is_file() {
@@ -46,11 +50,20 @@ pub(crate) fn read_index(index: &Path) -> Result<BTreeMap<String, String>> {
     }
     let text = std::fs::read_to_string(index)
         .with_context(|| format!("reading safetensors index {}", index.display()))?;
-    let parsed: Index = serde_json::from_str(&text)
-        .with_context(|| format!("parsing safetensors index {} (expected a \"weight_map\" object)", index.display()))?;
+    let parsed: Index = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "parsing safetensors index {} (expected a \"weight_map\" object)",
+            index.display()
+        )
+    })?;
     for (tensor, shard) in &parsed.weight_map {
         // Shards must sit next to the index: refuse paths that would escape the model directory.
-        if shard.is_empty() || shard.contains('/') || shard.contains('\\') || shard == "." || shard == ".." {
+        if shard.is_empty()
+            || shard.contains('/')
+            || shard.contains('\\')
+            || shard == "."
+            || shard == ".."
+        {
             bail!(
                 "safetensors index {}: tensor {tensor} maps to invalid shard file name {shard:?}",
                 index.display()
@@ -60,7 +73,12 @@ pub(crate) fn read_index(index: &Path) -> Result<BTreeMap<String, String>> {
     Ok(parsed.weight_map)
 }
 
-fn load_sharded(dir: &Path, index: &Path, dtype: DType, device: &Device) -> Result<HashMap<String, Tensor>> {
+fn load_sharded(
+    dir: &Path,
+    index: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
     let weight_map = read_index(index)?;
     if weight_map.is_empty() {
         bail!("safetensors index {} lists no tensors", index.display());
@@ -68,7 +86,10 @@ fn load_sharded(dir: &Path, index: &Path, dtype: DType, device: &Device) -> Resu
     // Group by shard so each file is mapped once.
     let mut by_shard: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (tensor, shard) in &weight_map {
-        by_shard.entry(shard.as_str()).or_default().push(tensor.as_str());
+        by_shard
+            .entry(shard.as_str())
+            .or_default()
+            .push(tensor.as_str());
     }
     // Check every shard exists before loading anything: a partial download fails fast and completely.
     for (shard, tensors) in &by_shard {
@@ -87,7 +108,8 @@ fn load_sharded(dir: &Path, index: &Path, dtype: DType, device: &Device) -> Resu
     for (shard, tensors) in by_shard {
         let path = dir.join(shard);
         let st = mmap(&path)?;
-        let present: std::collections::HashSet<String> = st.tensors().into_iter().map(|(n, _)| n).collect();
+        let present: std::collections::HashSet<String> =
+            st.tensors().into_iter().map(|(n, _)| n).collect();
         for name in tensors {
             if !present.contains(name) {
                 bail!(
@@ -111,13 +133,23 @@ fn mmap(path: &Path) -> Result<MmapedSafetensors> {
         .with_context(|| format!("reading safetensors file {}", path.display()))
 }
 
-fn load_one(st: &MmapedSafetensors, name: &str, path: &Path, dtype: DType, device: &Device) -> Result<Tensor> {
+fn load_one(
+    st: &MmapedSafetensors,
+    name: &str,
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
     let t = st
         .load(name, device)
         .with_context(|| format!("loading tensor {name} from {}", path.display()))?;
     if t.dtype().is_float() && t.dtype() != dtype {
-        t.to_dtype(dtype)
-            .with_context(|| format!("converting tensor {name} from {} to {dtype:?}", path.display()))
+        t.to_dtype(dtype).with_context(|| {
+            format!(
+                "converting tensor {name} from {} to {dtype:?}",
+                path.display()
+            )
+        })
     } else {
         Ok(t)
     }

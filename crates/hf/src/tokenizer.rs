@@ -28,7 +28,11 @@ impl Tokenizer {
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let path = dir.join(files::TOKENIZER);
         if !path.is_file() {
-            anyhow::bail!("no {} in model directory {}", files::TOKENIZER, dir.display());
+            anyhow::bail!(
+                "no {} in model directory {}",
+                files::TOKENIZER,
+                dir.display()
+            );
         }
         Self::from_file(&path)
     }
@@ -47,7 +51,11 @@ impl Tokenizer {
     }
 
     /// Encode many texts; the `tokenizers` crate spreads them over the rayon pool.
-    pub fn encode_batch(&self, texts: &[String], add_special_tokens: bool) -> Result<Vec<Vec<u32>>> {
+    pub fn encode_batch(
+        &self,
+        texts: &[String],
+        add_special_tokens: bool,
+    ) -> Result<Vec<Vec<u32>>> {
         let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let encs = self
             .inner
@@ -98,6 +106,8 @@ impl Tokenizer {
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokenizer").field("vocab_size", &self.vocab_size()).finish()
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .finish()
     }
 }

@@ -17,7 +17,11 @@ fn template(name: &str, bos: Option<&str>, eos: Option<&str>) -> ChatTemplate {
 fn renders_like_transformers_for_every_reference_case() {
     let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
     let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
-    assert!(cases.len() >= 25, "expected.json holds {} cases", cases.len());
+    assert!(
+        cases.len() >= 25,
+        "expected.json holds {} cases",
+        cases.len()
+    );
     for case in &cases {
         let tokens = &case["tokens"];
         let tmpl = template(
@@ -45,7 +49,10 @@ fn qwen_default_system_prompt_and_generation_prompt() {
     let base = "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n\
                 <|im_start|>user\n1+1?<|im_end|>\n";
     assert_eq!(qwen.render(&msgs, false).unwrap(), base);
-    assert_eq!(qwen.render(&msgs, true).unwrap(), format!("{base}<|im_start|>assistant\n"));
+    assert_eq!(
+        qwen.render(&msgs, true).unwrap(),
+        format!("{base}<|im_start|>assistant\n")
+    );
 
     let math = template("qwen2.5-math-instruct.jinja", None, Some("<|im_end|>"));
     let got = math.render(&msgs, true).unwrap();
@@ -64,12 +71,21 @@ fn from_dir_reads_tokenizer_config_with_added_token_objects() {
         "chat_template": src,
     });
     std::fs::write(dir.path().join("tokenizer_config.json"), cfg.to_string()).unwrap();
-    let t = ChatTemplate::from_dir(dir.path()).unwrap().expect("template present");
+    let t = ChatTemplate::from_dir(dir.path())
+        .unwrap()
+        .expect("template present");
     assert_eq!((t.bos_token(), t.eos_token()), (Some("<s>"), Some("</s>")));
-    assert_eq!(t.render(&[ChatMessage::user("hi")], false).unwrap(), "<s>[user]hi</s>");
+    assert_eq!(
+        t.render(&[ChatMessage::user("hi")], false).unwrap(),
+        "<s>[user]hi</s>"
+    );
 
     // A separate chat_template.jinja wins over the config field (newer transformers layout).
-    std::fs::write(dir.path().join("chat_template.jinja"), "J{{ messages|length }}").unwrap();
+    std::fs::write(
+        dir.path().join("chat_template.jinja"),
+        "J{{ messages|length }}",
+    )
+    .unwrap();
     let t = ChatTemplate::from_dir(dir.path()).unwrap().unwrap();
     assert_eq!(t.render(&[ChatMessage::user("hi")], false).unwrap(), "J1");
 }
@@ -77,7 +93,8 @@ fn from_dir_reads_tokenizer_config_with_added_token_objects() {
 #[test]
 fn from_dir_handles_named_template_lists_and_missing_templates() {
     let dir = tempfile::tempdir().unwrap();
-    let write = |v: Value| std::fs::write(dir.path().join("tokenizer_config.json"), v.to_string()).unwrap();
+    let write =
+        |v: Value| std::fs::write(dir.path().join("tokenizer_config.json"), v.to_string()).unwrap();
 
     write(json!({"chat_template": [
         {"name": "tool_use", "template": "TOOLS"},
@@ -88,7 +105,10 @@ fn from_dir_handles_named_template_lists_and_missing_templates() {
 
     write(json!({"chat_template": [{"name": "tool_use", "template": "TOOLS"}]}));
     let err = format!("{:#}", ChatTemplate::from_dir(dir.path()).unwrap_err());
-    assert!(err.contains("default") && err.contains("tokenizer_config.json"), "{err}");
+    assert!(
+        err.contains("default") && err.contains("tokenizer_config.json"),
+        "{err}"
+    );
 
     // Base models: config without a template, or no config at all.
     write(json!({"eos_token": "<|endoftext|>"}));
@@ -110,10 +130,15 @@ fn raise_exception_and_syntax_errors_are_reported() {
     )
     .unwrap();
     assert_eq!(t.render(&[ChatMessage::user("x")], false).unwrap(), "ok");
-    let err = t.render(&[ChatMessage::assistant("x")], false).unwrap_err().to_string();
+    let err = t
+        .render(&[ChatMessage::assistant("x")], false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("roles must start with user"), "{err}");
 
-    let err = ChatTemplate::from_str("{% for m in messages %}", None, None).unwrap_err().to_string();
+    let err = ChatTemplate::from_str("{% for m in messages %}", None, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("compiling chat template"), "{err}");
 }
 
@@ -142,5 +167,8 @@ fn python_string_methods_and_tojson_options_work() {
         None,
     )
     .unwrap();
-    assert_eq!(t.render(&[ChatMessage::user("  a b ")], false).unwrap(), "a b|yes|{\"a\": [2], \"b\": 1}");
+    assert_eq!(
+        t.render(&[ChatMessage::user("  a b ")], false).unwrap(),
+        "a b|yes|{\"a\": [2], \"b\": 1}"
+    );
 }

@@ -27,13 +27,20 @@ fn resolves_local_dirs_and_the_offline_hub_cache() {
     let local = home.path().join("my-model");
     write_model(&local, true);
     assert_eq!(resolve_model_dir(local.to_str().unwrap()).unwrap(), local);
-    let err = resolve_model_dir("./definitely/not/here").unwrap_err().to_string();
+    let err = resolve_model_dir("./definitely/not/here")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not exist"), "{err}");
 
     // Offline with an empty cache: a clear error naming the id and the cache, and no network use
     // (with HF_HUB_OFFLINE nothing that could reach the network is even constructed).
-    let err = resolve_model_dir("Qwen/Qwen2.5-Math-1.5B").unwrap_err().to_string();
-    assert!(err.contains("Qwen/Qwen2.5-Math-1.5B") && err.contains("HF_HUB_OFFLINE"), "{err}");
+    let err = resolve_model_dir("Qwen/Qwen2.5-Math-1.5B")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Qwen/Qwen2.5-Math-1.5B") && err.contains("HF_HUB_OFFLINE"),
+        "{err}"
+    );
     assert!(err.contains(&cache.display().to_string()), "{err}");
 
     // The standard cache layout: refs/<revision> holds the commit of snapshots/<commit>/.
@@ -43,10 +50,19 @@ fn resolves_local_dirs_and_the_offline_hub_cache() {
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs/main"), "aaa111\n").unwrap();
     std::fs::write(repo.join("refs/v2"), "bbb222").unwrap();
-    assert_eq!(resolve_model_dir("org/tiny").unwrap(), repo.join("snapshots/aaa111"));
-    assert_eq!(resolve_model_dir("org/tiny@v2").unwrap(), repo.join("snapshots/bbb222"));
+    assert_eq!(
+        resolve_model_dir("org/tiny").unwrap(),
+        repo.join("snapshots/aaa111")
+    );
+    assert_eq!(
+        resolve_model_dir("org/tiny@v2").unwrap(),
+        repo.join("snapshots/bbb222")
+    );
     // A commit hash as revision needs no ref file.
-    assert_eq!(resolve_model_dir("org/tiny@bbb222").unwrap(), repo.join("snapshots/bbb222"));
+    assert_eq!(
+        resolve_model_dir("org/tiny@bbb222").unwrap(),
+        repo.join("snapshots/bbb222")
+    );
     let err = resolve_model_dir("org/tiny@v3").unwrap_err().to_string();
     assert!(err.contains("org/tiny") && err.contains("v3"), "{err}");
 
@@ -58,11 +74,18 @@ fn resolves_local_dirs_and_the_offline_hub_cache() {
         r#"{"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}"#,
     )
     .unwrap();
-    std::fs::write(partial.join("snapshots/ccc333/model-00001-of-00002.safetensors"), "x").unwrap();
+    std::fs::write(
+        partial.join("snapshots/ccc333/model-00001-of-00002.safetensors"),
+        "x",
+    )
+    .unwrap();
     std::fs::create_dir_all(partial.join("refs")).unwrap();
     std::fs::write(partial.join("refs/main"), "ccc333").unwrap();
     let err = resolve_model_dir("org/partial").unwrap_err().to_string();
-    assert!(err.contains("model-00002-of-00002.safetensors") && !err.contains("model-00001"), "{err}");
+    assert!(
+        err.contains("model-00002-of-00002.safetensors") && !err.contains("model-00001"),
+        "{err}"
+    );
 
     // HF_HUB_CACHE takes precedence over HF_HOME.
     let other = tempfile::tempdir().unwrap();

@@ -42,7 +42,10 @@ impl Calc {
     }
 
     pub fn with_slip(slip: Slip) -> Self {
-        Self { slip: Some(slip), ..Self::default() }
+        Self {
+            slip: Some(slip),
+            ..Self::default()
+        }
     }
 
     /// Slip-able operations performed so far.

@@ -134,7 +134,11 @@ pub struct Corpus {
 impl Corpus {
     pub fn new(config: CorpusConfig, seed: u64, exclude: HashSet<String>) -> Result<Self> {
         config.validate()?;
-        Ok(Self { config, seed, exclude })
+        Ok(Self {
+            config,
+            seed,
+            exclude,
+        })
     }
 
     pub fn document(&self, index: u64) -> Document {
@@ -169,6 +173,11 @@ impl Corpus {
             sample_task(family, difficulty, &mut rng)
         };
         let solution = render_solution(&task, form);
-        Document { user: training_question(&task.question), solution, task, form }
+        Document {
+            user: training_question(&task.question),
+            solution,
+            task,
+            form,
+        }
     }
 }

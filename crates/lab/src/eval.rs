@@ -20,7 +20,10 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 200, batch_size: 64 }
+        Self {
+            max_new_tokens: 200,
+            batch_size: 64,
+        }
     }
 }
 
@@ -43,13 +46,18 @@ pub struct LabModel {
 
 impl LabModel {
     pub fn load(dir: &Path) -> Result<Self> {
-        let model = Model::from_dir(dir, DType::F32, &Device::Cpu).with_context(|| format!("loading the model in {}", dir.display()))?;
+        let model = Model::from_dir(dir, DType::F32, &Device::Cpu)
+            .with_context(|| format!("loading the model in {}", dir.display()))?;
         let tokenizer = Tokenizer::from_dir(dir)?;
         let template = match ChatTemplate::from_dir(dir)? {
             Some(t) => t,
             None => tokenizer::chat_template()?,
         };
-        Ok(Self { model, tokenizer, template })
+        Ok(Self {
+            model,
+            tokenizer,
+            template,
+        })
     }
 
     /// The tokens of the training prompt of `question`.
@@ -60,10 +68,17 @@ impl LabModel {
 }
 
 /// Greedy responses to `problems`, judged.
-pub fn evaluate_greedy(lab: &LabModel, problems: &[LabProblem], opts: &EvalOptions) -> Result<(Vec<Evaluated>, LabScores)> {
+pub fn evaluate_greedy(
+    lab: &LabModel,
+    problems: &[LabProblem],
+    opts: &EvalOptions,
+) -> Result<(Vec<Evaluated>, LabScores)> {
     let judge = LabJudge::default();
     let tok = &lab.tokenizer;
-    let eos: Vec<u32> = [IM_END, ENDOFTEXT].iter().filter_map(|t| tok.token_to_id(t)).collect();
+    let eos: Vec<u32> = [IM_END, ENDOFTEXT]
+        .iter()
+        .filter_map(|t| tok.token_to_id(t))
+        .collect();
     let gen = GenerateOptions {
         sampler: SamplerConfig::greedy(),
         max_new_tokens: opts.max_new_tokens,
@@ -73,14 +88,23 @@ pub fn evaluate_greedy(lab: &LabModel, problems: &[LabProblem], opts: &EvalOptio
     };
     let mut out = Vec::with_capacity(problems.len());
     for chunk in problems.chunks(opts.batch_size.max(1)) {
-        let prompts: Vec<Vec<u32>> = chunk.iter().map(|p| lab.prompt_ids(&p.problem)).collect::<Result<_>>()?;
+        let prompts: Vec<Vec<u32>> = chunk
+            .iter()
+            .map(|p| lab.prompt_ids(&p.problem))
+            .collect::<Result<_>>()?;
         let seeds: Vec<u64> = chunk.iter().map(|p| p.idx as u64).collect();
         let gens = lab.model.generate(&prompts, &seeds, &gen, None)?;
         let ids: Vec<Vec<u32>> = gens.into_iter().map(|g| g.tokens).collect();
         let texts = tok.decode_batch(&ids, true)?;
         for (p, response) in chunk.iter().zip(texts) {
             let judged = judge.judge(&response, &p.answer);
-            out.push(Evaluated { idx: p.idx, family: p.family, answer: p.answer.clone(), response, judged });
+            out.push(Evaluated {
+                idx: p.idx,
+                family: p.family,
+                answer: p.answer.clone(),
+                response,
+                judged,
+            });
         }
     }
     let scores = LabScores::new(&out.iter().map(|e| (e.family, e.judged)).collect::<Vec<_>>());

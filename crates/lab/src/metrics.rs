@@ -23,10 +23,16 @@ pub struct LabJudge {
 impl Default for LabJudge {
     fn default() -> Self {
         Self {
-            strict: Checker::new(CheckerOptions { boxed_only: true, ..CheckerOptions::default() }),
+            strict: Checker::new(CheckerOptions {
+                boxed_only: true,
+                ..CheckerOptions::default()
+            }),
             // The checker's general extraction (boxed, "the answer is", a trailing `= X`), then
             // the last number anywhere.
-            lenient: Checker::new(CheckerOptions { last_number_fallback: true, ..CheckerOptions::default() }),
+            lenient: Checker::new(CheckerOptions {
+                last_number_fallback: true,
+                ..CheckerOptions::default()
+            }),
         }
     }
 }
@@ -34,7 +40,11 @@ impl Default for LabJudge {
 impl LabJudge {
     pub fn judge(&self, response: &str, gold: &str) -> Judged {
         let strict = self.strict.check(response, gold).correct;
-        Judged { strict, lenient: strict || self.lenient.check(response, gold).correct, boxed: response.contains("\\boxed{") }
+        Judged {
+            strict,
+            lenient: strict || self.lenient.check(response, gold).correct,
+            boxed: response.contains("\\boxed{"),
+        }
     }
 }
 
@@ -57,7 +67,12 @@ impl Rates {
             b += j.boxed as usize;
         }
         let r = |c: usize| if n == 0 { 0.0 } else { c as f64 / n as f64 };
-        Self { n, strict: r(s), lenient: r(l), boxed: r(b) }
+        Self {
+            n,
+            strict: r(s),
+            lenient: r(l),
+            boxed: r(b),
+        }
     }
 }
 
@@ -72,19 +87,34 @@ impl LabScores {
     pub fn new(items: &[(Family, Judged)]) -> Self {
         let mut by_family = BTreeMap::new();
         for f in Family::ALL {
-            let js: Vec<&Judged> = items.iter().filter(|(g, _)| *g == f).map(|(_, j)| j).collect();
+            let js: Vec<&Judged> = items
+                .iter()
+                .filter(|(g, _)| *g == f)
+                .map(|(_, j)| j)
+                .collect();
             if !js.is_empty() {
                 by_family.insert(f, Rates::of(js));
             }
         }
-        Self { all: Rates::of(items.iter().map(|(_, j)| j)), by_family }
+        Self {
+            all: Rates::of(items.iter().map(|(_, j)| j)),
+            by_family,
+        }
     }
 
     /// A markdown table: one row per family and one for all, in percent.
     pub fn table(&self) -> String {
-        let mut s = String::from("| family | n | strict % | lenient % | boxed % |\n|---|---|---|---|---|\n");
+        let mut s = String::from(
+            "| family | n | strict % | lenient % | boxed % |\n|---|---|---|---|---|\n",
+        );
         let row = |name: &str, r: &Rates| {
-            format!("| {name} | {} | {:.1} | {:.1} | {:.1} |\n", r.n, 100.0 * r.strict, 100.0 * r.lenient, 100.0 * r.boxed)
+            format!(
+                "| {name} | {} | {:.1} | {:.1} | {:.1} |\n",
+                r.n,
+                100.0 * r.strict,
+                100.0 * r.lenient,
+                100.0 * r.boxed
+            )
         };
         for (f, r) in &self.by_family {
             s.push_str(&row(f.name(), r));

@@ -35,12 +35,24 @@ impl ModelShape {
     /// of 32 documents fit in about 30 minutes on 2 (shared) CPU cores. A 2.5M model
     /// (hidden 192, 6 layers) ran at half the tokens/s here, too slow to see enough data.
     pub fn base() -> Self {
-        Self { hidden_size: 160, intermediate_size: 448, num_hidden_layers: 5, num_attention_heads: 5, num_key_value_heads: 1 }
+        Self {
+            hidden_size: 160,
+            intermediate_size: 448,
+            num_hidden_layers: 5,
+            num_attention_heads: 5,
+            num_key_value_heads: 1,
+        }
     }
 
     /// For tests: a few thousand parameters.
     pub fn tiny() -> Self {
-        Self { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 }
+        Self {
+            hidden_size: 32,
+            intermediate_size: 64,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+        }
     }
 }
 
@@ -99,32 +111,56 @@ impl Default for PretrainConfig {
 impl PretrainConfig {
     pub fn validate(&self) -> Result<()> {
         if self.steps == 0 || self.batch_size == 0 {
-            bail!("pretrain: steps ({}) and batch_size ({}) must be > 0", self.steps, self.batch_size);
+            bail!(
+                "pretrain: steps ({}) and batch_size ({}) must be > 0",
+                self.steps,
+                self.batch_size
+            );
         }
         if self.warmup_steps > self.steps {
-            bail!("pretrain: warmup_steps {} must be <= steps {}", self.warmup_steps, self.steps);
+            bail!(
+                "pretrain: warmup_steps {} must be <= steps {}",
+                self.warmup_steps,
+                self.steps
+            );
         }
         if self.tokenizer_docs == 0 {
             bail!("pretrain: tokenizer_docs must be > 0");
         }
         if self.max_seq_len < 16 {
-            bail!("pretrain: max_seq_len {} is too short (>= 16)", self.max_seq_len);
+            bail!(
+                "pretrain: max_seq_len {} is too short (>= 16)",
+                self.max_seq_len
+            );
         }
         let s = &self.shape;
         if s.num_attention_heads == 0 || s.hidden_size % s.num_attention_heads != 0 {
-            bail!("pretrain: hidden_size {} must be a multiple of num_attention_heads {}", s.hidden_size, s.num_attention_heads);
+            bail!(
+                "pretrain: hidden_size {} must be a multiple of num_attention_heads {}",
+                s.hidden_size,
+                s.num_attention_heads
+            );
         }
         self.schedule().validate()?;
         self.corpus.validate()
     }
 
     pub fn schedule(&self) -> LrSchedule {
-        LrSchedule::WarmupCosine { lr: self.lr, warmup_steps: self.warmup_steps, total_steps: self.steps, min_lr_ratio: self.min_lr_ratio }
+        LrSchedule::WarmupCosine {
+            lr: self.lr,
+            warmup_steps: self.warmup_steps,
+            total_steps: self.steps,
+            min_lr_ratio: self.min_lr_ratio,
+        }
     }
 }
 
 /// `config.json` of a Qwen2 model of `shape` over a `vocab_size` tokenizer.
-pub fn qwen2_config(shape: &ModelShape, vocab_size: usize, max_positions: usize) -> serde_json::Value {
+pub fn qwen2_config(
+    shape: &ModelShape,
+    vocab_size: usize,
+    max_positions: usize,
+) -> serde_json::Value {
     json!({
         "architectures": ["Qwen2ForCausalLM"],
         "model_type": "qwen2",
@@ -179,7 +215,10 @@ impl PretrainReport {
         let n = self.curve.len();
         let k = k.clamp(1, n.max(1));
         let mean = |s: &[LossPoint]| s.iter().map(|p| p.loss).sum::<f64>() / s.len().max(1) as f64;
-        (mean(&self.curve[..k.min(n)]), mean(&self.curve[n.saturating_sub(k)..]))
+        (
+            mean(&self.curve[..k.min(n)]),
+            mean(&self.curve[n.saturating_sub(k)..]),
+        )
     }
 }
 
@@ -191,10 +230,22 @@ struct Encoded {
 
 /// The documents of step `step` (corpus indices `step * batch .. (step + 1) * batch`,
 /// offset past the tokenizer's documents), tokenized.
-fn encode_step(corpus: &Corpus, tok: &Tokenizer, template: &oneshot_hf::ChatTemplate, cfg: &PretrainConfig, step: usize, im_end: u32) -> Result<Vec<Encoded>> {
+fn encode_step(
+    corpus: &Corpus,
+    tok: &Tokenizer,
+    template: &oneshot_hf::ChatTemplate,
+    cfg: &PretrainConfig,
+    step: usize,
+    im_end: u32,
+) -> Result<Vec<Encoded>> {
     let base = (cfg.tokenizer_docs + step * cfg.batch_size) as u64;
-    let docs: Vec<_> = (0..cfg.batch_size as u64).map(|k| corpus.document(base + k)).collect();
-    let prompts: Vec<String> = docs.iter().map(|d| tokenizer::render_prompt(template, &d.user)).collect::<Result<_>>()?;
+    let docs: Vec<_> = (0..cfg.batch_size as u64)
+        .map(|k| corpus.document(base + k))
+        .collect();
+    let prompts: Vec<String> = docs
+        .iter()
+        .map(|d| tokenizer::render_prompt(template, &d.user))
+        .collect::<Result<_>>()?;
     let solutions: Vec<String> = docs.iter().map(|d| d.solution.clone()).collect();
     let p_ids = tok.encode_batch(&prompts, false)?;
     let s_ids = tok.encode_batch(&solutions, false)?;
@@ -212,7 +263,10 @@ fn encode_step(corpus: &Corpus, tok: &Tokenizer, template: &oneshot_hf::ChatTemp
 
 /// The side directory the tokenizer files are staged in before a save copies them.
 fn side_dir(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "lab".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "lab".into());
     out.with_file_name(format!(".{name}.tokenizer-files"))
 }
 
@@ -223,7 +277,11 @@ pub struct Progress {
 
 /// Train the tokenizer and the model; with `out`, save the checkpoint there (and every
 /// `save_every` steps). Returns the trained model, its tokenizer and the loss curve.
-pub fn pretrain(cfg: &PretrainConfig, out: Option<&Path>, progress: &Progress) -> Result<(Model, Tokenizer, PretrainReport)> {
+pub fn pretrain(
+    cfg: &PretrainConfig,
+    out: Option<&Path>,
+    progress: &Progress,
+) -> Result<(Model, Tokenizer, PretrainReport)> {
     cfg.validate()?;
     if let Some(out) = out {
         check_output_dir(out)?;
@@ -237,13 +295,21 @@ pub fn pretrain(cfg: &PretrainConfig, out: Option<&Path>, progress: &Progress) -
     let texts: Vec<String> = (0..cfg.tokenizer_docs as u64)
         .map(|i| {
             let d = corpus.document(i);
-            Ok(format!("{}{}{IM_END}", tokenizer::render_prompt(&template, &d.user)?, d.solution))
+            Ok(format!(
+                "{}{}{IM_END}",
+                tokenizer::render_prompt(&template, &d.user)?,
+                d.solution
+            ))
         })
         .collect::<Result<_>>()?;
     let tok = tokenizer::train_tokenizer(texts.iter(), cfg.vocab_size)?;
     let vocab = tok.vocab_size();
-    let im_end = tok.token_to_id(IM_END).context("tokenizer lacks <|im_end|>")?;
-    let pad = tok.token_to_id(ENDOFTEXT).context("tokenizer lacks <|endoftext|>")?;
+    let im_end = tok
+        .token_to_id(IM_END)
+        .context("tokenizer lacks <|im_end|>")?;
+    let pad = tok
+        .token_to_id(ENDOFTEXT)
+        .context("tokenizer lacks <|endoftext|>")?;
 
     let side = out.map(side_dir);
     if let Some(side) = &side {
@@ -256,17 +322,34 @@ pub fn pretrain(cfg: &PretrainConfig, out: Option<&Path>, progress: &Progress) -
     let parameters = model.config.num_parameters();
     let mut opt = AdamW::new(
         model.vars(),
-        AdamWConfig { lr: cfg.lr, betas: (0.9, 0.95), eps: 1e-8, weight_decay: cfg.weight_decay, max_grad_norm: Some(cfg.max_grad_norm) },
+        AdamWConfig {
+            lr: cfg.lr,
+            betas: (0.9, 0.95),
+            eps: 1e-8,
+            weight_decay: cfg.weight_decay,
+            max_grad_norm: Some(cfg.max_grad_norm),
+        },
     )?;
     let schedule = cfg.schedule();
     let opts = LogprobOptions::default();
 
-    let bar = if progress.bar { indicatif::ProgressBar::new(cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
+    let bar = if progress.bar {
+        indicatif::ProgressBar::new(cfg.steps as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut report = PretrainReport { parameters, vocab_size: vocab, curve: Vec::new(), tokens: 0, loss_tokens: 0, seconds: 0.0 };
+    let mut report = PretrainReport {
+        parameters,
+        vocab_size: vocab,
+        curve: Vec::new(),
+        tokens: 0,
+        loss_tokens: 0,
+        seconds: 0.0,
+    };
     let mut window_tokens = 0usize;
     let mut window_start = Instant::now();
     for step in 0..cfg.steps {
@@ -275,7 +358,10 @@ pub fn pretrain(cfg: &PretrainConfig, out: Option<&Path>, progress: &Progress) -
         // and everything after it is scored, with the prompt positions weighted 0. (Left-
         // padding prompts and right-padding solutions separately would pad twice.)
         let heads: Vec<Vec<u32>> = enc.iter().map(|e| e.prompt[..1].to_vec()).collect();
-        let tails: Vec<Vec<u32>> = enc.iter().map(|e| e.prompt[1..].iter().chain(&e.solution).copied().collect()).collect();
+        let tails: Vec<Vec<u32>> = enc
+            .iter()
+            .map(|e| e.prompt[1..].iter().chain(&e.solution).copied().collect())
+            .collect();
         let (batch, start) = Batch::prompt_response(&heads, &tails, pad)?;
         let width = batch.seq_len - start;
         let mut weight = vec![0f32; enc.len() * width];
@@ -286,15 +372,20 @@ pub fn pretrain(cfg: &PretrainConfig, out: Option<&Path>, progress: &Progress) -
         let weight = Tensor::from_vec(weight, (enc.len(), width), model.device())?;
         let n_loss: usize = enc.iter().map(|e| e.solution.len()).sum();
         let n_tok: usize = enc.iter().map(|e| e.prompt.len() + e.solution.len()).sum();
-        let (loss, grads) = model.logprobs_with_grad(&batch, start, 1.0, &opts, |lp, _entropy| {
-            Ok(((lp * &weight)?.sum_all()? * (-1.0 / n_loss as f64))?)
-        })?;
+        let (loss, grads) =
+            model.logprobs_with_grad(&batch, start, 1.0, &opts, |lp, _entropy| {
+                Ok(((lp * &weight)?.sum_all()? * (-1.0 / n_loss as f64))?)
+            })?;
         if !loss.is_finite() {
             bail!("pretrain: the loss became {loss} at step {step}; lower --lr");
         }
         let lr = schedule.lr_at(step);
         opt.step(&grads, lr)?;
-        report.curve.push(LossPoint { step, loss: loss as f64, lr });
+        report.curve.push(LossPoint {
+            step,
+            loss: loss as f64,
+            lr,
+        });
         report.tokens += n_tok;
         report.loss_tokens += n_loss;
         window_tokens += n_tok;
@@ -302,7 +393,11 @@ pub fn pretrain(cfg: &PretrainConfig, out: Option<&Path>, progress: &Progress) -
         bar.inc(1);
         if cfg.log_every > 0 && ((step + 1) % cfg.log_every == 0 || step + 1 == cfg.steps) {
             let k = cfg.log_every.min(report.curve.len());
-            let mean = report.curve[report.curve.len() - k..].iter().map(|p| p.loss).sum::<f64>() / k as f64;
+            let mean = report.curve[report.curve.len() - k..]
+                .iter()
+                .map(|p| p.loss)
+                .sum::<f64>()
+                / k as f64;
             let rate = window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
             bar.suspend(|| {
                 eprintln!(
@@ -338,9 +433,15 @@ fn check_output_dir(out: &Path) -> Result<()> {
     if !out.exists() {
         return Ok(());
     }
-    let empty = std::fs::read_dir(out).with_context(|| format!("listing {}", out.display()))?.next().is_none();
+    let empty = std::fs::read_dir(out)
+        .with_context(|| format!("listing {}", out.display()))?
+        .next()
+        .is_none();
     if !empty && !out.join(oneshot_hf::files::CONFIG).is_file() {
-        bail!("output directory {} is not empty and is not a checkpoint; choose another --out", out.display());
+        bail!(
+            "output directory {} is not empty and is not a checkpoint; choose another --out",
+            out.display()
+        );
     }
     Ok(())
 }
@@ -348,15 +449,31 @@ fn check_output_dir(out: &Path) -> Result<()> {
 /// The file in the checkpoint that records how it was trained.
 pub const REPORT_FILE: &str = "lab_pretrain.json";
 
-fn save(model: &Model, out: &Path, side: &Path, cfg: &PretrainConfig, report: &PretrainReport, steps_done: usize) -> Result<()> {
+fn save(
+    model: &Model,
+    out: &Path,
+    side: &Path,
+    cfg: &PretrainConfig,
+    report: &PretrainReport,
+    steps_done: usize,
+) -> Result<()> {
     model.save(out, Some(DType::F32), Some(side))?;
     write_report(out, cfg, report, steps_done)
 }
 
-fn write_report(out: &Path, cfg: &PretrainConfig, report: &PretrainReport, steps_done: usize) -> Result<()> {
+fn write_report(
+    out: &Path,
+    cfg: &PretrainConfig,
+    report: &PretrainReport,
+    steps_done: usize,
+) -> Result<()> {
     // The curve is thinned to at most ~200 points to keep the committed file small.
     let every = (report.curve.len() / 200).max(1);
-    let curve: Vec<&LossPoint> = report.curve.iter().filter(|p| p.step % every == 0).collect();
+    let curve: Vec<&LossPoint> = report
+        .curve
+        .iter()
+        .filter(|p| p.step % every == 0)
+        .collect();
     let v = json!({
         "steps_done": steps_done,
         "config": cfg,
@@ -368,5 +485,6 @@ fn write_report(out: &Path, cfg: &PretrainConfig, report: &PretrainReport, steps
         "curve": curve,
     });
     let path = out.join(REPORT_FILE);
-    std::fs::write(&path, serde_json::to_string_pretty(&v)?).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(&path, serde_json::to_string_pretty(&v)?)
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -37,25 +37,41 @@ pub struct SplitConfig {
 impl SplitConfig {
     /// ~1,000 problems, every family equally.
     pub fn pool() -> Self {
-        Self { size: 1000, family_weights: [1.0; 6], difficulty_weights: [0.4, 0.35, 0.25] }
+        Self {
+            size: 1000,
+            family_weights: [1.0; 6],
+            difficulty_weights: [0.4, 0.35, 0.25],
+        }
     }
 
     /// ~500 problems in other proportions (linear and fractions heavier, arithmetic lighter)
     /// and harder on average.
     pub fn benchmark() -> Self {
         // arithmetic, linear, fractions, percent, units, modular
-        Self { size: 500, family_weights: [0.10, 0.25, 0.20, 0.15, 0.15, 0.15], difficulty_weights: [0.3, 0.4, 0.3] }
+        Self {
+            size: 500,
+            family_weights: [0.10, 0.25, 0.20, 0.15, 0.15, 0.15],
+            difficulty_weights: [0.3, 0.4, 0.3],
+        }
     }
 }
 
 /// Problems of `config` under `seed`, none of whose questions is in `exclude`.
-fn generate(config: &SplitConfig, seed: u64, purpose: Purpose, exclude: &HashSet<String>) -> Result<Vec<LabProblem>> {
+fn generate(
+    config: &SplitConfig,
+    seed: u64,
+    purpose: Purpose,
+    exclude: &HashSet<String>,
+) -> Result<Vec<LabProblem>> {
     crate::weights::validate("family_weights", &config.family_weights)?;
     crate::weights::validate("difficulty_weights", &config.difficulty_weights)?;
     let mut seen: HashSet<String> = HashSet::new();
     let mut out = Vec::with_capacity(config.size);
     let mut stream = 0u64;
-    for (family, count) in Family::ALL.into_iter().zip(quotas(config.size, &config.family_weights)) {
+    for (family, count) in Family::ALL
+        .into_iter()
+        .zip(quotas(config.size, &config.family_weights))
+    {
         let mut made = 0;
         let mut misses = 0;
         while made < count {
@@ -71,7 +87,13 @@ fn generate(config: &SplitConfig, seed: u64, purpose: Purpose, exclude: &HashSet
                 continue;
             }
             let answer = task.gold_text();
-            out.push(LabProblem { idx: 0, family, difficulty, problem: task.question, answer });
+            out.push(LabProblem {
+                idx: 0,
+                family,
+                difficulty,
+                problem: task.question,
+                answer,
+            });
             made += 1;
         }
     }
@@ -127,21 +149,28 @@ pub fn verl_rows(problems: &[LabProblem]) -> Vec<VerlRow> {
 }
 
 pub fn write_jsonl(path: &Path, problems: &[LabProblem]) -> Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
     for p in problems {
         serde_json::to_writer(&mut f, p)?;
         f.write_all(b"\n")?;
     }
-    f.flush().with_context(|| format!("writing {}", path.display()))
+    f.flush()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Read a jsonl file written by [`write_jsonl`]; errors name the file and line.
 pub fn read_jsonl(path: &Path) -> Result<Vec<LabProblem>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: not a lab problem record", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not a lab problem record", path.display(), i + 1))
+        })
         .collect()
 }
 
@@ -155,12 +184,18 @@ pub mod files {
 
 /// Write pool (verl parquet + jsonl), benchmark (jsonl: `problem`, `answer`, `family`,
 /// `difficulty`, `idx`) and a manifest to `dir`.
-pub fn write_splits(dir: &Path, seed: u64, pool_cfg: &SplitConfig, bench_cfg: &SplitConfig) -> Result<(Vec<LabProblem>, Vec<LabProblem>)> {
+pub fn write_splits(
+    dir: &Path,
+    seed: u64,
+    pool_cfg: &SplitConfig,
+    bench_cfg: &SplitConfig,
+) -> Result<(Vec<LabProblem>, Vec<LabProblem>)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let p = pool(pool_cfg, seed)?;
     let b = benchmark(bench_cfg, seed, &p)?;
     let parquet = dir.join(files::POOL_PARQUET);
-    write_verl_parquet(&parquet, &verl_rows(&p)).with_context(|| format!("writing {}", parquet.display()))?;
+    write_verl_parquet(&parquet, &verl_rows(&p))
+        .with_context(|| format!("writing {}", parquet.display()))?;
     write_jsonl(&dir.join(files::POOL_JSONL), &p)?;
     write_jsonl(&dir.join(files::BENCHMARK_JSONL), &b)?;
     let count = |v: &[LabProblem], f: Family| v.iter().filter(|x| x.family == f).count();
@@ -169,6 +204,9 @@ pub fn write_splits(dir: &Path, seed: u64, pool_cfg: &SplitConfig, bench_cfg: &S
         "pool": {"config": pool_cfg, "families": Family::ALL.iter().map(|&f| (f.name().to_string(), serde_json::Value::from(count(&p, f)))).collect::<serde_json::Map<_, _>>()},
         "benchmark": {"config": bench_cfg, "families": Family::ALL.iter().map(|&f| (f.name().to_string(), serde_json::Value::from(count(&b, f)))).collect::<serde_json::Map<_, _>>()},
     });
-    std::fs::write(dir.join(files::MANIFEST), serde_json::to_string_pretty(&manifest)?)?;
+    std::fs::write(
+        dir.join(files::MANIFEST),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
     Ok((p, b))
 }

@@ -24,8 +24,14 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 6] =
-        [Family::Arithmetic, Family::Linear, Family::Fractions, Family::Percent, Family::Units, Family::Modular];
+    pub const ALL: [Family; 6] = [
+        Family::Arithmetic,
+        Family::Linear,
+        Family::Fractions,
+        Family::Percent,
+        Family::Units,
+        Family::Modular,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -126,7 +132,12 @@ pub fn sample_task(family: Family, difficulty: u8, rng: &mut ChaCha8Rng) -> Task
 /// question as [`sample_task`] with the same `rng` state, a wrong answer (when the slip changes
 /// the result; a slip that cancels out would leave a correct solution, so it is retried with
 /// another delta).
-pub fn sample_slipped_task(family: Family, difficulty: u8, rng: &mut ChaCha8Rng, slip_rng: &mut ChaCha8Rng) -> Task {
+pub fn sample_slipped_task(
+    family: Family,
+    difficulty: u8,
+    rng: &mut ChaCha8Rng,
+    slip_rng: &mut ChaCha8Rng,
+) -> Task {
     let difficulty = difficulty.clamp(1, 3);
     let start = rng.clone();
     let mut exact = Calc::exact();

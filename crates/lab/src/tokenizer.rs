@@ -34,9 +34,15 @@ where
     S: AsRef<str> + Send,
 {
     if vocab_size < 256 + SPECIAL_TOKENS.len() {
-        anyhow::bail!("tokenizer vocab_size {vocab_size} must be at least {} (bytes + special tokens)", 256 + SPECIAL_TOKENS.len());
+        anyhow::bail!(
+            "tokenizer vocab_size {vocab_size} must be at least {} (bytes + special tokens)",
+            256 + SPECIAL_TOKENS.len()
+        );
     }
-    let specials: Vec<AddedToken> = SPECIAL_TOKENS.iter().map(|t| AddedToken::from(t.to_string(), true)).collect();
+    let specials: Vec<AddedToken> = SPECIAL_TOKENS
+        .iter()
+        .map(|t| AddedToken::from(t.to_string(), true))
+        .collect();
     let mut trainer = TrainerWrapper::BpeTrainer(
         BpeTrainerBuilder::new()
             .vocab_size(vocab_size)
@@ -50,18 +56,32 @@ where
         PreTokenizerWrapper::Digits(Digits::new(true)),
         PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
     ]));
-    let mut tk = TokenizerBuilder::<ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
-        .with_model(ModelWrapper::BPE(BPE::default()))
-        .with_pre_tokenizer(Some(pre))
-        .with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::default())))
-        .build()
-        .map_err(|e| anyhow!("building the tokenizer pipeline: {e}"))?;
-    tk.train(&mut trainer, texts).map_err(|e| anyhow!("training the BPE tokenizer: {e}"))?;
-    let json = tk.to_string(false).map_err(|e| anyhow!("serialising the tokenizer: {e}"))?;
-    let inner: tokenizers::Tokenizer = json.parse().map_err(|e| anyhow!("reloading the trained tokenizer: {e}"))?;
+    let mut tk = TokenizerBuilder::<
+        ModelWrapper,
+        NormalizerWrapper,
+        PreTokenizerWrapper,
+        PostProcessorWrapper,
+        DecoderWrapper,
+    >::new()
+    .with_model(ModelWrapper::BPE(BPE::default()))
+    .with_pre_tokenizer(Some(pre))
+    .with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::default())))
+    .build()
+    .map_err(|e| anyhow!("building the tokenizer pipeline: {e}"))?;
+    tk.train(&mut trainer, texts)
+        .map_err(|e| anyhow!("training the BPE tokenizer: {e}"))?;
+    let json = tk
+        .to_string(false)
+        .map_err(|e| anyhow!("serialising the tokenizer: {e}"))?;
+    let inner: tokenizers::Tokenizer = json
+        .parse()
+        .map_err(|e| anyhow!("reloading the trained tokenizer: {e}"))?;
     for (i, t) in SPECIAL_TOKENS.iter().enumerate() {
         if inner.token_to_id(t) != Some(i as u32) {
-            anyhow::bail!("special token {t} got id {:?}, expected {i}", inner.token_to_id(t));
+            anyhow::bail!(
+                "special token {t} got id {:?}, expected {i}",
+                inner.token_to_id(t)
+            );
         }
     }
     Ok(Tokenizer::from_inner(inner))
@@ -78,7 +98,11 @@ pub fn render_prompt(template: &ChatTemplate, user: &str) -> Result<String> {
 
 /// Files that make `dir` an HF tokenizer directory: `tokenizer.json`, `tokenizer_config.json`
 /// (with the chat template), `special_tokens_map.json`, `generation_config.json`.
-pub fn write_tokenizer_files(dir: &Path, tokenizer: &Tokenizer, model_max_length: usize) -> Result<()> {
+pub fn write_tokenizer_files(
+    dir: &Path,
+    tokenizer: &Tokenizer,
+    model_max_length: usize,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     tokenizer.save(&dir.join(oneshot_hf::files::TOKENIZER))?;
     let config = json!({
@@ -108,7 +132,8 @@ pub fn write_tokenizer_files(dir: &Path, tokenizer: &Tokenizer, model_max_length
         (oneshot_hf::files::GENERATION_CONFIG, gen),
     ] {
         let path = dir.join(name);
-        std::fs::write(&path, serde_json::to_string_pretty(&value)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&value)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

@@ -30,7 +30,9 @@ pub fn quotas(n: usize, w: &[f64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..w.len()).collect();
     order.sort_by(|&a, &b| {
         let (ra, rb) = (exact[a] - exact[a].floor(), exact[b] - exact[b].floor());
-        rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b))
+        rb.partial_cmp(&ra)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(&b))
     });
     let mut left = n - counts.iter().sum::<usize>();
     for i in order {
@@ -56,7 +58,9 @@ mod tests {
 
     #[test]
     fn bad_weights_are_named() {
-        let e = validate("family_weights", &[0.0, -1.0]).unwrap_err().to_string();
+        let e = validate("family_weights", &[0.0, -1.0])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("family_weights"), "{e}");
     }
 }

@@ -13,15 +13,23 @@ fn same_seed_same_tasks_other_seed_other_tasks() {
             let a = sample_task(family, d, &mut item_rng(1, Purpose::Pool, 5));
             let b = sample_task(family, d, &mut item_rng(1, Purpose::Pool, 5));
             assert_eq!(a, b, "{family} level {d} is not deterministic");
-            let differs = (0..20).any(|i| sample_task(family, d, &mut item_rng(2, Purpose::Pool, i)).question != a.question);
-            assert!(differs, "{family} level {d}: other seeds give the same question");
+            let differs = (0..20).any(|i| {
+                sample_task(family, d, &mut item_rng(2, Purpose::Pool, i)).question != a.question
+            });
+            assert!(
+                differs,
+                "{family} level {d}: other seeds give the same question"
+            );
         }
     }
 }
 
 #[test]
 fn checker_agrees_with_every_computed_answer_in_every_form() {
-    let strict = Checker::new(CheckerOptions { boxed_only: true, ..CheckerOptions::default() });
+    let strict = Checker::new(CheckerOptions {
+        boxed_only: true,
+        ..CheckerOptions::default()
+    });
     let judge = LabJudge::default();
     let mut fractions = 0;
     for family in Family::ALL {
@@ -33,23 +41,42 @@ fn checker_agrees_with_every_computed_answer_in_every_form() {
                 // The gold answer is what the solution computed, and the last step states it.
                 assert_eq!(t.solution_answer, t.gold);
                 let boxed = render_solution(&t, AnswerForm::Boxed);
-                assert!(strict.check(&boxed, &gold).correct, "strict checker rejects {gold:?} in\n{boxed}");
+                assert!(
+                    strict.check(&boxed, &gold).correct,
+                    "strict checker rejects {gold:?} in\n{boxed}"
+                );
                 for form in [AnswerForm::Boxed, AnswerForm::AnswerIs, AnswerForm::Bare] {
                     let text = render_solution(&t, form);
                     let j = judge.judge(&text, &gold);
-                    assert!(j.lenient, "lenient metric rejects a correct {form:?} solution ({gold:?}):\n{text}");
-                    assert_eq!(j.strict, form == AnswerForm::Boxed, "strict must be exactly the boxed form:\n{text}");
+                    assert!(
+                        j.lenient,
+                        "lenient metric rejects a correct {form:?} solution ({gold:?}):\n{text}"
+                    );
+                    assert_eq!(
+                        j.strict,
+                        form == AnswerForm::Boxed,
+                        "strict must be exactly the boxed form:\n{text}"
+                    );
                     assert_eq!(j.boxed, form == AnswerForm::Boxed);
                 }
                 // A different answer is rejected by both metrics.
                 let off = oneshot_lab::calc::fmt_q(t.gold + oneshot_lab::calc::q(1));
-                let text = format!("{}\nThe final answer is \\boxed{{{off}}}.", t.steps.join("\n"));
+                let text = format!(
+                    "{}\nThe final answer is \\boxed{{{off}}}.",
+                    t.steps.join("\n")
+                );
                 let j = judge.judge(&text, &gold);
-                assert!(!j.strict && !j.lenient, "wrong answer {off} accepted for gold {gold}:\n{text}");
+                assert!(
+                    !j.strict && !j.lenient,
+                    "wrong answer {off} accepted for gold {gold}:\n{text}"
+                );
             }
         }
     }
-    assert!(fractions > 50, "linear/fraction families should produce fraction answers, got {fractions}");
+    assert!(
+        fractions > 50,
+        "linear/fraction families should produce fraction answers, got {fractions}"
+    );
 }
 
 #[test]
@@ -59,7 +86,12 @@ fn slipped_solutions_keep_the_question_and_end_wrong() {
     for family in Family::ALL {
         for i in 0..40 {
             let clean = sample_task(family, 2, &mut item_rng(4, Purpose::Corpus, i));
-            let t = sample_slipped_task(family, 2, &mut item_rng(4, Purpose::Corpus, i), &mut item_rng(4, Purpose::Slip, i));
+            let t = sample_slipped_task(
+                family,
+                2,
+                &mut item_rng(4, Purpose::Corpus, i),
+                &mut item_rng(4, Purpose::Slip, i),
+            );
             assert_eq!(t.question, clean.question);
             assert_eq!(t.gold, clean.gold);
             if t.slipped {
@@ -67,7 +99,10 @@ fn slipped_solutions_keep_the_question_and_end_wrong() {
                 assert_ne!(t.solution_answer, t.gold);
                 let text = render_solution(&t, AnswerForm::Boxed);
                 let j = judge.judge(&text, &t.gold_text());
-                assert!(!j.strict && !j.lenient, "a slipped solution scored as correct:\n{text}");
+                assert!(
+                    !j.strict && !j.lenient,
+                    "a slipped solution scored as correct:\n{text}"
+                );
             }
         }
     }

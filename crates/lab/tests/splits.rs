@@ -15,10 +15,18 @@ fn splits_are_deterministic_disjoint_and_follow_quotas() {
     assert_eq!(b1.len(), 500);
     let pool_q: HashSet<_> = p1.iter().map(|p| p.problem.as_str()).collect();
     assert_eq!(pool_q.len(), 1000, "pool questions must be unique");
-    assert!(b1.iter().all(|b| !pool_q.contains(b.problem.as_str())), "benchmark overlaps the pool");
-    let count = |v: &[oneshot_lab::LabProblem], f: Family| v.iter().filter(|x| x.family == f).count();
+    assert!(
+        b1.iter().all(|b| !pool_q.contains(b.problem.as_str())),
+        "benchmark overlaps the pool"
+    );
+    let count =
+        |v: &[oneshot_lab::LabProblem], f: Family| v.iter().filter(|x| x.family == f).count();
     for f in Family::ALL {
-        assert!((166..=167).contains(&count(&p1, f)), "pool {f}: {}", count(&p1, f));
+        assert!(
+            (166..=167).contains(&count(&p1, f)),
+            "pool {f}: {}",
+            count(&p1, f)
+        );
     }
     assert_eq!(count(&b1, Family::Arithmetic), 50);
     assert_eq!(count(&b1, Family::Linear), 125);
@@ -31,17 +39,29 @@ fn splits_are_deterministic_disjoint_and_follow_quotas() {
 #[test]
 fn files_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let pool_cfg = SplitConfig { size: 60, ..SplitConfig::pool() };
-    let bench_cfg = SplitConfig { size: 30, ..SplitConfig::benchmark() };
+    let pool_cfg = SplitConfig {
+        size: 60,
+        ..SplitConfig::pool()
+    };
+    let bench_cfg = SplitConfig {
+        size: 30,
+        ..SplitConfig::benchmark()
+    };
     let (p, b) = splits::write_splits(dir.path(), 3, &pool_cfg, &bench_cfg).unwrap();
     let rows = read_verl_parquet(&dir.path().join(files::POOL_PARQUET)).unwrap();
     assert_eq!(rows.len(), p.len());
     for (row, prob) in rows.iter().zip(&p) {
         assert_eq!(row.ground_truth, prob.answer);
         assert_eq!(row.index, prob.idx as i64);
-        assert_eq!(oneshot_data::prompt::strip_training_suffix(row.user_text().unwrap()), prob.problem);
+        assert_eq!(
+            oneshot_data::prompt::strip_training_suffix(row.user_text().unwrap()),
+            prob.problem
+        );
     }
-    assert_eq!(splits::read_jsonl(&dir.path().join(files::BENCHMARK_JSONL)).unwrap(), b);
+    assert_eq!(
+        splits::read_jsonl(&dir.path().join(files::BENCHMARK_JSONL)).unwrap(),
+        b
+    );
     // The benchmark file is readable as a plain benchmark (question `problem`, label `answer`).
     let probs = oneshot_data::problems::read_jsonl_problems(
         &dir.path().join(files::BENCHMARK_JSONL),
@@ -52,6 +72,9 @@ fn files_round_trip() {
     assert_eq!(probs.len(), b.len());
     // A broken line is reported with file and line.
     std::fs::write(dir.path().join("bad.jsonl"), "{\"idx\": 0}\n").unwrap();
-    let e = format!("{:#}", splits::read_jsonl(&dir.path().join("bad.jsonl")).unwrap_err());
+    let e = format!(
+        "{:#}",
+        splits::read_jsonl(&dir.path().join("bad.jsonl")).unwrap_err()
+    );
     assert!(e.contains("bad.jsonl:1"), "{e}");
 }

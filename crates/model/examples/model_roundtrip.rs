@@ -13,6 +13,10 @@ fn main() -> Result<()> {
         bail!("usage: model_roundtrip <src dir> <dst dir> <f32|bf16|f16>");
     };
     let model = Model::from_dir(Path::new(src), DType::F32, &Device::Cpu)?;
-    model.save(Path::new(dst), Some(parse_dtype(dtype)?), Some(Path::new(src)))?;
+    model.save(
+        Path::new(dst),
+        Some(parse_dtype(dtype)?),
+        Some(Path::new(src)),
+    )?;
     Ok(())
 }

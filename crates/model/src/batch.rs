@@ -14,7 +14,12 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn new(input_ids: Vec<u32>, attention_mask: Vec<u8>, batch: usize, seq_len: usize) -> Result<Self> {
+    pub fn new(
+        input_ids: Vec<u32>,
+        attention_mask: Vec<u8>,
+        batch: usize,
+        seq_len: usize,
+    ) -> Result<Self> {
         if input_ids.len() != batch * seq_len || attention_mask.len() != batch * seq_len {
             bail!(
                 "batch of {batch} x {seq_len} needs {} ids and mask entries, got {} and {}",
@@ -26,7 +31,12 @@ impl Batch {
         if batch == 0 || seq_len == 0 {
             bail!("empty batch ({batch} x {seq_len})");
         }
-        Ok(Self { input_ids, attention_mask, batch, seq_len })
+        Ok(Self {
+            input_ids,
+            attention_mask,
+            batch,
+            seq_len,
+        })
     }
 
     /// Left-pad rows to the longest one (prompts for generation).
@@ -35,17 +45,33 @@ impl Batch {
         let mut ids = Vec::with_capacity(rows.len() * t);
         let mut mask = Vec::with_capacity(rows.len() * t);
         for r in rows {
-            ids.extend(std::iter::repeat(pad_id).take(t - r.len()).chain(r.iter().copied()));
-            mask.extend(std::iter::repeat(0u8).take(t - r.len()).chain(std::iter::repeat(1).take(r.len())));
+            ids.extend(
+                std::iter::repeat(pad_id)
+                    .take(t - r.len())
+                    .chain(r.iter().copied()),
+            );
+            mask.extend(
+                std::iter::repeat(0u8)
+                    .take(t - r.len())
+                    .chain(std::iter::repeat(1).take(r.len())),
+            );
         }
         Self::new(ids, mask, rows.len(), t)
     }
 
     /// The trainer's layout: prompts left-padded to P, responses right-padded to R, one row
     /// per (prompt, response) pair. Returns the batch and P, where response tokens start.
-    pub fn prompt_response(prompts: &[Vec<u32>], responses: &[Vec<u32>], pad_id: u32) -> Result<(Self, usize)> {
+    pub fn prompt_response(
+        prompts: &[Vec<u32>],
+        responses: &[Vec<u32>],
+        pad_id: u32,
+    ) -> Result<(Self, usize)> {
         if prompts.len() != responses.len() {
-            bail!("{} prompts but {} responses", prompts.len(), responses.len());
+            bail!(
+                "{} prompts but {} responses",
+                prompts.len(),
+                responses.len()
+            );
         }
         let p = prompts.iter().map(Vec::len).max().unwrap_or(0);
         let r = responses.iter().map(Vec::len).max().unwrap_or(0);
@@ -58,10 +84,26 @@ impl Batch {
             if pr.is_empty() {
                 bail!("empty prompt in prompt_response batch");
             }
-            ids.extend(std::iter::repeat(pad_id).take(p - pr.len()).chain(pr.iter().copied()));
-            mask.extend(std::iter::repeat(0u8).take(p - pr.len()).chain(std::iter::repeat(1).take(pr.len())));
-            ids.extend(re.iter().copied().chain(std::iter::repeat(pad_id).take(r - re.len())));
-            mask.extend(std::iter::repeat(1u8).take(re.len()).chain(std::iter::repeat(0).take(r - re.len())));
+            ids.extend(
+                std::iter::repeat(pad_id)
+                    .take(p - pr.len())
+                    .chain(pr.iter().copied()),
+            );
+            mask.extend(
+                std::iter::repeat(0u8)
+                    .take(p - pr.len())
+                    .chain(std::iter::repeat(1).take(pr.len())),
+            );
+            ids.extend(
+                re.iter()
+                    .copied()
+                    .chain(std::iter::repeat(pad_id).take(r - re.len())),
+            );
+            mask.extend(
+                std::iter::repeat(1u8)
+                    .take(re.len())
+                    .chain(std::iter::repeat(0).take(r - re.len())),
+            );
         }
         Ok((Self::new(ids, mask, prompts.len(), p + r)?, p))
     }
@@ -88,21 +130,36 @@ impl Batch {
     }
 
     pub fn ids_tensor(&self, device: &Device) -> Result<Tensor> {
-        Ok(Tensor::from_slice(&self.input_ids, (self.batch, self.seq_len), device)?)
+        Ok(Tensor::from_slice(
+            &self.input_ids,
+            (self.batch, self.seq_len),
+            device,
+        )?)
     }
 }
 
 /// Additive attention mask `[b, 1, 1, t_q, t_k]`: 0 where query i (at key index
 /// `t_k - t_q + i`) may attend key j (causal and key not padding), -1e9 elsewhere. A large
 /// finite negative rather than -inf, so that fully padded query rows stay finite.
-pub fn additive_mask(key_mask: &[u8], b: usize, t_q: usize, t_k: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+pub fn additive_mask(
+    key_mask: &[u8],
+    b: usize,
+    t_q: usize,
+    t_k: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
     debug_assert_eq!(key_mask.len(), b * t_k);
     let offset = t_k - t_q;
     let mut m = Vec::with_capacity(b * t_q * t_k);
     for row in key_mask.chunks(t_k) {
         for i in 0..t_q {
             for (j, &k) in row.iter().enumerate() {
-                m.push(if j <= offset + i && k != 0 { 0.0f32 } else { -1e9 });
+                m.push(if j <= offset + i && k != 0 {
+                    0.0f32
+                } else {
+                    -1e9
+                });
             }
         }
     }
@@ -115,7 +172,8 @@ mod tests {
 
     #[test]
     fn prompt_response_layout_and_positions() {
-        let (b, p) = Batch::prompt_response(&[vec![5, 6, 7], vec![8]], &[vec![1], vec![2, 3]], 0).unwrap();
+        let (b, p) =
+            Batch::prompt_response(&[vec![5, 6, 7], vec![8]], &[vec![1], vec![2, 3]], 0).unwrap();
         assert_eq!(p, 3);
         assert_eq!(b.input_ids, vec![5, 6, 7, 1, 0, 0, 0, 8, 2, 3]);
         assert_eq!(b.attention_mask, vec![1, 1, 1, 1, 0, 0, 0, 1, 1, 1]);
@@ -128,9 +186,15 @@ mod tests {
         let m = additive_mask(&[0, 1, 1], 1, 3, 3, DType::F32, &Device::Cpu).unwrap();
         let v: Vec<f32> = m.flatten_all().unwrap().to_vec1().unwrap();
         let allowed: Vec<bool> = v.iter().map(|&x| x == 0.0).collect();
-        assert_eq!(allowed, vec![false, false, false, false, true, false, false, true, true]);
+        assert_eq!(
+            allowed,
+            vec![false, false, false, false, true, false, false, true, true]
+        );
         let m = additive_mask(&[1, 1, 1], 1, 1, 3, DType::F32, &Device::Cpu).unwrap();
-        assert_eq!(m.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0.0; 3]);
+        assert_eq!(
+            m.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![0.0; 3]
+        );
     }
 
     #[test]

@@ -83,8 +83,11 @@ pub(crate) fn logprobs_with_grad(
     let body_leaf = Var::from_tensor(&body_out.detach())?;
 
     // Stage 2 forward: final norm and the response rows.
-    let normed = oneshot_kernels::rms_norm(body_leaf.as_tensor(), &w.norm, model.config.rms_norm_eps)?;
-    let h_rows = normed.reshape((b * t, hid))?.index_select(&rows.hidden_idx, 0)?;
+    let normed =
+        oneshot_kernels::rms_norm(body_leaf.as_tensor(), &w.norm, model.config.rms_norm_eps)?;
+    let h_rows = normed
+        .reshape((b * t, hid))?
+        .index_select(&rows.hidden_idx, 0)?;
 
     // Stage 3 forward (no graph): log-probs, entropies, then the caller's loss on leaves.
     let h_det = h_rows.detach();
@@ -95,7 +98,15 @@ pub(crate) fn logprobs_with_grad(
         let z = Tensor::zeros(0, DType::F32, &device)?;
         (z.clone(), z)
     } else {
-        head_logprobs(&h_det, &w_det.lm_head, &rows.targets, temperature, opts.chunk_rows, matmul, copy.as_ref())?
+        head_logprobs(
+            &h_det,
+            &w_det.lm_head,
+            &rows.targets,
+            temperature,
+            opts.chunk_rows,
+            matmul,
+            copy.as_ref(),
+        )?
     };
     let lp_leaf = Var::from_tensor(&rows.scatter(&lp)?)?;
     let en_leaf = Var::from_tensor(&rows.scatter(&en)?)?;
@@ -117,12 +128,18 @@ pub(crate) fn logprobs_with_grad(
         let len = chunk.min(rows.n - start);
         let h_leaf = Var::from_tensor(&h_det.narrow(0, start, len)?)?;
         let logits = match matmul {
-            MatmulPrecision::Bf16 => oneshot_kernels::linear_bf16(h_leaf.as_tensor(), &w.lm_head, copy.as_ref())?,
+            MatmulPrecision::Bf16 => {
+                oneshot_kernels::linear_bf16(h_leaf.as_tensor(), &w.lm_head, copy.as_ref())?
+            }
             MatmulPrecision::F32 => h_leaf.as_tensor().matmul(&w.lm_head.t()?)?,
         };
-        let (lp_c, en_c) =
-            oneshot_kernels::logprobs_and_entropy(&logits, &rows.targets.narrow(0, start, len)?, temperature)?;
-        let s = (surrogate(&lp_c, &g_lp.narrow(0, start, len)?)? + surrogate(&en_c, &g_en.narrow(0, start, len)?)?)?;
+        let (lp_c, en_c) = oneshot_kernels::logprobs_and_entropy(
+            &logits,
+            &rows.targets.narrow(0, start, len)?,
+            temperature,
+        )?;
+        let s = (surrogate(&lp_c, &g_lp.narrow(0, start, len)?)?
+            + surrogate(&en_c, &g_en.narrow(0, start, len)?)?)?;
         let g = s.backward()?;
         accumulate(&mut grads, &g, &vars)?;
         g_h_chunks.push(grad_or_zeros(&g, &h_leaf)?);

@@ -71,14 +71,18 @@ fn req_usize(v: &Value, name: &str) -> Result<usize> {
 fn opt_f64(v: &Value, name: &str, default: f64) -> Result<f64> {
     match field(v, name) {
         None => Ok(default),
-        Some(x) => x.as_f64().ok_or_else(|| anyhow!("field `{name}` must be a number, got {x}")),
+        Some(x) => x
+            .as_f64()
+            .ok_or_else(|| anyhow!("field `{name}` must be a number, got {x}")),
     }
 }
 
 fn opt_bool(v: &Value, name: &str, default: bool) -> Result<bool> {
     match field(v, name) {
         None => Ok(default),
-        Some(x) => x.as_bool().ok_or_else(|| anyhow!("field `{name}` must be true/false, got {x}")),
+        Some(x) => x
+            .as_bool()
+            .ok_or_else(|| anyhow!("field `{name}` must be true/false, got {x}")),
     }
 }
 
@@ -139,7 +143,10 @@ impl ModelConfig {
         // top-level `rope_theta` + `rope_scaling`; accept both.
         let rope_params = field(&raw, "rope_parameters");
         let rope_scaling = parse_rope_scaling(field(&raw, "rope_scaling").or(rope_params))?;
-        let rope_theta = match (field(&raw, "rope_theta"), rope_params.and_then(|p| field(p, "rope_theta"))) {
+        let rope_theta = match (
+            field(&raw, "rope_theta"),
+            rope_params.and_then(|p| field(p, "rope_theta")),
+        ) {
             (Some(_), _) => opt_f64(&raw, "rope_theta", 10000.0)?,
             (None, Some(_)) => opt_f64(rope_params.unwrap(), "rope_theta", 10000.0)
                 .context("in field `rope_parameters`")?,
@@ -194,7 +201,11 @@ impl ModelConfig {
         if self.mlp_bias {
             layer += 2 * i + h;
         }
-        let head = if self.tie_word_embeddings { 0 } else { self.vocab_size * h };
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            self.vocab_size * h
+        };
         self.vocab_size * h + head + h + self.num_hidden_layers * layer
     }
 }
@@ -204,7 +215,9 @@ fn detect_arch(raw: &Value) -> Result<Arch> {
         .and_then(|a| a.as_array())
         .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
         .unwrap_or_default();
-    let model_type = field(raw, "model_type").and_then(|m| m.as_str()).unwrap_or("");
+    let model_type = field(raw, "model_type")
+        .and_then(|m| m.as_str())
+        .unwrap_or("");
     let by_name = |a: &str| match a {
         "Qwen2ForCausalLM" => Some(Arch::Qwen2),
         "LlamaForCausalLM" => Some(Arch::Llama),
@@ -228,7 +241,9 @@ fn parse_rope_scaling(v: Option<&Value>) -> Result<Option<RopeScaling>> {
     let kind = field(v, "rope_type")
         .or_else(|| field(v, "type"))
         .and_then(|t| t.as_str())
-        .ok_or_else(|| anyhow!("field `rope_scaling`/`rope_parameters` has no `rope_type`/`type`"))?;
+        .ok_or_else(|| {
+            anyhow!("field `rope_scaling`/`rope_parameters` has no `rope_type`/`type`")
+        })?;
     let num = |name: &str| -> Result<f64> {
         field(v, name)
             .and_then(|x| x.as_f64())
@@ -278,7 +293,9 @@ mod tests {
         let c = ModelConfig::from_json(v).unwrap();
         assert_eq!(c.arch, Arch::Llama);
         assert!(c.qkv_bias && c.o_bias && !c.mlp_bias);
-        assert!(matches!(c.rope_scaling, Some(RopeScaling::Llama3 { factor, .. }) if factor == 32.0));
+        assert!(
+            matches!(c.rope_scaling, Some(RopeScaling::Llama3 { factor, .. }) if factor == 32.0)
+        );
     }
 
     #[test]
@@ -297,7 +314,10 @@ mod tests {
         v["architectures"] = json!(["MistralForCausalLM"]);
         v["model_type"] = json!("mistral");
         let e = format!("{:#}", ModelConfig::from_json(v).unwrap_err());
-        assert!(e.contains("MistralForCausalLM") && e.contains("supported"), "{e}");
+        assert!(
+            e.contains("MistralForCausalLM") && e.contains("supported"),
+            "{e}"
+        );
     }
 
     #[test]

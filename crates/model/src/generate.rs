@@ -44,7 +44,13 @@ pub type StopCheck<'a> = &'a mut dyn FnMut(usize, &[u32]) -> bool;
 impl Model {
     /// Generate continuations of `prompts`, one per prompt, sequence i drawing from
     /// `seeds[i]` only: its tokens do not depend on the rest of the batch.
-    pub fn generate(&self, prompts: &[Vec<u32>], seeds: &[u64], opts: &GenerateOptions, stop_check: Option<StopCheck>) -> Result<Vec<Generation>> {
+    pub fn generate(
+        &self,
+        prompts: &[Vec<u32>],
+        seeds: &[u64],
+        opts: &GenerateOptions,
+        stop_check: Option<StopCheck>,
+    ) -> Result<Vec<Generation>> {
         self.generate_continuous(prompts, seeds, opts, prompts.len(), stop_check)
     }
 
@@ -74,14 +80,20 @@ impl Model {
         }
         let mut out: Vec<Generation> = prompts
             .iter()
-            .map(|_| Generation { tokens: Vec::new(), logprobs: Vec::new(), finish: FinishReason::Length })
+            .map(|_| Generation {
+                tokens: Vec::new(),
+                logprobs: Vec::new(),
+                finish: FinishReason::Length,
+            })
             .collect();
         if prompts.is_empty() || opts.max_new_tokens == 0 {
             return Ok(out);
         }
         let w = self.weights(true);
         // bf16 products: round the projections once for the whole generation.
-        let w = if self.matmul_precision() == crate::layers::MatmulPrecision::Bf16 && w.lm_head.dtype() == DType::F32 {
+        let w = if self.matmul_precision() == crate::layers::MatmulPrecision::Bf16
+            && w.lm_head.dtype() == DType::F32
+        {
             w.with_bf16_projections()?
         } else {
             w
@@ -92,7 +104,8 @@ impl Model {
         // Per running sequence: its index in the request, key padding mask, next position.
         let first: Vec<usize> = (0..max_running).collect();
         let mut next_prompt = max_running;
-        let (mut cache, mut key_mask, mut next_pos, mut logits) = self.prefill(&w, prompts, &first, opts)?;
+        let (mut cache, mut key_mask, mut next_pos, mut logits) =
+            self.prefill(&w, prompts, &first, opts)?;
         let mut active = first;
 
         loop {
@@ -105,7 +118,10 @@ impl Model {
                 g.logprobs.push(lp);
                 let finish = if opts.eos_token_ids.contains(&tok) {
                     Some(FinishReason::Eos)
-                } else if opts.stop_sequences.iter().any(|s| !s.is_empty() && g.tokens.ends_with(s))
+                } else if opts
+                    .stop_sequences
+                    .iter()
+                    .any(|s| !s.is_empty() && g.tokens.ends_with(s))
                     || stop_check.as_mut().is_some_and(|f| f(seq, &g.tokens))
                 {
                     Some(FinishReason::Stop)
@@ -123,13 +139,19 @@ impl Model {
                 let idx: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
                 cache.retain_rows(&Tensor::from_vec(idx, keep.len(), self.device())?)?;
                 active = keep.iter().map(|&k| active[k]).collect();
-                key_mask = keep.iter().map(|&k| std::mem::take(&mut key_mask[k])).collect();
+                key_mask = keep
+                    .iter()
+                    .map(|&k| std::mem::take(&mut key_mask[k]))
+                    .collect();
                 next_pos = keep.iter().map(|&k| next_pos[k]).collect();
             }
             logits.clear();
             if !active.is_empty() {
                 let b = active.len();
-                let last: Vec<u32> = active.iter().map(|&s| *out[s].tokens.last().unwrap()).collect();
+                let last: Vec<u32> = active
+                    .iter()
+                    .map(|&s| *out[s].tokens.last().unwrap())
+                    .collect();
                 for m in key_mask.iter_mut() {
                     m.push(1);
                 }
@@ -148,19 +170,25 @@ impl Model {
             // stays ascending.
             let free = max_running - active.len();
             if free > 0 && next_prompt < prompts.len() {
-                let joining: Vec<usize> = (next_prompt..(next_prompt + free).min(prompts.len())).collect();
+                let joining: Vec<usize> =
+                    (next_prompt..(next_prompt + free).min(prompts.len())).collect();
                 next_prompt += joining.len();
-                let (mut new_cache, mut new_mask, new_pos, new_logits) = self.prefill(&w, prompts, &joining, opts)?;
+                let (mut new_cache, mut new_mask, new_pos, new_logits) =
+                    self.prefill(&w, prompts, &joining, opts)?;
                 if active.is_empty() {
                     (cache, key_mask) = (new_cache, new_mask);
                 } else {
                     let (t_run, t_new) = (cache.len(), new_cache.len());
                     if t_new > t_run {
                         cache.pad_front(t_new - t_run)?;
-                        key_mask.iter_mut().for_each(|m| pad_mask_front(m, t_new - t_run));
+                        key_mask
+                            .iter_mut()
+                            .for_each(|m| pad_mask_front(m, t_new - t_run));
                     } else {
                         new_cache.pad_front(t_run - t_new)?;
-                        new_mask.iter_mut().for_each(|m| pad_mask_front(m, t_run - t_new));
+                        new_mask
+                            .iter_mut()
+                            .for_each(|m| pad_mask_front(m, t_run - t_new));
                     }
                     cache.append_rows(&new_cache)?;
                     key_mask.extend(new_mask);
@@ -170,7 +198,11 @@ impl Model {
                 logits.extend(new_logits);
                 // Positions that no running row attends to: drop them once they are a quarter
                 // of the cache, so refills do not grow the time axis without bound.
-                let unseen = key_mask.iter().map(|m| m.iter().position(|&v| v == 1).unwrap_or(m.len())).min().unwrap_or(0);
+                let unseen = key_mask
+                    .iter()
+                    .map(|m| m.iter().position(|&v| v == 1).unwrap_or(m.len()))
+                    .min()
+                    .unwrap_or(0);
                 if unseen >= 32 && 4 * unseen >= cache.len() {
                     cache.drop_front(unseen)?;
                     key_mask.iter_mut().for_each(|m| {
@@ -188,11 +220,20 @@ impl Model {
     /// Prefill of `prompts[idx]` as one left-padded batch: its cache, per-row key masks, next
     /// positions and first-token logits.
     #[allow(clippy::type_complexity)]
-    fn prefill(&self, w: &Weights, prompts: &[Vec<u32>], idx: &[usize], opts: &GenerateOptions) -> Result<(KvCache, Vec<Vec<u8>>, Vec<u32>, Vec<Vec<f32>>)> {
+    fn prefill(
+        &self,
+        w: &Weights,
+        prompts: &[Vec<u32>],
+        idx: &[usize],
+        opts: &GenerateOptions,
+    ) -> Result<(KvCache, Vec<Vec<u8>>, Vec<u32>, Vec<Vec<f32>>)> {
         let rows: Vec<Vec<u32>> = idx.iter().map(|&i| prompts[i].clone()).collect();
         let batch = Batch::left_padded(&rows, opts.pad_token_id)?;
         let p = batch.seq_len;
-        let mut cache = KvCache::new(self.config.num_hidden_layers, p + opts.max_new_tokens.min(256));
+        let mut cache = KvCache::new(
+            self.config.num_hidden_layers,
+            p + opts.max_new_tokens.min(256),
+        );
         let key_mask: Vec<Vec<u8>> = batch.attention_mask.chunks(p).map(<[u8]>::to_vec).collect();
         let next_pos: Vec<u32> = rows.iter().map(|r| r.len() as u32).collect();
         let ctx = self.batch_ctx(&batch)?;
@@ -207,7 +248,11 @@ impl Model {
         let last = x.narrow(1, t - 1, 1)?.reshape((b, hid))?;
         let h = oneshot_kernels::rms_norm(&last, &w.norm, self.config.rms_norm_eps)?;
         // Sampling reads one row per sequence: bf16 products pay off from BF16_MIN_ROWS rows.
-        let matmul = if b >= crate::layers::BF16_MIN_ROWS { self.matmul_precision() } else { crate::layers::MatmulPrecision::F32 };
+        let matmul = if b >= crate::layers::BF16_MIN_ROWS {
+            self.matmul_precision()
+        } else {
+            crate::layers::MatmulPrecision::F32
+        };
         let logits = crate::layers::project(&h, &w.lm_head, matmul)?.to_dtype(DType::F32)?;
         Ok(logits.to_vec2::<f32>()?)
     }
@@ -222,7 +267,12 @@ fn pad_mask_front(m: &mut Vec<u8>, n: usize) {
 /// vocabulary costs milliseconds). `active` is ascending (rows only ever leave it), so the
 /// running rows' random streams can be borrowed mutably together; each row draws only from
 /// its own stream, so the result is the same as sampling the rows one after another.
-fn sample_rows(logits: &[Vec<f32>], active: &[usize], rngs: &mut [SeqRng], sampler: &SamplerConfig) -> Vec<(u32, f32)> {
+fn sample_rows(
+    logits: &[Vec<f32>],
+    active: &[usize],
+    rngs: &mut [SeqRng],
+    sampler: &SamplerConfig,
+) -> Vec<(u32, f32)> {
     use rayon::prelude::*;
     debug_assert!(active.windows(2).all(|w| w[0] < w[1]));
     let mut running: Vec<&mut SeqRng> = Vec::with_capacity(active.len());
@@ -233,5 +283,9 @@ fn sample_rows(logits: &[Vec<f32>], active: &[usize], rngs: &mut [SeqRng], sampl
             next.next();
         }
     }
-    logits.par_iter().zip(running.par_iter_mut()).map(|(row, rng)| sample(row, sampler, rng)).collect()
+    logits
+        .par_iter()
+        .zip(running.par_iter_mut())
+        .map(|(row, rng)| sample(row, sampler, rng))
+        .collect()
 }

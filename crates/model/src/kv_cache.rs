@@ -13,7 +13,12 @@ pub struct LayerCache {
 
 impl LayerCache {
     pub fn new(initial_capacity: usize) -> Self {
-        Self { k: None, v: None, len: 0, initial_capacity }
+        Self {
+            k: None,
+            v: None,
+            len: 0,
+            initial_capacity,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -76,10 +81,18 @@ impl LayerCache {
 
     /// Append the rows of `other` (same length) after this cache's rows.
     pub fn append_rows(&mut self, other: &LayerCache) -> Result<()> {
-        anyhow::ensure!(self.len == other.len, "append_rows: cache lengths {} and {} differ", self.len, other.len);
+        anyhow::ensure!(
+            self.len == other.len,
+            "append_rows: cache lengths {} and {} differ",
+            self.len,
+            other.len
+        );
         for (buf, o) in [(&mut self.k, &other.k), (&mut self.v, &other.v)] {
             *buf = match (buf.take(), o) {
-                (Some(a), Some(b)) => Some(Tensor::cat(&[&a.narrow(2, 0, self.len)?, &b.narrow(2, 0, self.len)?], 0)?),
+                (Some(a), Some(b)) => Some(Tensor::cat(
+                    &[&a.narrow(2, 0, self.len)?, &b.narrow(2, 0, self.len)?],
+                    0,
+                )?),
                 (a, None) => a,
                 (None, Some(b)) => Some(b.narrow(2, 0, self.len)?.contiguous()?),
             };
@@ -116,7 +129,11 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(n_layers: usize, initial_capacity: usize) -> Self {
-        Self { layers: (0..n_layers).map(|_| LayerCache::new(initial_capacity)).collect() }
+        Self {
+            layers: (0..n_layers)
+                .map(|_| LayerCache::new(initial_capacity))
+                .collect(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -146,6 +163,9 @@ impl KvCache {
 
     /// See [`LayerCache::append_rows`].
     pub fn append_rows(&mut self, other: &KvCache) -> Result<()> {
-        self.layers.iter_mut().zip(&other.layers).try_for_each(|(a, b)| a.append_rows(b))
+        self.layers
+            .iter_mut()
+            .zip(&other.layers)
+            .try_for_each(|(a, b)| a.append_rows(b))
     }
 }

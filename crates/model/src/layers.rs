@@ -71,9 +71,15 @@ pub fn project(x: &Tensor, weight: &Tensor, matmul: MatmulPrecision) -> Result<T
 
 /// [`project`] with, for bf16 products, a bf16 copy of `weight` made once by the caller
 /// (the output head is applied chunk by chunk).
-pub fn project_with(x: &Tensor, weight: &Tensor, matmul: MatmulPrecision, copy: Option<&k::Bf16Weight>) -> Result<Tensor> {
+pub fn project_with(
+    x: &Tensor,
+    weight: &Tensor,
+    matmul: MatmulPrecision,
+    copy: Option<&k::Bf16Weight>,
+) -> Result<Tensor> {
     static FORCE_CANDLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let force_candle = *FORCE_CANDLE.get_or_init(|| std::env::var("ONESHOT_CANDLE_MATMUL").is_ok_and(|v| v == "1"));
+    let force_candle = *FORCE_CANDLE
+        .get_or_init(|| std::env::var("ONESHOT_CANDLE_MATMUL").is_ok_and(|v| v == "1"));
     // Above ~64 rows candle's packed f32 GEMM is as fast as ours (measured, see
     // docs/BENCHMARKS.md); for bf16 weights ours wins at every size.
     let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);
@@ -121,9 +127,20 @@ fn mlp(w: &LayerWeights, h: &Tensor, matmul: MatmulPrecision) -> Result<Tensor> 
 /// Grouped-query attention. Instead of materialising repeated key/value heads, the `rep`
 /// query heads that share a key/value head are stacked along the query axis, so one batched
 /// matmul per kv head does the work (same result as repeating kv heads, less memory).
-fn attention(w: &LayerWeights, h: &Tensor, inp: &LayerInputs, dims: Dims, cache: Option<&mut LayerCache>) -> Result<Tensor> {
+fn attention(
+    w: &LayerWeights,
+    h: &Tensor,
+    inp: &LayerInputs,
+    dims: Dims,
+    cache: Option<&mut LayerCache>,
+) -> Result<Tensor> {
     let (b, t, hid) = h.dims3()?;
-    let Dims { heads, kv_heads, head_dim: d, .. } = dims;
+    let Dims {
+        heads,
+        kv_heads,
+        head_dim: d,
+        ..
+    } = dims;
     let rep = heads / kv_heads;
     let h2 = h.reshape((b * t, hid))?;
     let split = |y: Tensor, n: usize| -> Result<Tensor> {
@@ -148,10 +165,15 @@ fn attention(w: &LayerWeights, h: &Tensor, inp: &LayerInputs, dims: Dims, cache:
     // [b, heads, t, d] -> [b, kv_heads, rep * t, d]: heads h*rep..(h+1)*rep share kv head h.
     let q = q.reshape((b, kv_heads, rep * t, d))?;
     let scores = (q.matmul(&key.t()?)? * (1.0 / (d as f64).sqrt()))?;
-    let scores = scores.reshape((b, kv_heads, rep, t, t_k))?.broadcast_add(inp.mask)?;
+    let scores = scores
+        .reshape((b, kv_heads, rep, t, t_k))?
+        .broadcast_add(inp.mask)?;
     let probs = k::softmax_last_dim(&scores)?.reshape((b, kv_heads, rep * t, t_k))?;
     let out = probs.matmul(&val)?; // [b, kv_heads, rep * t, d]
-    let out = out.reshape((b, heads, t, d))?.transpose(1, 2)?.reshape((b * t, heads * d))?;
+    let out = out
+        .reshape((b, heads, t, d))?
+        .transpose(1, 2)?
+        .reshape((b * t, heads * d))?;
     Ok(linear(&out, &w.o, dims.matmul)?.reshape((b, t, hid))?)
 }
 
@@ -163,5 +185,7 @@ pub fn select_rows(x: &Tensor, idx: &Tensor) -> Result<Tensor> {
 /// Token embedding lookup: ids `[b, t]` -> `[b, t, hidden]`.
 pub fn embed(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let (b, t) = ids.dims2()?;
-    Ok(table.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, table.dim(D::Minus1)?))?)
+    Ok(table
+        .index_select(&ids.flatten_all()?, 0)?
+        .reshape((b, t, table.dim(D::Minus1)?))?)
 }

@@ -21,9 +21,9 @@ pub mod sampling;
 mod save;
 
 pub use batch::Batch;
-pub use layers::{MatmulPrecision, BF16_MIN_ROWS};
 pub use config::{Arch, ModelConfig, RopeScaling};
 pub use generate::{FinishReason, GenerateOptions, Generation, StopCheck};
+pub use layers::{MatmulPrecision, BF16_MIN_ROWS};
 pub use logprobs::LogprobOptions;
 pub use model::{hf_dtype_name, parse_dtype, Model};
 pub use sampling::SamplerConfig;

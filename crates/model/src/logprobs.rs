@@ -23,7 +23,10 @@ pub struct LogprobOptions {
 
 impl Default for LogprobOptions {
     fn default() -> Self {
-        Self { chunk_rows: 256, checkpoint_layers: false }
+        Self {
+            chunk_rows: 256,
+            checkpoint_layers: false,
+        }
     }
 }
 
@@ -72,7 +75,11 @@ impl ResponseRows {
     /// Place per-row values `[n]` into a zero-filled `[b, resp_len]` (differentiable).
     pub fn scatter(&self, vals: &Tensor) -> Result<Tensor> {
         let zeros = Tensor::zeros(self.b * self.resp_len, DType::F32, vals.device())?;
-        let full = if self.n == 0 { zeros } else { zeros.index_add(&self.out_idx, vals, 0)? };
+        let full = if self.n == 0 {
+            zeros
+        } else {
+            zeros.index_add(&self.out_idx, vals, 0)?
+        };
         Ok(full.reshape((self.b, self.resp_len))?)
     }
 
@@ -99,7 +106,11 @@ pub(crate) fn head_logprobs(
     for start in (0..n).step_by(chunk) {
         let len = chunk.min(n - start);
         let logits = crate::layers::project_with(&h.narrow(0, start, len)?, lm_head, matmul, copy)?;
-        let (lp, en) = oneshot_kernels::logprobs_and_entropy(&logits, &targets.narrow(0, start, len)?, temperature)?;
+        let (lp, en) = oneshot_kernels::logprobs_and_entropy(
+            &logits,
+            &targets.narrow(0, start, len)?,
+            temperature,
+        )?;
         lps.push(lp);
         ents.push(en);
     }
@@ -107,7 +118,11 @@ pub(crate) fn head_logprobs(
 }
 
 /// A bf16 copy of the output head when its chunks multiply in bf16 (made once per pass).
-pub(crate) fn head_copy(lm_head: &Tensor, matmul: MatmulPrecision, rows: usize) -> Result<Option<oneshot_kernels::Bf16Weight>> {
+pub(crate) fn head_copy(
+    lm_head: &Tensor,
+    matmul: MatmulPrecision,
+    rows: usize,
+) -> Result<Option<oneshot_kernels::Bf16Weight>> {
     if matmul == MatmulPrecision::Bf16 && rows > 0 {
         return Ok(Some(oneshot_kernels::Bf16Weight::new(lm_head)?));
     }
@@ -118,18 +133,37 @@ impl Model {
     /// Log-probs and entropies `[b, seq_len - response_start]` (f32) of the response tokens
     /// (positions `response_start..` of each row) under `softmax(logits / temperature)`;
     /// 0 at padding. No autograd graph is built.
-    pub fn token_logprobs(&self, batch: &Batch, response_start: usize, temperature: f64, opts: &LogprobOptions) -> Result<(Tensor, Tensor)> {
+    pub fn token_logprobs(
+        &self,
+        batch: &Batch,
+        response_start: usize,
+        temperature: f64,
+        opts: &LogprobOptions,
+    ) -> Result<(Tensor, Tensor)> {
         self.token_logprobs_impl(batch, response_start, temperature, opts, true)
     }
 
     /// Same as [`Model::token_logprobs`] but attached to the parameters, for a loss on which
     /// the caller calls `.backward()` (keeps all activations; see
     /// [`Model::logprobs_with_grad`] for the memory-bounded driver).
-    pub fn token_logprobs_tracked(&self, batch: &Batch, response_start: usize, temperature: f64, opts: &LogprobOptions) -> Result<(Tensor, Tensor)> {
+    pub fn token_logprobs_tracked(
+        &self,
+        batch: &Batch,
+        response_start: usize,
+        temperature: f64,
+        opts: &LogprobOptions,
+    ) -> Result<(Tensor, Tensor)> {
         self.token_logprobs_impl(batch, response_start, temperature, opts, false)
     }
 
-    fn token_logprobs_impl(&self, batch: &Batch, response_start: usize, temperature: f64, opts: &LogprobOptions, detached: bool) -> Result<(Tensor, Tensor)> {
+    fn token_logprobs_impl(
+        &self,
+        batch: &Batch,
+        response_start: usize,
+        temperature: f64,
+        opts: &LogprobOptions,
+        detached: bool,
+    ) -> Result<(Tensor, Tensor)> {
         check_temperature(temperature)?;
         let rows = ResponseRows::new(batch, response_start, self.device())?;
         if rows.n == 0 {
@@ -142,8 +176,20 @@ impl Model {
         let w = self.weights(detached);
         // Without a graph the chunks' packing rounds the f32 head directly; a bf16 copy pays
         // off only for the backward pass (its transpose).
-        let copy = if detached { None } else { head_copy(&w.lm_head, self.matmul_precision(), rows.n)? };
-        let (lp, en) = head_logprobs(&h, &w.lm_head, &rows.targets, temperature, opts.chunk_rows, self.matmul_precision(), copy.as_ref())?;
+        let copy = if detached {
+            None
+        } else {
+            head_copy(&w.lm_head, self.matmul_precision(), rows.n)?
+        };
+        let (lp, en) = head_logprobs(
+            &h,
+            &w.lm_head,
+            &rows.targets,
+            temperature,
+            opts.chunk_rows,
+            self.matmul_precision(),
+            copy.as_ref(),
+        )?;
         Ok((rows.scatter(&lp)?, rows.scatter(&en)?))
     }
 

@@ -36,7 +36,12 @@ pub(crate) struct ForwardCtx {
 
 impl ForwardCtx {
     pub fn inputs(&self) -> LayerInputs<'_> {
-        LayerInputs { cos: &self.cos, sin: &self.sin, mask: &self.mask, key_start: self.key_start.as_deref() }
+        LayerInputs {
+            cos: &self.cos,
+            sin: &self.sin,
+            mask: &self.mask,
+            key_start: self.key_start.as_deref(),
+        }
     }
 }
 
@@ -86,7 +91,9 @@ impl Model {
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
         let tensors = oneshot_hf::load_safetensors(dir, dtype, device)
             .with_context(|| format!("loading weights of {}", dir.display()))?;
-        Self::from_tensors(config, tensors, dtype, device, &|name| weights_file_for(dir, name))
+        Self::from_tensors(config, tensors, dtype, device, &|name| {
+            weights_file_for(dir, name)
+        })
     }
 
     /// Build from named tensors (HF names). `describe(name)` says where a tensor came from,
@@ -100,7 +107,11 @@ impl Model {
     ) -> Result<Self> {
         for spec in param_specs(&config) {
             let Some(t) = tensors.get(&spec.name) else {
-                bail!("tensor `{}` is missing from {}", spec.name, describe(&spec.name));
+                bail!(
+                    "tensor `{}` is missing from {}",
+                    spec.name,
+                    describe(&spec.name)
+                );
             };
             if t.dims() != spec.shape.as_slice() {
                 bail!(
@@ -126,14 +137,28 @@ impl Model {
         Self::random_with_std(config, dtype, device, seed, 0.02)
     }
 
-    pub fn random_with_std(config: ModelConfig, dtype: DType, device: &Device, seed: u64, std: f64) -> Result<Self> {
+    pub fn random_with_std(
+        config: ModelConfig,
+        dtype: DType,
+        device: &Device,
+        seed: u64,
+        std: f64,
+    ) -> Result<Self> {
         let params = Params::random(&config, std, seed, dtype, device)?;
         Ok(Self::assemble(config, params, dtype, device))
     }
 
     fn assemble(config: ModelConfig, params: Params, dtype: DType, device: &Device) -> Self {
         let inv_freq = rope::inv_freq(&config);
-        Self { config, params, dtype, device: device.clone(), inv_freq, fused_attention: true, matmul: MatmulPrecision::F32 }
+        Self {
+            config,
+            params,
+            dtype,
+            device: device.clone(),
+            inv_freq,
+            fused_attention: true,
+            matmul: MatmulPrecision::F32,
+        }
     }
 
     /// Choose the fused attention kernel (default) or the materialised reference path
@@ -166,9 +191,15 @@ impl Model {
             .into_iter()
             .map(|(n, v)| Ok((n, v.as_tensor().copy()?.detach())))
             .collect::<Result<_>>()?;
-        Ok(Self::from_tensors(self.config.clone(), tensors, self.dtype, &self.device, &|_| "a model copy".into())?
-            .with_fused_attention(self.fused_attention)
-            .with_matmul_precision(self.matmul))
+        Ok(Self::from_tensors(
+            self.config.clone(),
+            tensors,
+            self.dtype,
+            &self.device,
+            &|_| "a model copy".into(),
+        )?
+        .with_fused_attention(self.fused_attention)
+        .with_matmul_precision(self.matmul))
     }
 
     pub fn dtype(&self) -> DType {
@@ -206,19 +237,48 @@ impl Model {
 
     /// Rotary tables and mask for `b` rows of `t_q` new tokens at `positions`, attending over
     /// keys whose padding mask is `key_mask` (`[b, t_k]`).
-    pub(crate) fn ctx(&self, positions: &[u32], key_mask: &[u8], b: usize, t_q: usize, t_k: usize) -> Result<ForwardCtx> {
-        let (cos, sin) = rope::cos_sin(&self.inv_freq, positions, b, t_q, self.dtype, &self.device)?;
+    pub(crate) fn ctx(
+        &self,
+        positions: &[u32],
+        key_mask: &[u8],
+        b: usize,
+        t_q: usize,
+        t_k: usize,
+    ) -> Result<ForwardCtx> {
+        let (cos, sin) =
+            rope::cos_sin(&self.inv_freq, positions, b, t_q, self.dtype, &self.device)?;
         let mask = additive_mask(key_mask, b, t_q, t_k, self.dtype, &self.device)?;
-        let key_start = if self.fused_attention { fused_key_starts(key_mask, b, t_q, t_k) } else { None };
-        Ok(ForwardCtx { cos, sin, mask, key_start })
+        let key_start = if self.fused_attention {
+            fused_key_starts(key_mask, b, t_q, t_k)
+        } else {
+            None
+        };
+        Ok(ForwardCtx {
+            cos,
+            sin,
+            mask,
+            key_start,
+        })
     }
 
     pub(crate) fn batch_ctx(&self, batch: &Batch) -> Result<ForwardCtx> {
-        self.ctx(&batch.positions(), &batch.attention_mask, batch.batch, batch.seq_len, batch.seq_len)
+        self.ctx(
+            &batch.positions(),
+            &batch.attention_mask,
+            batch.batch,
+            batch.seq_len,
+            batch.seq_len,
+        )
     }
 
     /// Embeddings through all layers (no final norm): `[b, t, hidden]`.
-    pub(crate) fn run_layers(&self, w: &Weights, ids: &Tensor, ctx: &ForwardCtx, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+    pub(crate) fn run_layers(
+        &self,
+        w: &Weights,
+        ids: &Tensor,
+        ctx: &ForwardCtx,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
         let mut x = embed(&w.embed, ids)?;
         let mut dims = self.dims();
         if cache.is_some() && ids.elem_count() < crate::layers::BF16_MIN_ROWS {
@@ -237,7 +297,11 @@ impl Model {
         let w = self.weights(detached);
         let ctx = self.batch_ctx(batch)?;
         let x = self.run_layers(&w, &batch.ids_tensor(&self.device)?, &ctx, None)?;
-        Ok(oneshot_kernels::rms_norm(&x, &w.norm, self.config.rms_norm_eps)?)
+        Ok(oneshot_kernels::rms_norm(
+            &x,
+            &w.norm,
+            self.config.rms_norm_eps,
+        )?)
     }
 
     /// Full logits `[b, t, vocab]` (detached; for checks and small inputs — the log-prob
@@ -246,7 +310,11 @@ impl Model {
         let h = self.hidden_states(batch, true)?;
         let w = self.weights(true);
         let (b, t, hid) = h.dims3()?;
-        Ok(h.reshape((b * t, hid))?.matmul(&w.lm_head.t()?)?.reshape((b, t, self.config.vocab_size))?)
+        Ok(h.reshape((b * t, hid))?.matmul(&w.lm_head.t()?)?.reshape((
+            b,
+            t,
+            self.config.vocab_size,
+        ))?)
     }
 }
 
@@ -271,7 +339,10 @@ mod tests {
     #[test]
     fn fused_key_starts_accepts_only_masks_the_kernel_reproduces() {
         // Left padding, then content: start at the first key.
-        assert_eq!(fused_key_starts(&[0, 0, 1, 1, 1, 1, 1, 1], 2, 4, 4), Some(vec![2, 0]));
+        assert_eq!(
+            fused_key_starts(&[0, 0, 1, 1, 1, 1, 1, 1], 2, 4, 4),
+            Some(vec![2, 0])
+        );
         // Trailing padding is fine in a full forward (t_q == t_k) ...
         assert_eq!(fused_key_starts(&[0, 1, 1, 0], 1, 4, 4), Some(vec![1]));
         // ... but not when decoding, where the query would see it.

@@ -28,25 +28,50 @@ pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
     let (h, i, d) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
     let (q, kv) = (cfg.num_attention_heads * d, cfg.num_key_value_heads * d);
     let mut out = Vec::new();
-    let mut push = |name: String, shape: Vec<usize>, kind| out.push(ParamSpec { name, shape, kind });
-    push("model.embed_tokens.weight".into(), vec![cfg.vocab_size, h], ParamKind::Matrix);
+    let mut push =
+        |name: String, shape: Vec<usize>, kind| out.push(ParamSpec { name, shape, kind });
+    push(
+        "model.embed_tokens.weight".into(),
+        vec![cfg.vocab_size, h],
+        ParamKind::Matrix,
+    );
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
-        push(format!("{p}.input_layernorm.weight"), vec![h], ParamKind::Norm);
+        push(
+            format!("{p}.input_layernorm.weight"),
+            vec![h],
+            ParamKind::Norm,
+        );
         for (proj, rows, cols, bias) in [
             ("q_proj", q, h, cfg.qkv_bias),
             ("k_proj", kv, h, cfg.qkv_bias),
             ("v_proj", kv, h, cfg.qkv_bias),
             ("o_proj", h, q, cfg.o_bias),
         ] {
-            push(format!("{p}.self_attn.{proj}.weight"), vec![rows, cols], ParamKind::Matrix);
+            push(
+                format!("{p}.self_attn.{proj}.weight"),
+                vec![rows, cols],
+                ParamKind::Matrix,
+            );
             if bias {
-                push(format!("{p}.self_attn.{proj}.bias"), vec![rows], ParamKind::Bias);
+                push(
+                    format!("{p}.self_attn.{proj}.bias"),
+                    vec![rows],
+                    ParamKind::Bias,
+                );
             }
         }
-        push(format!("{p}.post_attention_layernorm.weight"), vec![h], ParamKind::Norm);
+        push(
+            format!("{p}.post_attention_layernorm.weight"),
+            vec![h],
+            ParamKind::Norm,
+        );
         for (proj, rows, cols) in [("gate_proj", i, h), ("up_proj", i, h), ("down_proj", h, i)] {
-            push(format!("{p}.mlp.{proj}.weight"), vec![rows, cols], ParamKind::Matrix);
+            push(
+                format!("{p}.mlp.{proj}.weight"),
+                vec![rows, cols],
+                ParamKind::Matrix,
+            );
             if cfg.mlp_bias {
                 push(format!("{p}.mlp.{proj}.bias"), vec![rows], ParamKind::Bias);
             }
@@ -54,7 +79,11 @@ pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
     }
     push("model.norm.weight".into(), vec![h], ParamKind::Norm);
     if !cfg.tie_word_embeddings {
-        push("lm_head.weight".into(), vec![cfg.vocab_size, h], ParamKind::Matrix);
+        push(
+            "lm_head.weight".into(),
+            vec![cfg.vocab_size, h],
+            ParamKind::Matrix,
+        );
     }
     out
 }
@@ -90,7 +119,10 @@ pub struct Weights {
 
 impl Linear {
     fn with_bf16_weight(&self) -> Result<Self> {
-        Ok(Self { weight: oneshot_kernels::round_to_bf16(&self.weight)?, bias: self.bias.clone() })
+        Ok(Self {
+            weight: oneshot_kernels::round_to_bf16(&self.weight)?,
+            bias: self.bias.clone(),
+        })
     }
 }
 
@@ -136,13 +168,23 @@ pub struct Params {
 impl Params {
     /// Wrap tensors (already of the right shape and dtype) as variables. `tensors` must hold
     /// every spec'd name; callers check shapes first and give file-specific errors.
-    pub(crate) fn from_tensors(cfg: &ModelConfig, mut tensors: HashMap<String, Tensor>) -> Result<Self> {
+    pub(crate) fn from_tensors(
+        cfg: &ModelConfig,
+        mut tensors: HashMap<String, Tensor>,
+    ) -> Result<Self> {
         let specs = param_specs(cfg);
         let mut vars = Vec::with_capacity(specs.len());
         for s in &specs {
-            let Some(t) = tensors.remove(&s.name) else { bail!("missing tensor `{}`", s.name) };
+            let Some(t) = tensors.remove(&s.name) else {
+                bail!("missing tensor `{}`", s.name)
+            };
             if t.dims() != s.shape.as_slice() {
-                bail!("tensor `{}` has shape {:?}, expected {:?}", s.name, t.dims(), s.shape);
+                bail!(
+                    "tensor `{}` has shape {:?}, expected {:?}",
+                    s.name,
+                    t.dims(),
+                    s.shape
+                );
             }
             vars.push(Var::from_tensor(&t)?);
         }
@@ -150,13 +192,23 @@ impl Params {
     }
 
     fn assemble(specs: Vec<ParamSpec>, vars: Vec<Var>) -> Self {
-        let index = specs.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+        let index = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
         Self { specs, vars, index }
     }
 
     /// Random parameters: matrices and biases ~ N(0, std^2), norm weights 1. Deterministic in
     /// `seed` (each tensor draws from its own stream, so it does not depend on the others).
-    pub(crate) fn random(cfg: &ModelConfig, std: f64, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+    pub(crate) fn random(
+        cfg: &ModelConfig,
+        std: f64,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         use rayon::prelude::*;
         let specs = param_specs(cfg);
         let host: Vec<Vec<f32>> = specs
@@ -166,7 +218,11 @@ impl Params {
                 let n: usize = s.shape.iter().product();
                 match s.kind {
                     ParamKind::Norm => vec![1.0f32; n],
-                    _ => normal_vec(n, std as f32, seed.wrapping_mul(1_000_003).wrapping_add(i as u64)),
+                    _ => normal_vec(
+                        n,
+                        std as f32,
+                        seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
+                    ),
                 }
             })
             .collect();
@@ -184,7 +240,11 @@ impl Params {
 
     /// (HF name, variable) pairs; the variables share storage with the model.
     pub fn vars(&self) -> Vec<(String, Var)> {
-        self.specs.iter().map(|s| s.name.clone()).zip(self.vars.iter().cloned()).collect()
+        self.specs
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(self.vars.iter().cloned())
+            .collect()
     }
 
     pub fn get(&self, name: &str) -> Option<&Var> {
@@ -195,18 +255,26 @@ impl Params {
     /// (sampling, reference log-probs); otherwise gradients flow to the variables.
     pub fn weights(&self, detached: bool) -> Weights {
         let t = |name: &str| -> Tensor {
-            let v = self.get(name).unwrap_or_else(|| panic!("parameter {name} not present"));
+            let v = self
+                .get(name)
+                .unwrap_or_else(|| panic!("parameter {name} not present"));
             if detached {
                 v.as_tensor().detach()
             } else {
                 v.as_tensor().clone()
             }
         };
-        let opt = |name: String| -> Option<Tensor> {
-            self.index.contains_key(&name).then(|| t(&name))
+        let opt =
+            |name: String| -> Option<Tensor> { self.index.contains_key(&name).then(|| t(&name)) };
+        let lin = |name: String| Linear {
+            weight: t(&format!("{name}.weight")),
+            bias: opt(format!("{name}.bias")),
         };
-        let lin = |name: String| Linear { weight: t(&format!("{name}.weight")), bias: opt(format!("{name}.bias")) };
-        let n_layers = self.specs.iter().filter(|s| s.name.ends_with(".input_layernorm.weight")).count();
+        let n_layers = self
+            .specs
+            .iter()
+            .filter(|s| s.name.ends_with(".input_layernorm.weight"))
+            .count();
         let layers = (0..n_layers)
             .map(|l| {
                 let p = format!("model.layers.{l}");
@@ -225,7 +293,12 @@ impl Params {
             .collect();
         let embed = t("model.embed_tokens.weight");
         let lm_head = opt("lm_head.weight".to_string()).unwrap_or_else(|| embed.clone());
-        Weights { embed, layers, norm: t("model.norm.weight"), lm_head }
+        Weights {
+            embed,
+            layers,
+            norm: t("model.norm.weight"),
+            lm_head,
+        }
     }
 }
 

@@ -13,8 +13,12 @@ pub fn inv_freq(cfg: &ModelConfig) -> Vec<f32> {
         .step_by(2)
         .map(|i| 1.0f32 / base.powf(i as f32 / d as f32))
         .collect();
-    if let Some(RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings }) =
-        &cfg.rope_scaling
+    if let Some(RopeScaling::Llama3 {
+        factor,
+        low_freq_factor,
+        high_freq_factor,
+        original_max_position_embeddings,
+    }) = &cfg.rope_scaling
     {
         let (factor, lo, hi, old) = (
             *factor as f32,
@@ -27,7 +31,11 @@ pub fn inv_freq(cfg: &ModelConfig) -> Vec<f32> {
         for f in inv.iter_mut() {
             let wavelen = 2.0 * std::f32::consts::PI / *f;
             // Long wavelengths are stretched by `factor`; short ones stay; in between blend.
-            let scaled = if wavelen > low_freq_wavelen { *f / factor } else { *f };
+            let scaled = if wavelen > low_freq_wavelen {
+                *f / factor
+            } else {
+                *f
+            };
             let is_medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
             *f = if is_medium {
                 let smooth = (old / wavelen - lo) / (hi - lo);

@@ -15,7 +15,11 @@ pub struct SamplerConfig {
 
 impl SamplerConfig {
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, top_p: 1.0, top_k: 0 }
+        Self {
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+        }
     }
 
     pub fn is_greedy(&self) -> bool {
@@ -40,7 +44,11 @@ impl SeqRng {
 /// The chosen token and its log-probability under `softmax(logits / T)` (T = 1 for greedy),
 /// i.e. the same quantity the trainer recomputes; top-k/top-p truncation is not folded in.
 pub fn sample(logits: &[f32], cfg: &SamplerConfig, rng: &mut SeqRng) -> (u32, f32) {
-    let t = if cfg.is_greedy() { 1.0 } else { cfg.temperature };
+    let t = if cfg.is_greedy() {
+        1.0
+    } else {
+        cfg.temperature
+    };
     let z: Vec<f64> = logits.iter().map(|&x| x as f64 / t).collect();
     let max = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let log_norm = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
@@ -53,11 +61,20 @@ pub fn sample(logits: &[f32], cfg: &SamplerConfig, rng: &mut SeqRng) -> (u32, f3
     }
     let u = rng.uniform();
     let tok = if cfg.top_k == 0 && cfg.top_p >= 1.0 {
-        inverse_cdf(z.iter().enumerate().map(|(i, &v)| (i, (v - log_norm).exp())), u)
+        inverse_cdf(
+            z.iter()
+                .enumerate()
+                .map(|(i, &v)| (i, (v - log_norm).exp())),
+            u,
+        )
     } else {
         let mut order: Vec<usize> = (0..z.len()).collect();
         // Descending by logit, ties by index, so the kept set is well defined.
-        order.sort_unstable_by(|&a, &b| z[b].partial_cmp(&z[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+        order.sort_unstable_by(|&a, &b| {
+            z[b].partial_cmp(&z[a])
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.cmp(&b))
+        });
         if cfg.top_k > 0 {
             order.truncate(cfg.top_k);
         }
@@ -75,7 +92,13 @@ pub fn sample(logits: &[f32], cfg: &SamplerConfig, rng: &mut SeqRng) -> (u32, f3
             }
         }
         let total: f64 = probs[..kept].iter().sum();
-        inverse_cdf(order[..kept].iter().zip(&probs[..kept]).map(|(&i, &p)| (i, p / total)), u)
+        inverse_cdf(
+            order[..kept]
+                .iter()
+                .zip(&probs[..kept])
+                .map(|(&i, &p)| (i, p / total)),
+            u,
+        )
     };
     (tok as u32, (z[tok] - log_norm) as f32)
 }
@@ -104,7 +127,11 @@ mod tests {
 
     #[test]
     fn greedy_takes_first_maximum_and_reports_its_logprob() {
-        let (tok, lp) = sample(&[0.0, 2.0, 2.0, 1.0], &SamplerConfig::greedy(), &mut SeqRng::new(0));
+        let (tok, lp) = sample(
+            &[0.0, 2.0, 2.0, 1.0],
+            &SamplerConfig::greedy(),
+            &mut SeqRng::new(0),
+        );
         assert_eq!(tok, 1);
         let norm = (1.0f64 + 2.0 * 2f64.exp() + 1f64.exp()).ln();
         assert!((lp as f64 - (2.0 - norm)).abs() < 1e-6);
@@ -113,8 +140,16 @@ mod tests {
     #[test]
     fn top_k_and_top_p_restrict_the_support() {
         let logits = [3.0, 2.9, 0.0, -1.0, 2.8];
-        let k2 = SamplerConfig { temperature: 1.0, top_p: 1.0, top_k: 2 };
-        let p = SamplerConfig { temperature: 1.0, top_p: 0.5, top_k: 0 };
+        let k2 = SamplerConfig {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 2,
+        };
+        let p = SamplerConfig {
+            temperature: 1.0,
+            top_p: 0.5,
+            top_k: 0,
+        };
         let mut rng = SeqRng::new(7);
         for _ in 0..200 {
             let (t, _) = sample(&logits, &k2, &mut rng);
@@ -128,25 +163,49 @@ mod tests {
     #[test]
     fn sampling_follows_the_tempered_distribution() {
         let logits = [0.0f32, (3.0f32).ln()]; // p = 1/4, 3/4 at T = 1
-        let cfg = SamplerConfig { temperature: 1.0, top_p: 1.0, top_k: 0 };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+        };
         let mut rng = SeqRng::new(1);
         let n = 4000;
-        let ones = (0..n).filter(|_| sample(&logits, &cfg, &mut rng).0 == 1).count();
+        let ones = (0..n)
+            .filter(|_| sample(&logits, &cfg, &mut rng).0 == 1)
+            .count();
         let frac = ones as f64 / n as f64;
         assert!((frac - 0.75).abs() < 0.03, "{frac}");
         // Higher temperature flattens: T = 1e6 makes it ~uniform.
-        let hot = SamplerConfig { temperature: 1e6, ..cfg };
-        let ones = (0..n).filter(|_| sample(&logits, &hot, &mut rng).0 == 1).count();
+        let hot = SamplerConfig {
+            temperature: 1e6,
+            ..cfg
+        };
+        let ones = (0..n)
+            .filter(|_| sample(&logits, &hot, &mut rng).0 == 1)
+            .count();
         assert!((ones as f64 / n as f64 - 0.5).abs() < 0.04);
     }
 
     #[test]
     fn same_seed_same_draws() {
         let logits: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
-        let cfg = SamplerConfig { temperature: 0.8, top_p: 0.9, top_k: 20 };
-        let a: Vec<u32> = { let mut r = SeqRng::new(5); (0..20).map(|_| sample(&logits, &cfg, &mut r).0).collect() };
-        let b: Vec<u32> = { let mut r = SeqRng::new(5); (0..20).map(|_| sample(&logits, &cfg, &mut r).0).collect() };
-        let c: Vec<u32> = { let mut r = SeqRng::new(6); (0..20).map(|_| sample(&logits, &cfg, &mut r).0).collect() };
+        let cfg = SamplerConfig {
+            temperature: 0.8,
+            top_p: 0.9,
+            top_k: 20,
+        };
+        let a: Vec<u32> = {
+            let mut r = SeqRng::new(5);
+            (0..20).map(|_| sample(&logits, &cfg, &mut r).0).collect()
+        };
+        let b: Vec<u32> = {
+            let mut r = SeqRng::new(5);
+            (0..20).map(|_| sample(&logits, &cfg, &mut r).0).collect()
+        };
+        let c: Vec<u32> = {
+            let mut r = SeqRng::new(6);
+            (0..20).map(|_| sample(&logits, &cfg, &mut r).0).collect()
+        };
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

@@ -36,7 +36,10 @@ fn make_params(layers: usize, dtype: DType) -> Vec<(String, Var)> {
     let mut out = Vec::new();
     for l in 0..layers {
         for (name, shape) in layer_shapes() {
-            let t = Tensor::randn(0f32, 0.02, shape.as_slice(), &dev).unwrap().to_dtype(dtype).unwrap();
+            let t = Tensor::randn(0f32, 0.02, shape.as_slice(), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
             out.push((format!("layers.{l}.{name}"), Var::from_tensor(&t).unwrap()));
         }
     }
@@ -46,7 +49,10 @@ fn make_params(layers: usize, dtype: DType) -> Vec<(String, Var)> {
 fn make_grads(params: &[(String, Var)]) -> GradStore {
     let mut store = GradStore::default();
     for (_, v) in params {
-        let g = Tensor::randn(0f32, 1e-3, v.shape(), &Device::Cpu).unwrap().to_dtype(v.dtype()).unwrap();
+        let g = Tensor::randn(0f32, 1e-3, v.shape(), &Device::Cpu)
+            .unwrap()
+            .to_dtype(v.dtype())
+            .unwrap();
         store.insert(v.as_tensor(), g);
     }
     store
@@ -57,7 +63,13 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-fn time_steps(label: &str, n_params: usize, bytes_per_param: f64, runs: usize, mut step: impl FnMut()) -> f64 {
+fn time_steps(
+    label: &str,
+    n_params: usize,
+    bytes_per_param: f64,
+    runs: usize,
+    mut step: impl FnMut(),
+) -> f64 {
     step(); // warm-up: first-touch page faults of the moments
     let times: Vec<f64> = (0..runs)
         .map(|_| {
@@ -71,7 +83,10 @@ fn time_steps(label: &str, n_params: usize, bytes_per_param: f64, runs: usize, m
     println!(
         "{label:<28} median {med:>7.3} s/step  ({:.1} GB/s effective, runs {:?})",
         gbs,
-        times.iter().map(|t| (t * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+        times
+            .iter()
+            .map(|t| (t * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>()
     );
     med
 }
@@ -82,7 +97,10 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(7);
     let threads = rayon::current_num_threads();
-    let cfg = AdamWConfig { lr: 1e-6, ..AdamWConfig::default() };
+    let cfg = AdamWConfig {
+        lr: 1e-6,
+        ..AdamWConfig::default()
+    };
     println!("adamw bench: {layers} Qwen2.5-0.5B-shaped layers, rayon threads {threads}");
 
     let params = make_params(layers, DType::F32);
@@ -96,7 +114,8 @@ fn main() {
     });
     drop(fused);
 
-    let mut naive = CandleOpsAdamW::new(params.iter().map(|(_, v)| v.clone()).collect(), cfg).unwrap();
+    let mut naive =
+        CandleOpsAdamW::new(params.iter().map(|(_, v)| v.clone()).collect(), cfg).unwrap();
     let naive_s = time_steps("candle ops, f32 params", n, 32.0, 3, || {
         naive.step(&grads, 1e-6).unwrap();
     });

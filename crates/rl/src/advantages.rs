@@ -51,7 +51,11 @@ fn members_by_group(group_of: &[usize]) -> BTreeMap<usize, Vec<usize>> {
 
 fn check_lengths(scores: &[f32], group_of: &[usize], who: &str) -> Result<()> {
     if scores.len() != group_of.len() {
-        bail!("{who}: {} scores but {} group labels", scores.len(), group_of.len());
+        bail!(
+            "{who}: {} scores but {} group labels",
+            scores.len(),
+            group_of.len()
+        );
     }
     if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
         bail!("{who}: score of response {i} is not finite ({})", scores[i]);
@@ -88,7 +92,11 @@ fn group_normalised(scores: &[f32], group_of: &[usize], divide_by_std: bool) -> 
         let (mean, std) = group_stats(&vals);
         for (&i, v) in members.iter().zip(&vals) {
             let centred = v - mean;
-            out[i] = if divide_by_std { centred / (std + GRPO_EPS) } else { centred } as f32;
+            out[i] = if divide_by_std {
+                centred / (std + GRPO_EPS)
+            } else {
+                centred
+            } as f32;
         }
     }
     out
@@ -133,7 +141,11 @@ pub fn rloo(scores: &[f32], group_of: &[usize]) -> Result<Vec<f32>> {
 /// Copies one advantage per response onto each of its response tokens (zero on padding).
 pub fn expand_to_tokens(seq_values: &[f32], mask: &TokenGrid) -> Result<TokenGrid> {
     if seq_values.len() != mask.rows {
-        bail!("expand_to_tokens: {} values for {} mask rows", seq_values.len(), mask.rows);
+        bail!(
+            "expand_to_tokens: {} values for {} mask rows",
+            seq_values.len(),
+            mask.rows
+        );
     }
     let mut out = TokenGrid::zeros(mask.rows, mask.cols);
     for (i, &a) in seq_values.iter().enumerate() {
@@ -148,7 +160,11 @@ pub fn expand_to_tokens(seq_values: &[f32], mask: &TokenGrid) -> Result<TokenGri
 /// (as verl's reward manager writes it), zero elsewhere. A row with no response token gets none.
 pub fn outcome_token_rewards(scores: &[f32], mask: &TokenGrid) -> Result<TokenGrid> {
     if scores.len() != mask.rows {
-        bail!("outcome_token_rewards: {} scores for {} mask rows", scores.len(), mask.rows);
+        bail!(
+            "outcome_token_rewards: {} scores for {} mask rows",
+            scores.len(),
+            mask.rows
+        );
     }
     let mut out = TokenGrid::zeros(mask.rows, mask.cols);
     for (i, &s) in scores.iter().enumerate() {
@@ -245,7 +261,11 @@ pub fn gae(
         let (r, v, m) = (token_rewards.row(i), values.row(i), mask.row(i));
         let mut last_gae = 0f32;
         for t in (0..mask.cols).rev() {
-            let next_v = if t + 1 < mask.cols { v[t + 1] * m[t + 1] } else { 0.0 };
+            let next_v = if t + 1 < mask.cols {
+                v[t + 1] * m[t + 1]
+            } else {
+                0.0
+            };
             let delta = r[t] + gamma * next_v - v[t] * m[t];
             last_gae = delta + gamma * lam * last_gae;
             adv.row_mut(i)[t] = last_gae;

@@ -87,7 +87,10 @@ impl AggScope {
 /// the whole) of the scope's mini-batch.
 pub fn agg_weights(mask: &TokenGrid, agg: LossAgg, scope: &AggScope) -> Result<TokenGrid> {
     if agg == LossAgg::SeqMeanTokenSumNorm && scope.token_sum_norm <= 0.0 {
-        bail!("seq-mean-token-sum-norm needs a positive normaliser, got {}", scope.token_sum_norm);
+        bail!(
+            "seq-mean-token-sum-norm needs a positive normaliser, got {}",
+            scope.token_sum_norm
+        );
     }
     if scope.micro_batch_rows == 0 {
         bail!("AggScope: micro_batch_rows must be at least 1");

@@ -13,13 +13,19 @@ use anyhow::{bail, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupFilter {
     /// Train on these rows (indices into the batch, ascending); `dropped_groups` were removed.
-    Keep { rows: Vec<usize>, dropped_groups: usize },
+    Keep {
+        rows: Vec<usize>,
+        dropped_groups: usize,
+    },
     /// No group carries a signal: do not update this step.
     SkipStep { dropped_groups: usize },
 }
 
 /// Keeps the rows of groups with at least one non-zero advantage.
-pub fn drop_zero_advantage_groups(seq_advantages: &[f32], group_of: &[usize]) -> Result<GroupFilter> {
+pub fn drop_zero_advantage_groups(
+    seq_advantages: &[f32],
+    group_of: &[usize],
+) -> Result<GroupFilter> {
     if seq_advantages.len() != group_of.len() {
         bail!(
             "drop_zero_advantage_groups: {} advantages but {} group labels",
@@ -32,11 +38,16 @@ pub fn drop_zero_advantage_groups(seq_advantages: &[f32], group_of: &[usize]) ->
         *informative.entry(g).or_default() |= a != 0.0;
     }
     let dropped_groups = informative.values().filter(|&&keep| !keep).count();
-    let rows: Vec<usize> = (0..group_of.len()).filter(|&i| informative[&group_of[i]]).collect();
+    let rows: Vec<usize> = (0..group_of.len())
+        .filter(|&i| informative[&group_of[i]])
+        .collect();
     Ok(if rows.is_empty() {
         GroupFilter::SkipStep { dropped_groups }
     } else {
-        GroupFilter::Keep { rows, dropped_groups }
+        GroupFilter::Keep {
+            rows,
+            dropped_groups,
+        }
     })
 }
 
@@ -50,7 +61,10 @@ mod tests {
         let groups = [0, 0, 1, 1, 2, 2];
         assert_eq!(
             drop_zero_advantage_groups(&adv, &groups).unwrap(),
-            GroupFilter::Keep { rows: vec![2, 3], dropped_groups: 2 }
+            GroupFilter::Keep {
+                rows: vec![2, 3],
+                dropped_groups: 2
+            }
         );
     }
 

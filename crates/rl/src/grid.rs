@@ -15,13 +15,20 @@ pub struct TokenGrid {
 
 impl TokenGrid {
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Self { rows, cols, data: vec![0.0; rows * cols] }
+        Self {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
     }
 
     /// Builds a grid from row-major data, checking the length.
     pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
         if data.len() != rows * cols {
-            bail!("TokenGrid: {} values given for a {rows}x{cols} grid", data.len());
+            bail!(
+                "TokenGrid: {} values given for a {rows}x{cols} grid",
+                data.len()
+            );
         }
         Ok(Self { rows, cols, data })
     }
@@ -32,11 +39,18 @@ impl TokenGrid {
         let mut data = Vec::with_capacity(rows.len() * cols);
         for (i, r) in rows.iter().enumerate() {
             if r.len() != cols {
-                bail!("TokenGrid: row {i} has {} values, row 0 has {cols}", r.len());
+                bail!(
+                    "TokenGrid: row {i} has {} values, row 0 has {cols}",
+                    r.len()
+                );
             }
             data.extend_from_slice(r);
         }
-        Ok(Self { rows: rows.len(), cols, data })
+        Ok(Self {
+            rows: rows.len(),
+            cols,
+            data,
+        })
     }
 
     pub fn row(&self, i: usize) -> &[f32] {
@@ -78,7 +92,9 @@ impl TokenGrid {
     }
 
     pub fn from_tensor(t: &Tensor) -> Result<Self> {
-        let (rows, cols) = t.dims2().context("TokenGrid::from_tensor needs a 2-D tensor")?;
+        let (rows, cols) = t
+            .dims2()
+            .context("TokenGrid::from_tensor needs a 2-D tensor")?;
         let data = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         Ok(Self { rows, cols, data })
     }

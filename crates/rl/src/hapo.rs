@@ -20,7 +20,11 @@ pub const CORRECT_FLOOR: f64 = -0.7;
 pub fn length_reward(len: usize, h: Option<usize>, correct: bool) -> f64 {
     let Some(h) = h else { return 0.0 };
     let ratio = if h == 0 {
-        if len == 0 { 0.0 } else { 2.0 }
+        if len == 0 {
+            0.0
+        } else {
+            2.0
+        }
     } else {
         (len as f64 / h as f64).min(2.0)
     };
@@ -73,7 +77,10 @@ impl HapoHistory {
             .map(|s| length_reward(s.len, self.get(s.problem), s.correct))
             .collect();
         for s in batch.iter().filter(|s| s.correct) {
-            let h = self.shortest_correct.entry(s.problem.to_string()).or_insert(s.len);
+            let h = self
+                .shortest_correct
+                .entry(s.problem.to_string())
+                .or_insert(s.len);
             *h = (*h).min(s.len);
         }
         rewards

@@ -46,7 +46,10 @@ impl Default for PolicyLossConfig {
             clip_low: 0.2,
             clip_high: 0.2,
             dual_clip: None,
-            kl: Some(KlLossConfig { kind: KlKind::K3, coef: 0.001 }),
+            kl: Some(KlLossConfig {
+                kind: KlKind::K3,
+                coef: 0.001,
+            }),
             entropy_coef: 0.001,
             agg: LossAgg::TokenMean,
         }
@@ -98,7 +101,11 @@ pub struct PolicyLossOutput {
 fn check_shape(t: &Tensor, mask: &TokenGrid, what: &str) -> Result<()> {
     let dims = t.dims();
     if dims != [mask.rows, mask.cols] {
-        bail!("policy loss: {what} has shape {dims:?}, the mask is [{}, {}]", mask.rows, mask.cols);
+        bail!(
+            "policy loss: {what} has shape {dims:?}, the mask is [{}, {}]",
+            mask.rows,
+            mask.cols
+        );
     }
     Ok(())
 }
@@ -128,7 +135,9 @@ pub fn policy_loss(
     let ratio = (&logp - &old)?.exp()?;
     let neg_adv = adv.neg()?;
     let pg_unclipped = neg_adv.mul(&ratio)?;
-    let clipped_ratio = ratio.detach().clamp(1.0 - cfg.clip_low, 1.0 + cfg.clip_high)?;
+    let clipped_ratio = ratio
+        .detach()
+        .clamp(1.0 - cfg.clip_low, 1.0 + cfg.clip_high)?;
     let pg_clipped = neg_adv.mul(&clipped_ratio)?;
     let is_clipped = pg_clipped.gt(&pg_unclipped)?;
     let mut pg = is_clipped.where_cond(&pg_clipped, &pg_unclipped)?;
@@ -145,7 +154,9 @@ pub fn policy_loss(
 
     let mut kl_loss_val = 0.0;
     if let Some(kl_cfg) = cfg.kl {
-        let ref_logp = inp.ref_logp.context("policy loss: KL loss is on but no ref_logp was given")?;
+        let ref_logp = inp
+            .ref_logp
+            .context("policy loss: KL loss is on but no ref_logp was given")?;
         mask.check_same_shape(ref_logp, "policy loss ref_logp")?;
         let kl = kl_tensor(&logp, &ref_logp.to_tensor(dev)?, kl_cfg.kind)?;
         let kl_loss = aggregate(&kl, &weights)?;
@@ -162,7 +173,10 @@ pub fn policy_loss(
             loss = (loss - (ent_agg * cfg.entropy_coef)?)?;
         }
     } else if cfg.entropy_coef != 0.0 {
-        bail!("policy loss: entropy_coef is {} but no entropy was given", cfg.entropy_coef);
+        bail!(
+            "policy loss: entropy_coef is {} but no entropy was given",
+            cfg.entropy_coef
+        );
     }
 
     let metrics = token_metrics(

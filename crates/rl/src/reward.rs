@@ -21,7 +21,11 @@ pub struct RewardConfig {
 
 impl Default for RewardConfig {
     fn default() -> Self {
-        Self { correct_value: 1.0, format_value: None, length_weight: None }
+        Self {
+            correct_value: 1.0,
+            format_value: None,
+            length_weight: None,
+        }
     }
 }
 
@@ -89,7 +93,11 @@ pub fn reward_batch(
         Some(_) => {
             let samples: Vec<LengthSample> = batch
                 .iter()
-                .map(|r| LengthSample { problem: r.problem, len: r.len_tokens, correct: r.correct })
+                .map(|r| LengthSample {
+                    problem: r.problem,
+                    len: r.len_tokens,
+                    correct: r.correct,
+                })
                 .collect();
             history.score_batch(&samples)
         }
@@ -102,7 +110,12 @@ pub fn reward_batch(
             let correctness = if r.correct { cfg.correct_value } else { 0.0 };
             let format = cfg.format_value.map_or(0.0, |v| format_reward(r.text, v));
             let total = correctness + format + cfg.length_weight.unwrap_or(0.0) * length;
-            RewardParts { correctness, format, length, total }
+            RewardParts {
+                correctness,
+                format,
+                length,
+                total,
+            }
         })
         .collect()
 }
@@ -116,7 +129,10 @@ mod tests {
         assert!(has_boxed("so \\boxed{\\frac{1}{2}}."));
         assert!(!has_boxed("so \\boxed{\\frac{1}{2}"));
         assert!(!has_boxed("the answer is 3"));
-        assert!(has_boxed("\\boxed{ \\boxed{4}"), "a later complete box counts");
+        assert!(
+            has_boxed("\\boxed{ \\boxed{4}"),
+            "a later complete box counts"
+        );
         assert_eq!(format_reward("\\boxed{4}", 0.5), 0.5);
         assert_eq!(format_reward("4", 0.5), 0.0);
     }

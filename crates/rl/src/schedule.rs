@@ -12,9 +12,19 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LrSchedule {
     /// The paper's schedule: a fixed lr.
-    Constant { lr: f64 },
-    WarmupConstant { lr: f64, warmup_steps: usize },
-    WarmupCosine { lr: f64, warmup_steps: usize, total_steps: usize, min_lr_ratio: f64 },
+    Constant {
+        lr: f64,
+    },
+    WarmupConstant {
+        lr: f64,
+        warmup_steps: usize,
+    },
+    WarmupCosine {
+        lr: f64,
+        warmup_steps: usize,
+        total_steps: usize,
+        min_lr_ratio: f64,
+    },
 }
 
 impl LrSchedule {
@@ -22,7 +32,12 @@ impl LrSchedule {
     pub fn validate(&self) -> Result<()> {
         let lr = match *self {
             LrSchedule::Constant { lr } | LrSchedule::WarmupConstant { lr, .. } => lr,
-            LrSchedule::WarmupCosine { lr, warmup_steps, total_steps, min_lr_ratio } => {
+            LrSchedule::WarmupCosine {
+                lr,
+                warmup_steps,
+                total_steps,
+                min_lr_ratio,
+            } => {
                 if total_steps == 0 || warmup_steps > total_steps {
                     bail!("lr schedule: warmup_steps {warmup_steps} must be <= total_steps {total_steps} > 0");
                 }
@@ -42,8 +57,15 @@ impl LrSchedule {
     pub fn lr_at(&self, step: usize) -> f64 {
         match *self {
             LrSchedule::Constant { lr } => lr,
-            LrSchedule::WarmupConstant { lr, warmup_steps } => lr * warmup_factor(step, warmup_steps),
-            LrSchedule::WarmupCosine { lr, warmup_steps, total_steps, min_lr_ratio } => {
+            LrSchedule::WarmupConstant { lr, warmup_steps } => {
+                lr * warmup_factor(step, warmup_steps)
+            }
+            LrSchedule::WarmupCosine {
+                lr,
+                warmup_steps,
+                total_steps,
+                min_lr_ratio,
+            } => {
                 if step < warmup_steps {
                     return lr * warmup_factor(step, warmup_steps);
                 }
@@ -77,17 +99,25 @@ mod tests {
 
     #[test]
     fn warmup_constant_ramps_then_holds() {
-        let s = LrSchedule::WarmupConstant { lr: 1.0, warmup_steps: 4 };
+        let s = LrSchedule::WarmupConstant {
+            lr: 1.0,
+            warmup_steps: 4,
+        };
         let got: Vec<f64> = (0..6).map(|t| s.lr_at(t)).collect();
         assert_eq!(got, vec![0.25, 0.5, 0.75, 1.0, 1.0, 1.0]);
     }
 
     #[test]
     fn warmup_cosine_hits_its_landmarks() {
-        let s = LrSchedule::WarmupCosine { lr: 2.0, warmup_steps: 2, total_steps: 12, min_lr_ratio: 0.1 };
+        let s = LrSchedule::WarmupCosine {
+            lr: 2.0,
+            warmup_steps: 2,
+            total_steps: 12,
+            min_lr_ratio: 0.1,
+        };
         assert_eq!(s.lr_at(0), 1.0);
         assert_eq!(s.lr_at(2), 2.0); // start of the decay
-        // halfway through the decay: cosine factor 0.5 -> 2 * (0.1 + 0.9 * 0.5) = 1.1
+                                     // halfway through the decay: cosine factor 0.5 -> 2 * (0.1 + 0.9 * 0.5) = 1.1
         assert!((s.lr_at(7) - 1.1).abs() < 1e-12);
         assert!((s.lr_at(12) - 0.2).abs() < 1e-12); // floor
         assert!((s.lr_at(100) - 0.2).abs() < 1e-12); // stays at the floor
@@ -100,12 +130,20 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
-        let e = LrSchedule::WarmupCosine { lr: 1.0, warmup_steps: 5, total_steps: 3, min_lr_ratio: 0.0 }
+        let e = LrSchedule::WarmupCosine {
+            lr: 1.0,
+            warmup_steps: 5,
+            total_steps: 3,
+            min_lr_ratio: 0.0,
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("warmup_steps 5"), "{e}");
+        let e = LrSchedule::Constant { lr: f64::NAN }
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(e.contains("warmup_steps 5"), "{e}");
-        let e = LrSchedule::Constant { lr: f64::NAN }.validate().unwrap_err().to_string();
         assert!(e.contains("lr NaN"), "{e}");
     }
 }

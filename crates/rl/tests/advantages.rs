@@ -26,7 +26,10 @@ fn grpo_normalises_each_group_by_its_unbiased_std() {
     let v = 0.5 / ((1.0f64 / 3.0).sqrt() + 1e-6);
     let v = v as f32;
     close(&a, &[v, -v, -v, v, 0.0, 0.0, 0.0, 0.0], 1e-6, "grpo");
-    assert!(a[4..].iter().all(|&x| x == 0.0), "all-equal group is exactly zero");
+    assert!(
+        a[4..].iter().all(|&x| x == 0.0),
+        "all-equal group is exactly zero"
+    );
 }
 
 #[test]
@@ -39,7 +42,10 @@ fn all_equal_rewards_give_zero_advantage_without_nan() {
             ("dr_grpo", dr_grpo(&scores, &groups).unwrap()),
             ("rloo", rloo(&scores, &groups).unwrap()),
         ] {
-            assert!(a.iter().all(|&x| x == 0.0), "{name} with all rewards {r}: {a:?}");
+            assert!(
+                a.iter().all(|&x| x == 0.0),
+                "{name} with all rewards {r}: {a:?}"
+            );
         }
     }
 }
@@ -96,7 +102,12 @@ fn reinforce_pp_whitens_discounted_returns_over_the_batch() {
     // Masked returns [1, 1, 1, 0, 0]: mean 0.6, unbiased var 0.3.
     let s = (0.3f64 + 1e-8).sqrt();
     let (p, n) = ((0.4 / s) as f32, (-0.6 / s) as f32);
-    close(&adv.data, &[p, p, p, 0.0, n, n, 0.0, 0.0], 1e-6, "reinforce++");
+    close(
+        &adv.data,
+        &[p, p, p, 0.0, n, n, 0.0, 0.0],
+        1e-6,
+        "reinforce++",
+    );
 }
 
 #[test]
@@ -128,19 +139,36 @@ fn gae_matches_hand_computation() {
     close(&ret.data, &[0.54, 1.0], 1e-6, "gae returns");
     // Whitened [0.04, 0.8]: mean 0.42, unbiased var 2 * 0.38^2.
     let s = (2.0f64 * 0.38 * 0.38 + 1e-8).sqrt();
-    close(&adv.data, &[(-0.38 / s) as f32, (0.38 / s) as f32], 1e-5, "gae advantages");
+    close(
+        &adv.data,
+        &[(-0.38 / s) as f32, (0.38 / s) as f32],
+        1e-5,
+        "gae advantages",
+    );
 }
 
 #[test]
 fn gae_does_not_bootstrap_from_padding_values() {
     let mask = grid(&[&[1.0, 0.0]]);
-    let (_, ret) = gae(&grid(&[&[1.0, 0.0]]), &grid(&[&[0.5, 9.0]]), &mask, 1.0, 1.0).unwrap();
-    assert_eq!(ret.data[0], 1.0, "return = reward, the padded value 9 is ignored");
+    let (_, ret) = gae(
+        &grid(&[&[1.0, 0.0]]),
+        &grid(&[&[0.5, 9.0]]),
+        &mask,
+        1.0,
+        1.0,
+    )
+    .unwrap();
+    assert_eq!(
+        ret.data[0], 1.0,
+        "return = reward, the padded value 9 is ignored"
+    );
 }
 
 #[test]
 fn shape_mismatches_are_reported() {
     let mask = grid(&[&[1.0, 1.0]]);
-    let err = gae(&grid(&[&[1.0]]), &mask, &mask, 1.0, 1.0).unwrap_err().to_string();
+    let err = gae(&grid(&[&[1.0]]), &mask, &mask, 1.0, 1.0)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("gae rewards"), "{err}");
 }

@@ -48,7 +48,12 @@ fn assert_close(got: &[f64], want: &[f64], what: &str) {
 }
 
 fn tensor_vals(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
 }
 
 fn parse_config(c: &Value) -> PolicyLossConfig {
@@ -62,7 +67,10 @@ fn parse_config(c: &Value) -> PolicyLossConfig {
             "k3" => KlKind::K3,
             k => panic!("kl kind {k}"),
         };
-        Some(KlLossConfig { kind, coef: c["kl"]["coef"].as_f64().unwrap() })
+        Some(KlLossConfig {
+            kind,
+            coef: c["kl"]["coef"].as_f64().unwrap(),
+        })
     };
     PolicyLossConfig {
         clip_low: c["clip_low"].as_f64().unwrap(),
@@ -126,7 +134,12 @@ fn loss_inputs<'a>(inp: &'a Inputs, logp: &'a Tensor, ent: &'a Tensor) -> Policy
 
 /// Slices rows `[start, start + len)` of a grid.
 fn rows(g: &TokenGrid, start: usize, len: usize) -> TokenGrid {
-    TokenGrid::new(len, g.cols, g.data[start * g.cols..(start + len) * g.cols].to_vec()).unwrap()
+    TokenGrid::new(
+        len,
+        g.cols,
+        g.data[start * g.cols..(start + len) * g.cols].to_vec(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -157,22 +170,37 @@ fn every_policy_case_matches_values_metrics_and_logp_gradients() {
             ("ratio_min", got.ratio_min),
             ("ratio_max", got.ratio_max),
         ] {
-            assert_close(&[value], &[m[field].as_f64().unwrap()], &format!("{name}.{field}"));
+            assert_close(
+                &[value],
+                &[m[field].as_f64().unwrap()],
+                &format!("{name}.{field}"),
+            );
         }
         assert_close(
             &[got.clipfrac_low + got.clipfrac_high],
             &[m["pg_clipfrac"].as_f64().unwrap()],
             &format!("{name}.pg_clipfrac"),
         );
-        assert_close(&[tensor_vals(&out.loss)[0]], &[m["loss"].as_f64().unwrap()], name);
+        assert_close(
+            &[tensor_vals(&out.loss)[0]],
+            &[m["loss"].as_f64().unwrap()],
+            name,
+        );
         let grads = out.loss.backward().unwrap();
         let g_logp = tensor_vals(grads.get(logp.as_tensor()).expect("logp gradient"));
-        assert_close(&g_logp, &flat(&case["grad_logp"]), &format!("{name}.grad_logp"));
+        assert_close(
+            &g_logp,
+            &flat(&case["grad_logp"]),
+            &format!("{name}.grad_logp"),
+        );
         let g_ent = grads.get(ent.as_tensor()).map(tensor_vals);
         let want_ent = flat(&case["grad_entropy"]);
         match g_ent {
             Some(g) => assert_close(&g, &want_ent, &format!("{name}.grad_entropy")),
-            None => assert!(want_ent.iter().all(|&x| x == 0.0), "{name}: entropy gradient missing"),
+            None => assert!(
+                want_ent.iter().all(|&x| x == 0.0),
+                "{name}: entropy gradient missing"
+            ),
         }
     }
 }
@@ -182,10 +210,25 @@ fn candle_logp_entropy(logits: &Tensor, targets: &Tensor, temperature: f64) -> (
     let z = (logits / temperature).unwrap();
     let max = z.max_keepdim(D::Minus1).unwrap().detach();
     let shifted = z.broadcast_sub(&max).unwrap();
-    let lse = shifted.exp().unwrap().sum_keepdim(D::Minus1).unwrap().log().unwrap();
+    let lse = shifted
+        .exp()
+        .unwrap()
+        .sum_keepdim(D::Minus1)
+        .unwrap()
+        .log()
+        .unwrap();
     let lsm = shifted.broadcast_sub(&lse).unwrap();
-    let logp = lsm.gather(&targets.unsqueeze(D::Minus1).unwrap(), D::Minus1).unwrap().squeeze(D::Minus1).unwrap();
-    let entropy = (lsm.exp().unwrap() * &lsm).unwrap().sum(D::Minus1).unwrap().neg().unwrap();
+    let logp = lsm
+        .gather(&targets.unsqueeze(D::Minus1).unwrap(), D::Minus1)
+        .unwrap()
+        .squeeze(D::Minus1)
+        .unwrap();
+    let entropy = (lsm.exp().unwrap() * &lsm)
+        .unwrap()
+        .sum(D::Minus1)
+        .unwrap()
+        .neg()
+        .unwrap();
     (logp, entropy)
 }
 
@@ -210,12 +253,24 @@ fn check_logit_gradients(use_kernels: bool) {
             (l, out)
         };
         // The log-probs themselves agree with the fixture's before any loss is taken.
-        assert_close(&tensor_vals(&logp), &inp.logp.data.iter().map(|&x| x as f64).collect::<Vec<_>>(), "logp");
+        assert_close(
+            &tensor_vals(&logp),
+            &inp.logp.data.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+            "logp",
+        );
         let out = policy_loss(&loss_inputs(&inp, &logp, &ent), &cfg, &scope_for(&inp)).unwrap();
-        assert_close(&[out.metrics.loss], &[case["metrics"]["loss"].as_f64().unwrap()], name);
+        assert_close(
+            &[out.metrics.loss],
+            &[case["metrics"]["loss"].as_f64().unwrap()],
+            name,
+        );
         let grads = out.loss.backward().unwrap();
         let g = tensor_vals(grads.get(logits.as_tensor()).expect("logits gradient"));
-        assert_close(&g, &flat(&case["grad_logits"]), &format!("{name}.grad_logits (kernels: {use_kernels})"));
+        assert_close(
+            &g,
+            &flat(&case["grad_logits"]),
+            &format!("{name}.grad_logits (kernels: {use_kernels})"),
+        );
     }
 }
 
@@ -245,7 +300,12 @@ fn micro_batch_split_sums_to_the_minibatch_loss_and_gradient() {
         let mut grad_logp = Vec::new();
         for k in 0..inp.micro_batches {
             let part = |g: &TokenGrid| rows(g, k * half, half);
-            let (mask, old, refp, adv) = (part(&inp.mask), part(&inp.old), part(&inp.refp), part(&inp.adv));
+            let (mask, old, refp, adv) = (
+                part(&inp.mask),
+                part(&inp.old),
+                part(&inp.refp),
+                part(&inp.adv),
+            );
             let logp = Var::from_tensor(&part(&inp.logp).to_tensor(&dev).unwrap()).unwrap();
             let ent = part(&inp.entropy).to_tensor(&dev).unwrap();
             let li = PolicyLossInputs {
@@ -261,8 +321,16 @@ fn micro_batch_split_sums_to_the_minibatch_loss_and_gradient() {
             let grads = out.loss.backward().unwrap();
             grad_logp.extend(tensor_vals(grads.get(logp.as_tensor()).unwrap()));
         }
-        assert_close(&[total], &[case["metrics"]["loss"].as_f64().unwrap()], &format!("{name} split loss"));
-        assert_close(&grad_logp, &flat(&case["grad_logp"]), &format!("{name} split grad"));
+        assert_close(
+            &[total],
+            &[case["metrics"]["loss"].as_f64().unwrap()],
+            &format!("{name} split loss"),
+        );
+        assert_close(
+            &grad_logp,
+            &flat(&case["grad_logp"]),
+            &format!("{name} split grad"),
+        );
     }
 }
 
@@ -270,18 +338,36 @@ fn micro_batch_split_sums_to_the_minibatch_loss_and_gradient() {
 fn value_loss_matches_fixture() {
     let fx = fixture();
     let vi = &fx["value_inputs"];
-    let (vpreds, old, ret, mask) = (grid(&vi["vpreds"]), grid(&vi["old_values"]), grid(&vi["returns"]), grid(&vi["mask"]));
+    let (vpreds, old, ret, mask) = (
+        grid(&vi["vpreds"]),
+        grid(&vi["old_values"]),
+        grid(&vi["returns"]),
+        grid(&vi["mask"]),
+    );
     let clip = vi["clip"].as_f64().unwrap();
     for case in fx["value_cases"].as_array().unwrap() {
         let agg: LossAgg = serde_json::from_value(case["agg"].clone()).unwrap();
         let v = Var::from_tensor(&vpreds.to_tensor(&Device::Cpu).unwrap()).unwrap();
-        let inp = ValueLossInputs { vpreds: v.as_tensor(), old_values: &old, returns: &ret, mask: &mask };
+        let inp = ValueLossInputs {
+            vpreds: v.as_tensor(),
+            old_values: &old,
+            returns: &ret,
+            mask: &mask,
+        };
         let (loss, metrics) = value_loss(&inp, clip, agg, &AggScope::whole(&mask)).unwrap();
         let what = format!("value loss {agg:?}");
         assert_close(&[metrics.vf_loss], &[case["loss"].as_f64().unwrap()], &what);
-        assert_close(&[metrics.vf_clipfrac], &[case["clipfrac"].as_f64().unwrap()], &what);
+        assert_close(
+            &[metrics.vf_clipfrac],
+            &[case["clipfrac"].as_f64().unwrap()],
+            &what,
+        );
         let g = loss.backward().unwrap();
-        assert_close(&tensor_vals(g.get(v.as_tensor()).unwrap()), &flat(&case["grad_vpreds"]), &what);
+        assert_close(
+            &tensor_vals(g.get(v.as_tensor()).unwrap()),
+            &flat(&case["grad_vpreds"]),
+            &what,
+        );
     }
 }
 
@@ -289,25 +375,60 @@ fn value_loss_matches_fixture() {
 fn token_advantage_estimators_match_fixture() {
     let fx = fixture();
     let a = &fx["advantages"];
-    let (rewards, values, mask) = (grid(&a["token_rewards"]), grid(&a["values"]), grid(&a["mask"]));
-    let (gamma, lam) = (a["gamma"].as_f64().unwrap() as f32, a["lam"].as_f64().unwrap() as f32);
+    let (rewards, values, mask) = (
+        grid(&a["token_rewards"]),
+        grid(&a["values"]),
+        grid(&a["mask"]),
+    );
+    let (gamma, lam) = (
+        a["gamma"].as_f64().unwrap() as f32,
+        a["lam"].as_f64().unwrap() as f32,
+    );
     let to64 = |g: &TokenGrid| g.data.iter().map(|&x| x as f64).collect::<Vec<_>>();
     let (adv, ret) = oneshot_rl::advantages::reinforce_plus_plus(&rewards, &mask, gamma).unwrap();
-    assert_close(&to64(&adv), &flat(&a["reinforce_pp"]["advantages"]), "reinforce++ advantages");
-    assert_close(&to64(&ret), &flat(&a["reinforce_pp"]["returns"]), "reinforce++ returns");
+    assert_close(
+        &to64(&adv),
+        &flat(&a["reinforce_pp"]["advantages"]),
+        "reinforce++ advantages",
+    );
+    assert_close(
+        &to64(&ret),
+        &flat(&a["reinforce_pp"]["returns"]),
+        "reinforce++ returns",
+    );
     let (adv, ret) = oneshot_rl::advantages::gae(&rewards, &values, &mask, gamma, lam).unwrap();
-    assert_close(&to64(&adv), &flat(&a["gae"]["advantages"]), "gae advantages");
+    assert_close(
+        &to64(&adv),
+        &flat(&a["gae"]["advantages"]),
+        "gae advantages",
+    );
     // Returns on padding are irrelevant (masked in the value loss); compare response tokens.
     let want = flat(&a["gae"]["returns"]);
     for (k, &m) in mask.data.iter().enumerate() {
         if m > 0.0 {
-            assert_close(&[ret.data[k] as f64], &[want[k]], &format!("gae returns[{k}]"));
+            assert_close(
+                &[ret.data[k] as f64],
+                &[want[k]],
+                &format!("gae returns[{k}]"),
+            );
         }
     }
     let scores: Vec<f32> = flat(&a["scores"]).into_iter().map(|x| x as f32).collect();
     let groups: Vec<usize> = flat(&a["groups"]).into_iter().map(|x| x as usize).collect();
     let as64 = |v: Vec<f32>| v.into_iter().map(|x| x as f64).collect::<Vec<_>>();
-    assert_close(&as64(oneshot_rl::advantages::grpo(&scores, &groups).unwrap()), &flat(&a["grpo"]), "grpo");
-    assert_close(&as64(oneshot_rl::advantages::dr_grpo(&scores, &groups).unwrap()), &flat(&a["dr_grpo"]), "dr_grpo");
-    assert_close(&as64(oneshot_rl::advantages::rloo(&scores, &groups).unwrap()), &flat(&a["rloo"]), "rloo");
+    assert_close(
+        &as64(oneshot_rl::advantages::grpo(&scores, &groups).unwrap()),
+        &flat(&a["grpo"]),
+        "grpo",
+    );
+    assert_close(
+        &as64(oneshot_rl::advantages::dr_grpo(&scores, &groups).unwrap()),
+        &flat(&a["dr_grpo"]),
+        "dr_grpo",
+    );
+    assert_close(
+        &as64(oneshot_rl::advantages::rloo(&scores, &groups).unwrap()),
+        &flat(&a["rloo"]),
+        "rloo",
+    );
 }

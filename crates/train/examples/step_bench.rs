@@ -38,13 +38,18 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&model_dir)?;
     let t0 = Instant::now();
     write_model_dir(&model_dir, cfg, &words, 0.02, 0)?;
-    eprintln!("wrote a random {shape} model ({params} parameters) in {:.1}s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "wrote a random {shape} model ({params} parameters) in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     let data = dir.path().join("task.parquet");
     oneshot_data::verl::write_verl_parquet(
         &data,
         &[oneshot_data::verl::VerlRow {
             data_source: "bench".into(),
-            prompt: vec![oneshot_data::verl::ChatTurn::user("w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20")],
+            prompt: vec![oneshot_data::verl::ChatTurn::user(
+                "w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20",
+            )],
             ability: "math".into(),
             ground_truth: "7".into(),
             reward_style: "rule".into(),
@@ -52,12 +57,17 @@ fn main() -> anyhow::Result<()> {
             extra: Vec::new(),
         }],
     )?;
-    let out = std::env::var("BENCH_OUT").map(std::path::PathBuf::from).unwrap_or_else(|_| dir.path().join("run"));
+    let out = std::env::var("BENCH_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.path().join("run"));
     let sets: Vec<String> = vec![
         format!("model.path={:?}", model_dir.display().to_string()),
         "model.dtype=\"f32\"".into(),
         // BENCH_MATMUL=bf16: bf16 products (forward and backward) with f32 weights.
-        format!("model.matmul={:?}", std::env::var("BENCH_MATMUL").unwrap_or_else(|_| "f32".into())),
+        format!(
+            "model.matmul={:?}",
+            std::env::var("BENCH_MATMUL").unwrap_or_else(|_| "f32".into())
+        ),
         format!("data.train_files=[{:?}]", data.display().to_string()),
         format!("data.train_batch_size={rows}"),
         format!("trainer.mini_batch_size={rows}"),
@@ -74,19 +84,44 @@ fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&out);
     train(cfg, &RunOptions::default())?;
     let metrics = read_metrics(&out.join("metrics.jsonl"))?;
-    let keys = ["time/rollout", "time/reward", "time/logprob", "time/update", "time/step"];
+    let keys = [
+        "time/rollout",
+        "time/reward",
+        "time/logprob",
+        "time/update",
+        "time/step",
+    ];
     println!("| step | {} | gen tokens/s |", keys.join(" | "));
     for m in &metrics {
-        let cells: Vec<String> = keys.iter().map(|k| format!("{:.3}", m[*k].as_f64().unwrap())).collect();
-        println!("| {} | {} | {:.1} |", m["step"], cells.join(" | "), m["throughput/gen_tokens_per_s"].as_f64().unwrap());
+        let cells: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{:.3}", m[*k].as_f64().unwrap()))
+            .collect();
+        println!(
+            "| {} | {} | {:.1} |",
+            m["step"],
+            cells.join(" | "),
+            m["throughput/gen_tokens_per_s"].as_f64().unwrap()
+        );
     }
     // Means over the steps after the first (which pays one-time warm-up costs).
-    let tail = if metrics.len() > 1 { &metrics[1..] } else { &metrics[..] };
+    let tail = if metrics.len() > 1 {
+        &metrics[1..]
+    } else {
+        &metrics[..]
+    };
     let means: Vec<String> = keys
         .iter()
-        .map(|k| format!("{:.3}", tail.iter().map(|m| m[*k].as_f64().unwrap()).sum::<f64>() / tail.len() as f64))
+        .map(|k| {
+            format!(
+                "{:.3}",
+                tail.iter().map(|m| m[*k].as_f64().unwrap()).sum::<f64>() / tail.len() as f64
+            )
+        })
         .collect();
     println!("| mean (steps 2..) | {} | |", means.join(" | "));
-    println!("shape {shape}, {params} params, {rows} rows x n {n}, max response {max_resp}, kl {kl}");
+    println!(
+        "shape {shape}, {params} params, {rows} rows x n {n}, max response {max_resp}, kl {kl}"
+    );
     Ok(())
 }

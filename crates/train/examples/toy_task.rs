@@ -3,7 +3,8 @@
 //! `cargo run --release -p oneshot-train --example toy_task -- /tmp/toy`.
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "toy_task".into()));
+    let dir =
+        std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "toy_task".into()));
     std::fs::create_dir_all(&dir)?;
     let cfg = oneshot_train::toy::write_toy_task(&dir, 3)?;
     let path = dir.join("toy.toml");

@@ -41,23 +41,33 @@ pub fn save(t: &Trainer, output_dir: &Path) -> Result<PathBuf> {
     let final_dir = root.join(&name);
     let tmp = root.join(format!("{name}.partial"));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
+        std::fs::remove_dir_all(&tmp)
+            .with_context(|| format!("removing stale {}", tmp.display()))?;
     }
     std::fs::create_dir_all(&tmp)?;
     let model = &t.policy.model;
-    model.save(&tmp.join(ACTOR_DIR), Some(model.dtype()), Some(&t.policy.source_dir))?;
+    model.save(
+        &tmp.join(ACTOR_DIR),
+        Some(model.dtype()),
+        Some(&t.policy.source_dir),
+    )?;
     t.opt.save_state(&tmp.join(ACTOR_OPTIM_DIR))?;
     if let Some(critic) = &t.critic {
         critic.save(&tmp.join(CRITIC_DIR))?;
     }
-    write_file(&tmp.join(STATE_FILE), serde_json::to_string_pretty(&t.state)?.as_bytes())?;
+    write_file(
+        &tmp.join(STATE_FILE),
+        serde_json::to_string_pretty(&t.state)?.as_bytes(),
+    )?;
     write_file(&tmp.join(CONFIG_FILE), t.cfg.to_toml_string()?.as_bytes())?;
     sync_dir(&tmp)?;
     if final_dir.exists() {
         // A checkpoint of the same step from an earlier attempt (a run resumed from before it).
-        std::fs::remove_dir_all(&final_dir).with_context(|| format!("replacing {}", final_dir.display()))?;
+        std::fs::remove_dir_all(&final_dir)
+            .with_context(|| format!("replacing {}", final_dir.display()))?;
     }
-    std::fs::rename(&tmp, &final_dir).with_context(|| format!("renaming {} into place", tmp.display()))?;
+    std::fs::rename(&tmp, &final_dir)
+        .with_context(|| format!("renaming {} into place", tmp.display()))?;
     sync_dir(&root)?;
     let latest_tmp = root.join(format!("{LATEST}.tmp"));
     write_file(&latest_tmp, name.as_bytes())?;
@@ -73,10 +83,15 @@ pub fn latest(output_dir: &Path) -> Result<Option<PathBuf>> {
     if !pointer.exists() {
         return Ok(None);
     }
-    let name = std::fs::read_to_string(&pointer).with_context(|| format!("reading {}", pointer.display()))?;
+    let name = std::fs::read_to_string(&pointer)
+        .with_context(|| format!("reading {}", pointer.display()))?;
     let dir = root.join(name.trim());
     if !dir.join(STATE_FILE).is_file() {
-        bail!("{} names {}, which is not a complete checkpoint", pointer.display(), dir.display());
+        bail!(
+            "{} names {}, which is not a complete checkpoint",
+            pointer.display(),
+            dir.display()
+        );
     }
     Ok(Some(dir))
 }
@@ -89,27 +104,37 @@ pub fn prune(output_dir: &Path, keep: usize) -> Result<()> {
     let root = checkpoints_dir(output_dir);
     let mut steps: Vec<PathBuf> = std::fs::read_dir(&root)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step_") && !n.ends_with(".partial")))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("step_") && !n.ends_with(".partial"))
+        })
         .collect();
     steps.sort();
     let n = steps.len();
     for dir in steps.into_iter().take(n.saturating_sub(keep)) {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing old checkpoint {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing old checkpoint {}", dir.display()))?;
     }
     Ok(())
 }
 
 pub fn read_state(dir: &Path) -> Result<RunState> {
     let path = dir.join(STATE_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
     Ok(())
 }
 

@@ -220,7 +220,13 @@ impl Default for RolloutSection {
 
 impl Default for RewardSection {
     fn default() -> Self {
-        Self { correct_value: 1.0, format_value: 0.0, length_reward: false, length_weight: 1.0, boxed_only: true }
+        Self {
+            correct_value: 1.0,
+            format_value: 0.0,
+            length_reward: false,
+            length_weight: 1.0,
+            boxed_only: true,
+        }
     }
 }
 
@@ -345,15 +351,19 @@ impl TrainConfig {
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let mut table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
-                toml::from_str::<toml::Table>(&text).with_context(|| format!("parsing config {}", p.display()))?
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
+                toml::from_str::<toml::Table>(&text)
+                    .with_context(|| format!("parsing config {}", p.display()))?
             }
             None => toml::Table::new(),
         };
         for o in overrides {
             apply_override(&mut table, o)?;
         }
-        let what = path.map_or("the default config".to_string(), |p| p.display().to_string());
+        let what = path.map_or("the default config".to_string(), |p| {
+            p.display().to_string()
+        });
         let cfg: TrainConfig = toml::Value::Table(table)
             .try_into()
             .with_context(|| format!("in {what} (after --set overrides)"))?;
@@ -385,7 +395,10 @@ impl TrainConfig {
             bail!("data.train_files is empty");
         }
         if !matches!(d.prompt_template.as_str(), "chat" | "plain") {
-            bail!("data.prompt_template must be `chat` or `plain`, got `{}`", d.prompt_template);
+            bail!(
+                "data.prompt_template must be `chat` or `plain`, got `{}`",
+                d.prompt_template
+            );
         }
         for (name, v) in [
             ("data.train_batch_size", d.train_batch_size),
@@ -416,13 +429,19 @@ impl TrainConfig {
             bail!("rollout.top_p must be in (0, 1], got {}", r.top_p);
         }
         if !(0.0..=1.0).contains(&self.reward.length_weight) {
-            bail!("reward.length_weight must be in [0, 1], got {}", self.reward.length_weight);
+            bail!(
+                "reward.length_weight must be in [0, 1], got {}",
+                self.reward.length_weight
+            );
         }
         if a.clip_ratio_low < 0.0 || a.clip_ratio_high < 0.0 {
             bail!("algorithm.clip_ratio_low/high must be >= 0");
         }
         if a.clip_ratio_c != 0.0 && a.clip_ratio_c <= 1.0 {
-            bail!("algorithm.clip_ratio_c must be > 1 (or 0 = off), got {}", a.clip_ratio_c);
+            bail!(
+                "algorithm.clip_ratio_c must be > 1 (or 0 = off), got {}",
+                a.clip_ratio_c
+            );
         }
         if a.use_kl_loss && a.kl_in_reward {
             bail!("algorithm.use_kl_loss and algorithm.kl_in_reward are exclusive (pick one place for the KL)");
@@ -432,8 +451,14 @@ impl TrainConfig {
         }
         self.schedule().validate().context("optim")?;
         self.adamw().validate().context("optim")?;
-        if !matches!(self.optim.schedule.as_str(), "constant" | "warmup-cosine" | "warmup-constant") {
-            bail!("optim.schedule must be constant, warmup-constant or warmup-cosine, got `{}`", self.optim.schedule);
+        if !matches!(
+            self.optim.schedule.as_str(),
+            "constant" | "warmup-cosine" | "warmup-constant"
+        ) {
+            bail!(
+                "optim.schedule must be constant, warmup-constant or warmup-cosine, got `{}`",
+                self.optim.schedule
+            );
         }
         Ok(())
     }
@@ -447,7 +472,10 @@ impl TrainConfig {
                 total_steps: self.trainer.total_steps.max(1),
                 min_lr_ratio: o.min_lr_ratio,
             },
-            "warmup-constant" => oneshot_rl::LrSchedule::WarmupConstant { lr: o.lr, warmup_steps: o.warmup_steps },
+            "warmup-constant" => oneshot_rl::LrSchedule::WarmupConstant {
+                lr: o.lr,
+                warmup_steps: o.warmup_steps,
+            },
             _ => oneshot_rl::LrSchedule::Constant { lr: o.lr },
         }
     }
@@ -469,8 +497,12 @@ impl TrainConfig {
             clip_low: a.clip_ratio_low,
             clip_high: a.clip_ratio_high,
             dual_clip: (a.clip_ratio_c > 0.0).then_some(a.clip_ratio_c),
-            kl: (a.use_kl_loss && a.kl_loss_coef != 0.0)
-                .then_some(oneshot_rl::loss::KlLossConfig { kind: a.kl_loss_type, coef: a.kl_loss_coef }),
+            kl: (a.use_kl_loss && a.kl_loss_coef != 0.0).then_some(
+                oneshot_rl::loss::KlLossConfig {
+                    kind: a.kl_loss_type,
+                    coef: a.kl_loss_coef,
+                },
+            ),
             entropy_coef: a.entropy_coef,
             agg: a.loss_agg_mode,
         }
@@ -536,20 +568,34 @@ mod tests {
         assert_eq!(cfg.data.train_files, vec!["a.parquet", "b.parquet"]);
         assert_eq!(cfg.algorithm.loss_agg_mode, LossAgg::SeqMeanTokenMean);
 
-        let err = format!("{:#}", TrainConfig::load(None, &["model.path=/m".into(), "optim.lrr=1".into()]).unwrap_err());
+        let err = format!(
+            "{:#}",
+            TrainConfig::load(None, &["model.path=/m".into(), "optim.lrr=1".into()]).unwrap_err()
+        );
         assert!(err.contains("lrr"), "{err}");
-        let err = format!("{:#}", TrainConfig::load(None, &["optim.lr".into()]).unwrap_err());
+        let err = format!(
+            "{:#}",
+            TrainConfig::load(None, &["optim.lr".into()]).unwrap_err()
+        );
         assert!(err.contains("section.key=value"), "{err}");
         let err = format!(
             "{:#}",
-            TrainConfig::load(None, &["model.path=/m".into(), "trainer.mini_batch_size=5".into()]).unwrap_err()
+            TrainConfig::load(
+                None,
+                &["model.path=/m".into(), "trainer.mini_batch_size=5".into()]
+            )
+            .unwrap_err()
         );
         assert!(err.contains("must divide"), "{err}");
     }
 
     #[test]
     fn resolved_config_round_trips() {
-        let cfg = TrainConfig::load(None, &["model.path=/m".into(), "reward.length_reward=true".into()]).unwrap();
+        let cfg = TrainConfig::load(
+            None,
+            &["model.path=/m".into(), "reward.length_reward=true".into()],
+        )
+        .unwrap();
         let text = cfg.to_toml_string().unwrap();
         assert_eq!(TrainConfig::from_toml_str(&text).unwrap(), cfg);
     }

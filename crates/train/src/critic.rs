@@ -35,7 +35,12 @@ impl Critic {
         vars.push((HEAD_WEIGHT.into(), head_w.clone()));
         vars.push((HEAD_BIAS.into(), head_b.clone()));
         let opt = AdamW::new(vars, adamw)?;
-        Ok(Self { trunk, head_w, head_b, opt })
+        Ok(Self {
+            trunk,
+            head_w,
+            head_b,
+            opt,
+        })
     }
 
     /// Values `[b, seq_len - response_start]` (f32) of the response positions of `batch`;
@@ -46,9 +51,15 @@ impl Critic {
         let h = h.narrow(1, response_start - 1, r)?.to_dtype(DType::F32)?;
         let (b, r, hid) = h.dims3()?;
         let (w, bias) = if detached {
-            (self.head_w.as_tensor().detach(), self.head_b.as_tensor().detach())
+            (
+                self.head_w.as_tensor().detach(),
+                self.head_b.as_tensor().detach(),
+            )
         } else {
-            (self.head_w.as_tensor().clone(), self.head_b.as_tensor().clone())
+            (
+                self.head_w.as_tensor().clone(),
+                self.head_b.as_tensor().clone(),
+            )
         };
         let v = h.reshape((b * r, hid))?.matmul(&w)?.broadcast_add(&bias)?;
         Ok(v.reshape((b, r))?)
@@ -56,24 +67,33 @@ impl Critic {
 
     /// Writes `<dir>/model` (HF layout), the value head and the optimiser state.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        self.trunk.save(&dir.join("model"), Some(self.trunk.dtype()), None)?;
+        self.trunk
+            .save(&dir.join("model"), Some(self.trunk.dtype()), None)?;
         let head: HashMap<String, Tensor> = [
             (HEAD_WEIGHT.to_string(), self.head_w.as_tensor().clone()),
             (HEAD_BIAS.to_string(), self.head_b.as_tensor().clone()),
         ]
         .into();
-        candle_core::safetensors::save(&head, dir.join(HEAD_FILE)).context("writing the value head")?;
+        candle_core::safetensors::save(&head, dir.join(HEAD_FILE))
+            .context("writing the value head")?;
         self.opt.save_state(&dir.join("optim"))
     }
 
     /// Restores a critic saved by [`Critic::save`].
-    pub fn load(dir: &Path, dtype: DType, device: &candle_core::Device, adamw: AdamWConfig) -> Result<Self> {
+    pub fn load(
+        dir: &Path,
+        dtype: DType,
+        device: &candle_core::Device,
+        adamw: AdamWConfig,
+    ) -> Result<Self> {
         let trunk = Model::from_dir(&dir.join("model"), dtype, device)?;
         let critic = Self::new(trunk, adamw)?;
         let head = candle_core::safetensors::load(dir.join(HEAD_FILE), device)
             .with_context(|| format!("reading {}", dir.join(HEAD_FILE).display()))?;
         for (name, var) in [(HEAD_WEIGHT, &critic.head_w), (HEAD_BIAS, &critic.head_b)] {
-            let t = head.get(name).with_context(|| format!("{}: missing `{name}`", dir.join(HEAD_FILE).display()))?;
+            let t = head
+                .get(name)
+                .with_context(|| format!("{}: missing `{name}`", dir.join(HEAD_FILE).display()))?;
             var.set(t)?;
         }
         let mut critic = critic;

@@ -33,7 +33,10 @@ impl Experience {
 
     /// Longest response among `rows`.
     pub fn max_response(&self, rows: &[usize]) -> usize {
-        rows.iter().map(|&i| self.responses[i].len()).max().unwrap_or(0)
+        rows.iter()
+            .map(|&i| self.responses[i].len())
+            .max()
+            .unwrap_or(0)
     }
 
     /// The padded model batch of `rows` and where responses start.
@@ -59,7 +62,10 @@ impl Experience {
         let mut cur: Vec<usize> = Vec::new();
         let (mut max_p, mut max_r) = (0usize, 0usize);
         for &i in rows {
-            let (p, r) = (max_p.max(self.prompts[i].len()), max_r.max(self.responses[i].len()));
+            let (p, r) = (
+                max_p.max(self.prompts[i].len()),
+                max_r.max(self.responses[i].len()),
+            );
             if !cur.is_empty() && (cur.len() + 1) * (p + r) > token_budget {
                 out.push(std::mem::take(&mut cur));
                 max_p = self.prompts[i].len();
@@ -89,7 +95,10 @@ pub fn grid(per_row: &[Vec<f32>], rows: &[usize], cols: usize) -> TokenGrid {
 
 /// The rows of a grid cut to each response's length.
 pub fn ragged(g: &TokenGrid, lens: &[usize]) -> Vec<Vec<f32>> {
-    lens.iter().enumerate().map(|(k, &n)| g.row(k)[..n.min(g.cols)].to_vec()).collect()
+    lens.iter()
+        .enumerate()
+        .map(|(k, &n)| g.row(k)[..n.min(g.cols)].to_vec())
+        .collect()
 }
 
 /// Detached per-token log-probs of every response under `model`, micro-batch by micro-batch.
@@ -114,7 +123,12 @@ pub fn logprobs_detached(
 }
 
 /// Detached critic values of every response token.
-pub fn values_detached(critic: &Critic, exp: &Experience, plan: &[Vec<usize>], pad_id: u32) -> Result<Vec<Vec<f32>>> {
+pub fn values_detached(
+    critic: &Critic,
+    exp: &Experience,
+    plan: &[Vec<usize>],
+    pad_id: u32,
+) -> Result<Vec<Vec<f32>>> {
     let mut out = vec![Vec::new(); exp.len()];
     for rows in plan {
         let (batch, p) = exp.model_batch(rows, pad_id)?;
@@ -138,8 +152,14 @@ mod tests {
             ..Default::default()
         };
         // rows 0,1: 2 x (3 + 3) = 12 <= 12; adding row 2 makes 18; row 3 alone is 10.
-        assert_eq!(exp.plan_micro_batches(&[0, 1, 2, 3], 12), vec![vec![0, 1], vec![2], vec![3]]);
-        assert_eq!(exp.plan_micro_batches(&[0, 1, 2, 3], 1000), vec![vec![0, 1, 2, 3]]);
+        assert_eq!(
+            exp.plan_micro_batches(&[0, 1, 2, 3], 12),
+            vec![vec![0, 1], vec![2], vec![3]]
+        );
+        assert_eq!(
+            exp.plan_micro_batches(&[0, 1, 2, 3], 1000),
+            vec![vec![0, 1, 2, 3]]
+        );
         let m = exp.mask(&[1, 2], 3);
         assert_eq!(m.data, vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
         let g = grid(&[vec![1.0, 2.0], vec![3.0]], &[1, 0], 2);

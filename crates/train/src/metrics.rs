@@ -23,13 +23,18 @@ impl MetricsLog {
         let kept: Vec<String> = if keep_through > 0 && path.exists() {
             read_metrics(&path)?
                 .into_iter()
-                .filter(|m| m.get("step").and_then(Value::as_u64).is_some_and(|s| s as usize <= keep_through))
+                .filter(|m| {
+                    m.get("step")
+                        .and_then(Value::as_u64)
+                        .is_some_and(|s| s as usize <= keep_through)
+                })
                 .map(|m| serde_json::to_string(&m))
                 .collect::<Result<_, _>>()?
         } else {
             Vec::new()
         };
-        let mut file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut file =
+            File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         for line in kept {
             writeln!(file, "{line}")?;
         }
@@ -39,7 +44,8 @@ impl MetricsLog {
     }
 
     pub fn append(&mut self, m: &Map<String, Value>) -> Result<()> {
-        writeln!(self.file, "{}", serde_json::to_string(m)?).with_context(|| format!("writing {}", self.path.display()))?;
+        writeln!(self.file, "{}", serde_json::to_string(m)?)
+            .with_context(|| format!("writing {}", self.path.display()))?;
         self.file.flush()?;
         Ok(())
     }
@@ -51,10 +57,14 @@ impl MetricsLog {
 
 /// Reads a metrics file; a bad line is an error naming its number.
 pub fn read_metrics(path: &Path) -> Result<Vec<Map<String, Value>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}: not a JSON object", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{} line {}: not a JSON object", path.display(), i + 1))
+        })
         .collect()
 }

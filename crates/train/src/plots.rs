@@ -14,8 +14,14 @@ use serde_json::{Map, Value};
 pub const PNG_FILE: &str = "training_curves.png";
 pub const SVG_FILE: &str = "training_curves.svg";
 
-const MAIN_CURVES: [&str; 6] =
-    ["reward/mean", "acc/mean", "response_length/mean", "actor/entropy", "actor/kl_loss", "actor/grad_norm"];
+const MAIN_CURVES: [&str; 6] = [
+    "reward/mean",
+    "acc/mean",
+    "response_length/mean",
+    "actor/entropy",
+    "actor/kl_loss",
+    "actor/grad_norm",
+];
 const PANEL_W: u32 = 420;
 const PANEL_H: u32 = 300;
 
@@ -24,9 +30,13 @@ static FONT: Once = Once::new();
 fn register_font() {
     FONT.call_once(|| {
         // The bytes are a valid TrueType font shipped with the crate; failure would be a bug.
-        plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT)
-            .map_err(|_| ())
-            .expect("the embedded font parses");
+        plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        )
+        .map_err(|_| ())
+        .expect("the embedded font parses");
     });
 }
 
@@ -41,7 +51,11 @@ fn series(metrics: &[Map<String, Value>], key: &str) -> Vec<(f64, f64)> {
 
 /// The curves to draw: the main ones present, then validation accuracies.
 fn curve_keys(metrics: &[Map<String, Value>]) -> Vec<String> {
-    let mut keys: Vec<String> = MAIN_CURVES.iter().filter(|k| !series(metrics, k).is_empty()).map(|k| k.to_string()).collect();
+    let mut keys: Vec<String> = MAIN_CURVES
+        .iter()
+        .filter(|k| !series(metrics, k).is_empty())
+        .map(|k| k.to_string())
+        .collect();
     let mut val: Vec<String> = metrics
         .iter()
         .flat_map(|m| m.keys())
@@ -54,14 +68,30 @@ fn curve_keys(metrics: &[Map<String, Value>]) -> Vec<String> {
     keys
 }
 
-fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, key: &str, pts: &[(f64, f64)]) -> Result<()>
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    key: &str,
+    pts: &[(f64, f64)],
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (x0, x1) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let (y0, y1) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
     // A flat series gets a visible band around its value instead of a zero-height axis.
-    let pad = if y1 - y0 > 1e-12 { (y1 - y0) * 0.05 } else { (y0.abs() * 0.1).max(0.5) };
+    let pad = if y1 - y0 > 1e-12 {
+        (y1 - y0) * 0.05
+    } else {
+        (y0.abs() * 0.1).max(0.5)
+    };
     let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
     let mut chart = ChartBuilder::on(area)
         .caption(key, ("sans-serif", 18))
@@ -87,11 +117,17 @@ where
     Ok(())
 }
 
-fn draw_all<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, metrics: &[Map<String, Value>], keys: &[String], cols: usize) -> Result<()>
+fn draw_all<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    metrics: &[Map<String, Value>],
+    keys: &[String],
+    cols: usize,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow!("plot background: {e}"))?;
+    root.fill(&WHITE)
+        .map_err(|e| anyhow!("plot background: {e}"))?;
     let rows = keys.len().div_ceil(cols);
     let panels = root.split_evenly((rows, cols));
     for (key, area) in keys.iter().zip(panels.iter()) {
@@ -113,24 +149,41 @@ pub fn write_plots(metrics: &[Map<String, Value>], dir: &Path) -> Result<bool> {
     let (w, h) = (PANEL_W * cols as u32, PANEL_H * rows as u32);
 
     let svg_path = dir.join(SVG_FILE);
-    draw_all(SVGBackend::new(&svg_path, (w, h)).into_drawing_area(), metrics, &keys, cols)
-        .with_context(|| format!("drawing {}", svg_path.display()))?;
+    draw_all(
+        SVGBackend::new(&svg_path, (w, h)).into_drawing_area(),
+        metrics,
+        &keys,
+        cols,
+    )
+    .with_context(|| format!("drawing {}", svg_path.display()))?;
 
     let mut rgb = vec![0u8; (w * h * 3) as usize];
-    draw_all(BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(), metrics, &keys, cols)
-        .context("drawing the PNG")?;
+    draw_all(
+        BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
+        metrics,
+        &keys,
+        cols,
+    )
+    .context("drawing the PNG")?;
     let png_path = dir.join(PNG_FILE);
     write_png(&png_path, &rgb, w, h)?;
     Ok(true)
 }
 
 fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().with_context(|| format!("writing {}", path.display()))?;
-    writer.write_image_data(rgb).with_context(|| format!("writing {}", path.display()))?;
-    writer.finish().with_context(|| format!("writing {}", path.display()))?;
+    let mut writer = enc
+        .write_header()
+        .with_context(|| format!("writing {}", path.display()))?;
+    writer
+        .write_image_data(rgb)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writer
+        .finish()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -23,7 +23,10 @@ pub fn parse_device(name: &str) -> Result<Device> {
     match name {
         "cpu" => Ok(Device::Cpu),
         "cuda" => Device::new_cuda(0).context("model.device = cuda (is the `cuda` feature on?)"),
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+        other => match other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) => Device::new_cuda(n).with_context(|| format!("model.device = {other}")),
             None => bail!("model.device must be cpu, cuda or cuda:N, got `{other}`"),
         },
@@ -33,7 +36,12 @@ pub fn parse_device(name: &str) -> Result<Device> {
 impl Policy {
     /// Loads weights from `weights_dir` and everything else (tokenizer, chat template,
     /// generation config) from `source_dir`; they are the same directory except when resuming.
-    pub fn load(weights_dir: &Path, source_dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(
+        weights_dir: &Path,
+        source_dir: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let model = Model::from_dir(weights_dir, dtype, device)
             .with_context(|| format!("loading the model from {}", weights_dir.display()))?;
         let tokenizer = Tokenizer::from_dir(source_dir)?;
@@ -47,10 +55,20 @@ impl Policy {
             }
         }
         if eos_ids.is_empty() {
-            bail!("{}: no eos token id in generation_config.json or config.json", source_dir.display());
+            bail!(
+                "{}: no eos token id in generation_config.json or config.json",
+                source_dir.display()
+            );
         }
         let pad_id = gen.pad_token_id.unwrap_or(eos_ids[0]);
-        Ok(Self { model, tokenizer, chat, eos_ids, pad_id, source_dir: source_dir.to_path_buf() })
+        Ok(Self {
+            model,
+            tokenizer,
+            chat,
+            eos_ids,
+            pad_id,
+            source_dir: source_dir.to_path_buf(),
+        })
     }
 
     /// Decodes a response for the reward (special tokens such as eos dropped).

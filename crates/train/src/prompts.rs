@@ -31,10 +31,19 @@ impl PromptRenderer<'_> {
     pub fn render(&self, row: &VerlRow) -> Result<String> {
         match self {
             PromptRenderer::Chat(t) => {
-                let msgs: Vec<ChatMessage> = row.prompt.iter().map(|m| ChatMessage::new(&m.role, &m.content)).collect();
+                let msgs: Vec<ChatMessage> = row
+                    .prompt
+                    .iter()
+                    .map(|m| ChatMessage::new(&m.role, &m.content))
+                    .collect();
                 t.render(&msgs, true)
             }
-            PromptRenderer::Plain => Ok(row.prompt.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n")),
+            PromptRenderer::Plain => Ok(row
+                .prompt
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")),
         }
     }
 }
@@ -50,7 +59,8 @@ pub fn load_prompts(
     let mut out = Vec::new();
     for file in files {
         let file = file.as_ref();
-        let rows = read_verl_parquet(file).with_context(|| format!("reading training file {}", file.display()))?;
+        let rows = read_verl_parquet(file)
+            .with_context(|| format!("reading training file {}", file.display()))?;
         if rows.is_empty() {
             bail!("training file {} has no rows", file.display());
         }
@@ -58,7 +68,9 @@ pub fn load_prompts(
             let text = renderer
                 .render(row)
                 .with_context(|| format!("{} row {i}: rendering the prompt", file.display()))?;
-            let ids = tokenizer.encode(&text, false).with_context(|| format!("{} row {i}: tokenising", file.display()))?;
+            let ids = tokenizer
+                .encode(&text, false)
+                .with_context(|| format!("{} row {i}: tokenising", file.display()))?;
             if ids.is_empty() {
                 bail!("{} row {i}: the prompt is empty", file.display());
             }
@@ -69,7 +81,11 @@ pub fn load_prompts(
                     ids.len()
                 );
             }
-            out.push(TrainPrompt { index: row.index, label: row.ground_truth.clone(), prompt_ids: ids });
+            out.push(TrainPrompt {
+                index: row.index,
+                label: row.ground_truth.clone(),
+                prompt_ids: ids,
+            });
         }
     }
     Ok(out)
@@ -78,7 +94,13 @@ pub fn load_prompts(
 /// Which rows step `step` (0-based) trains on: consecutive slices of an epoch order that is
 /// a fresh seeded permutation per epoch (or file order without shuffling); a batch that runs
 /// past the end of an epoch continues in the next. Pure in (seed, step): resumable.
-pub fn batch_rows(n_rows: usize, batch: usize, step: usize, seed: u64, shuffle: bool) -> Vec<usize> {
+pub fn batch_rows(
+    n_rows: usize,
+    batch: usize,
+    step: usize,
+    seed: u64,
+    shuffle: bool,
+) -> Vec<usize> {
     let start = step * batch;
     (start..start + batch)
         .map(|k| {

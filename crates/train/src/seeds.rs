@@ -11,7 +11,9 @@ fn splitmix(mut z: u64) -> u64 {
 
 /// Mixes a tuple of integers into one seed (order matters).
 pub fn mix(parts: &[u64]) -> u64 {
-    parts.iter().fold(0x6F6E_6573_686F_7421u64, |acc, &p| splitmix(acc ^ splitmix(p)))
+    parts.iter().fold(0x6F6E_6573_686F_7421u64, |acc, &p| {
+        splitmix(acc ^ splitmix(p))
+    })
 }
 
 /// The sampling seed of response `sample` of batch row `row` at step `step`.
@@ -54,7 +56,13 @@ mod tests {
     fn seeds_differ_per_coordinate_and_repeat_exactly() {
         let base = rollout_seed(1, 2, 3, 4);
         assert_eq!(base, rollout_seed(1, 2, 3, 4));
-        for other in [rollout_seed(2, 2, 3, 4), rollout_seed(1, 3, 3, 4), rollout_seed(1, 2, 4, 4), rollout_seed(1, 2, 3, 5), rollout_seed(1, 2, 4, 3)] {
+        for other in [
+            rollout_seed(2, 2, 3, 4),
+            rollout_seed(1, 3, 3, 4),
+            rollout_seed(1, 2, 4, 4),
+            rollout_seed(1, 2, 3, 5),
+            rollout_seed(1, 2, 4, 3),
+        ] {
             assert_ne!(base, other);
         }
     }

@@ -25,7 +25,13 @@ impl RunState {
     /// Adds one step's outcomes; the step's rows started at data position `first_row` of a
     /// pass over `n_rows` rows. When the step finishes an epoch, the epoch's accuracies are
     /// appended to the history (a batch that straddles two epochs counts toward the first).
-    pub fn record_outcomes(&mut self, outcomes: &[(i64, bool)], first_row: usize, batch: usize, n_rows: usize) {
+    pub fn record_outcomes(
+        &mut self,
+        outcomes: &[(i64, bool)],
+        first_row: usize,
+        batch: usize,
+        n_rows: usize,
+    ) {
         for &(index, correct) in outcomes {
             let c = self.epoch_counts.entry(index).or_default();
             c.0 += correct as usize;
@@ -42,7 +48,10 @@ impl RunState {
     pub fn close_epoch(&mut self) {
         for (index, (correct, total)) in std::mem::take(&mut self.epoch_counts) {
             if total > 0 {
-                self.accuracy.entry(index).or_default().push(correct as f64 / total as f64);
+                self.accuracy
+                    .entry(index)
+                    .or_default()
+                    .push(correct as f64 / total as f64);
             }
         }
     }

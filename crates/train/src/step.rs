@@ -47,7 +47,13 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
 
     // 1. The batch: `train_batch_size` prompt rows, each repeated n times (response i belongs
     //    to row i / n).
-    let rows = batch_rows(t.prompts.len(), cfg.data.train_batch_size, step, cfg.trainer.seed, cfg.data.shuffle);
+    let rows = batch_rows(
+        t.prompts.len(),
+        cfg.data.train_batch_size,
+        step,
+        cfg.trainer.seed,
+        cfg.data.shuffle,
+    );
     let row_of = |i: usize| &t.prompts[rows[i / n]];
     let total = rows.len() * n;
 
@@ -57,40 +63,66 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
         prompts: (0..total).map(|i| row_of(i).prompt_ids.clone()).collect(),
         ..Default::default()
     };
-    let seeds: Vec<u64> = (0..total).map(|i| rollout_seed(cfg.trainer.seed, step, i / n, i % n)).collect();
+    let seeds: Vec<u64> = (0..total)
+        .map(|i| rollout_seed(cfg.trainer.seed, step, i / n, i % n))
+        .collect();
     let gen_opts = GenerateOptions {
-        sampler: SamplerConfig { temperature: cfg.rollout.temperature, top_p: cfg.rollout.top_p, top_k: cfg.rollout.top_k },
+        sampler: SamplerConfig {
+            temperature: cfg.rollout.temperature,
+            top_p: cfg.rollout.top_p,
+            top_k: cfg.rollout.top_k,
+        },
         max_new_tokens: cfg.rollout.max_response_length,
         eos_token_ids: t.policy.eos_ids.clone(),
         stop_sequences: Vec::new(),
         pad_token_id: t.policy.pad_id,
     };
     let mut finish = Vec::with_capacity(total);
-    for chunk in (0..total).collect::<Vec<_>>().chunks(cfg.rollout.generation_batch_size) {
+    for chunk in (0..total)
+        .collect::<Vec<_>>()
+        .chunks(cfg.rollout.generation_batch_size)
+    {
         let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| exp.prompts[i].clone()).collect();
         let seeds: Vec<u64> = chunk.iter().map(|&i| seeds[i]).collect();
-        for g in t.policy.model.generate(&prompts, &seeds, &gen_opts, None).context("rollout")? {
+        for g in t
+            .policy
+            .model
+            .generate(&prompts, &seeds, &gen_opts, None)
+            .context("rollout")?
+        {
             exp.responses.push(g.tokens);
             finish.push(g.finish);
         }
     }
-    let texts: Vec<String> = exp.responses.iter().map(|r| t.policy.decode(r)).collect::<Result<_>>()?;
+    let texts: Vec<String> = exp
+        .responses
+        .iter()
+        .map(|r| t.policy.decode(r))
+        .collect::<Result<_>>()?;
     let time_rollout = clock.elapsed().as_secs_f64();
 
     // 3. Reward: the checker against the label (1/0), plus the optional format and HAPO length
     //    rewards (HAPO scores against the history from before this batch, then updates it).
     let clock = Instant::now();
     let checker = &t.checker;
-    let correct: Vec<bool> =
-        (0..total).into_par_iter().map(|i| checker.check(&texts[i], &row_of(i).label).correct).collect();
+    let correct: Vec<bool> = (0..total)
+        .into_par_iter()
+        .map(|i| checker.check(&texts[i], &row_of(i).label).correct)
+        .collect();
     let keys: Vec<String> = (0..total).map(|i| row_of(i).index.to_string()).collect();
     let outcomes: Vec<ResponseOutcome> = (0..total)
-        .map(|i| ResponseOutcome { problem: &keys[i], text: &texts[i], len_tokens: exp.responses[i].len(), correct: correct[i] })
+        .map(|i| ResponseOutcome {
+            problem: &keys[i],
+            text: &texts[i],
+            len_tokens: exp.responses[i].len(),
+            correct: correct[i],
+        })
         .collect();
     let parts = reward_batch(&cfg.reward(), &mut t.state.hapo, &outcomes);
     let scores: Vec<f32> = parts.iter().map(|p| p.total as f32).collect();
     let per_example: Vec<(i64, bool)> = (0..total).map(|i| (row_of(i).index, correct[i])).collect();
-    t.state.record_outcomes(&per_example, step * rows.len(), rows.len(), t.prompts.len());
+    t.state
+        .record_outcomes(&per_example, step * rows.len(), rows.len(), t.prompts.len());
     let time_reward = clock.elapsed().as_secs_f64();
 
     // 4. Log-probs and values the update needs, detached. The old log-probs are only computed
@@ -106,11 +138,21 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
     let temp = cfg.rollout.temperature;
     let pad = t.policy.pad_id;
     if let Some(reference) = &t.reference {
-        exp.ref_logp = Some(logprobs_detached(reference, &exp, &plan, temp, &lp_opts, pad)?);
+        exp.ref_logp = Some(logprobs_detached(
+            reference, &exp, &plan, temp, &lp_opts, pad,
+        )?);
     }
-    let on_policy = cfg.trainer.ppo_epochs == 1 && cfg.trainer.mini_batch_size == cfg.data.train_batch_size;
+    let on_policy =
+        cfg.trainer.ppo_epochs == 1 && cfg.trainer.mini_batch_size == cfg.data.train_batch_size;
     if !on_policy || cfg.algorithm.kl_in_reward {
-        exp.old_logp = Some(logprobs_detached(&t.policy.model, &exp, &plan, temp, &lp_opts, pad)?);
+        exp.old_logp = Some(logprobs_detached(
+            &t.policy.model,
+            &exp,
+            &plan,
+            temp,
+            &lp_opts,
+            pad,
+        )?);
     }
     if let Some(critic) = &t.critic {
         exp.values = Some(values_detached(critic, &exp, &plan, pad)?);
@@ -125,7 +167,10 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
     let mask = exp.mask(&all, cols);
     let mut token_rewards = outcome_token_rewards(&scores, &mask)?;
     if cfg.algorithm.kl_in_reward {
-        let (old, refp) = (exp.old_logp.as_ref().expect("computed above"), exp.ref_logp.as_ref());
+        let (old, refp) = (
+            exp.old_logp.as_ref().expect("computed above"),
+            exp.ref_logp.as_ref(),
+        );
         let refp = refp.context("KL in reward needs the reference policy")?;
         let (shaped, kl_mean) = kl_in_reward(
             &token_rewards,
@@ -138,18 +183,36 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
         token_rewards = shaped;
         m.insert("actor/reward_kl".into(), json!(kl_mean));
     }
-    let seq_scores: Vec<f32> = (0..total).map(|i| token_rewards.row(i).iter().sum()).collect();
+    let seq_scores: Vec<f32> = (0..total)
+        .map(|i| token_rewards.row(i).iter().sum())
+        .collect();
     let group_of = contiguous_groups(total, n)?;
     let adv_grid = match cfg.algorithm.adv_estimator {
-        AdvantageEstimator::Grpo => expand_to_tokens(&advantages::grpo(&seq_scores, &group_of)?, &mask)?,
-        AdvantageEstimator::DrGrpo => expand_to_tokens(&advantages::dr_grpo(&seq_scores, &group_of)?, &mask)?,
-        AdvantageEstimator::Rloo => expand_to_tokens(&advantages::rloo(&seq_scores, &group_of)?, &mask)?,
+        AdvantageEstimator::Grpo => {
+            expand_to_tokens(&advantages::grpo(&seq_scores, &group_of)?, &mask)?
+        }
+        AdvantageEstimator::DrGrpo => {
+            expand_to_tokens(&advantages::dr_grpo(&seq_scores, &group_of)?, &mask)?
+        }
+        AdvantageEstimator::Rloo => {
+            expand_to_tokens(&advantages::rloo(&seq_scores, &group_of)?, &mask)?
+        }
         AdvantageEstimator::ReinforcePlusPlus => {
             advantages::reinforce_plus_plus(&token_rewards, &mask, cfg.algorithm.gamma)?.0
         }
         AdvantageEstimator::Gae => {
-            let values = grid(exp.values.as_ref().context("GAE needs the critic")?, &all, cols);
-            let (adv, ret) = advantages::gae(&token_rewards, &values, &mask, cfg.algorithm.gamma, cfg.algorithm.lam)?;
+            let values = grid(
+                exp.values.as_ref().context("GAE needs the critic")?,
+                &all,
+                cols,
+            );
+            let (adv, ret) = advantages::gae(
+                &token_rewards,
+                &values,
+                &mask,
+                cfg.algorithm.gamma,
+                cfg.algorithm.lam,
+            )?;
             exp.returns = Some(ragged(&ret, &lens));
             adv
         }
@@ -158,9 +221,16 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
     // Optionally keep only groups with a learning signal; with none left, skip the update.
     let mut train_rows = all.clone();
     if cfg.algorithm.drop_zero_adv_groups {
-        let signal: Vec<f32> = exp.advantages.iter().map(|a| a.iter().fold(0f32, |s, x| s.max(x.abs()))).collect();
+        let signal: Vec<f32> = exp
+            .advantages
+            .iter()
+            .map(|a| a.iter().fold(0f32, |s, x| s.max(x.abs())))
+            .collect();
         match drop_zero_advantage_groups(&signal, &group_of)? {
-            GroupFilter::Keep { rows, dropped_groups } => {
+            GroupFilter::Keep {
+                rows,
+                dropped_groups,
+            } => {
                 train_rows = rows;
                 m.insert("batch/dropped_groups".into(), json!(dropped_groups));
             }
@@ -174,7 +244,11 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
     // 6 + 7. The update.
     let clock = Instant::now();
     let lr = cfg.schedule().lr_at(step);
-    let actor = if train_rows.is_empty() { None } else { Some(update_actor(t, &exp, &train_rows, lr)?) };
+    let actor = if train_rows.is_empty() {
+        None
+    } else {
+        Some(update_actor(t, &exp, &train_rows, lr)?)
+    };
     let critic_loss = match (&mut t.critic, train_rows.is_empty()) {
         (Some(critic), false) => Some(update_critic(critic, &cfg, &exp, &train_rows, pad)?),
         _ => None,
@@ -186,7 +260,9 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let rewards: Vec<f64> = parts.iter().map(|p| p.total).collect();
     let r_mean = mean(&rewards);
-    let r_std = (rewards.iter().map(|r| (r - r_mean).powi(2)).sum::<f64>() / rewards.len().max(1) as f64).sqrt();
+    let r_std = (rewards.iter().map(|r| (r - r_mean).powi(2)).sum::<f64>()
+        / rewards.len().max(1) as f64)
+        .sqrt();
     let lens_f: Vec<f64> = lens.iter().map(|&l| l as f64).collect();
     let gen_tokens: usize = lens.iter().sum();
     let all_tokens: usize = gen_tokens + exp.prompts.iter().map(Vec::len).sum::<usize>();
@@ -194,19 +270,42 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
     m.insert("epoch".into(), json!(t.state.epoch));
     m.insert("reward/mean".into(), json!(r_mean));
     m.insert("reward/std".into(), json!(r_std));
-    m.insert("acc/mean".into(), json!(mean(&correct.iter().map(|&c| c as u8 as f64).collect::<Vec<_>>())));
+    m.insert(
+        "acc/mean".into(),
+        json!(mean(
+            &correct.iter().map(|&c| c as u8 as f64).collect::<Vec<_>>()
+        )),
+    );
     if cfg.reward.format_value != 0.0 {
-        m.insert("reward/format".into(), json!(mean(&parts.iter().map(|p| p.format).collect::<Vec<_>>())));
+        m.insert(
+            "reward/format".into(),
+            json!(mean(&parts.iter().map(|p| p.format).collect::<Vec<_>>())),
+        );
     }
     if cfg.reward.length_reward {
-        m.insert("reward/length".into(), json!(mean(&parts.iter().map(|p| p.length).collect::<Vec<_>>())));
+        m.insert(
+            "reward/length".into(),
+            json!(mean(&parts.iter().map(|p| p.length).collect::<Vec<_>>())),
+        );
     }
     m.insert("response_length/mean".into(), json!(mean(&lens_f)));
-    m.insert("response_length/max".into(), json!(lens.iter().max().copied().unwrap_or(0)));
-    m.insert("response_length/min".into(), json!(lens.iter().min().copied().unwrap_or(0)));
+    m.insert(
+        "response_length/max".into(),
+        json!(lens.iter().max().copied().unwrap_or(0)),
+    );
+    m.insert(
+        "response_length/min".into(),
+        json!(lens.iter().min().copied().unwrap_or(0)),
+    );
     m.insert(
         "response_length/clip_ratio".into(),
-        json!(finish.iter().filter(|&&f| f == FinishReason::Length).count() as f64 / total as f64),
+        json!(
+            finish
+                .iter()
+                .filter(|&&f| f == FinishReason::Length)
+                .count() as f64
+                / total as f64
+        ),
     );
     m.insert("actor/lr".into(), json!(lr));
     m.insert("actor/skipped".into(), json!(actor.is_none()));
@@ -221,8 +320,14 @@ pub fn train_step(t: &mut Trainer) -> Result<Map<String, Value>> {
     m.insert("time/logprob".into(), json!(time_logprob));
     m.insert("time/update".into(), json!(time_update));
     m.insert("time/step".into(), json!(step_secs));
-    m.insert("throughput/gen_tokens_per_s".into(), json!(gen_tokens as f64 / time_rollout.max(1e-9)));
-    m.insert("throughput/tokens_per_s".into(), json!(all_tokens as f64 / step_secs.max(1e-9)));
+    m.insert(
+        "throughput/gen_tokens_per_s".into(),
+        json!(gen_tokens as f64 / time_rollout.max(1e-9)),
+    );
+    m.insert(
+        "throughput/tokens_per_s".into(),
+        json!(all_tokens as f64 / step_secs.max(1e-9)),
+    );
     t.state.step += 1;
     Ok(m)
 }
@@ -258,9 +363,15 @@ impl ActorStats {
 
 /// Micro-batches of one mini-batch: fixed row counts for verl's per-micro-batch token mean
 /// (its weighting depends on them), else packed by the token budget.
-fn micro_batches(exp: &Experience, mini: &[usize], cfg: &crate::config::TrainConfig) -> Vec<Vec<usize>> {
+fn micro_batches(
+    exp: &Experience,
+    mini: &[usize],
+    cfg: &crate::config::TrainConfig,
+) -> Vec<Vec<usize>> {
     if cfg.algorithm.loss_agg_mode == LossAgg::MicroBatchTokenMean {
-        mini.chunks(cfg.trainer.micro_batch_rows).map(<[usize]>::to_vec).collect()
+        mini.chunks(cfg.trainer.micro_batch_rows)
+            .map(<[usize]>::to_vec)
+            .collect()
     } else {
         exp.plan_micro_batches(mini, cfg.trainer.micro_batch_tokens)
     }
@@ -268,7 +379,11 @@ fn micro_batches(exp: &Experience, mini: &[usize], cfg: &crate::config::TrainCon
 
 /// The aggregation scope of a mini-batch (Dr.GRPO's constant normaliser is the max response
 /// length, so it does not change with the batch).
-fn scope_of(exp: &Experience, mini: &[usize], cfg: &crate::config::TrainConfig) -> Result<AggScope> {
+fn scope_of(
+    exp: &Experience,
+    mini: &[usize],
+    cfg: &crate::config::TrainConfig,
+) -> Result<AggScope> {
     let mask = exp.mask(mini, exp.max_response(mini));
     Ok(AggScope::minibatch(&mask, cfg.trainer.micro_batch_rows)?
         .with_token_sum_norm(cfg.rollout.max_response_length as f64))
@@ -277,10 +392,18 @@ fn scope_of(exp: &Experience, mini: &[usize], cfg: &crate::config::TrainConfig) 
 /// 6 + 7 for the actor: per mini-batch, the loss of each micro-batch (carrying its share of
 /// the mini-batch normalisation) is back-propagated and the gradients summed; then one AdamW
 /// step with global grad-norm clipping.
-fn update_actor(t: &mut Trainer, exp: &Experience, train_rows: &[usize], lr: f64) -> Result<ActorStats> {
+fn update_actor(
+    t: &mut Trainer,
+    exp: &Experience,
+    train_rows: &[usize],
+    lr: f64,
+) -> Result<ActorStats> {
     let cfg = &t.cfg;
     let loss_cfg = cfg.policy_loss();
-    let lp_opts = LogprobOptions { chunk_rows: cfg.model.logprob_chunk_rows, checkpoint_layers: cfg.model.gradient_checkpointing };
+    let lp_opts = LogprobOptions {
+        chunk_rows: cfg.model.logprob_chunk_rows,
+        checkpoint_layers: cfg.model.gradient_checkpointing,
+    };
     let inject_nan = cfg.debug.nan_loss_at_step == t.state.step + 1;
     let mut stats = ActorStats::default();
     let mini_rows = cfg.trainer.mini_batch_size * cfg.rollout.n;
@@ -296,31 +419,44 @@ fn update_actor(t: &mut Trainer, exp: &Experience, train_rows: &[usize], lr: f64
                 let old = exp.old_logp.as_ref().map(|o| grid(o, &micro, cols));
                 let refp = exp.ref_logp.as_ref().map(|r| grid(r, &micro, cols));
                 let mut metrics = None;
-                let (loss, grads) = t.policy.model.logprobs_with_grad(&batch, p, cfg.rollout.temperature, &lp_opts, |logp, ent| {
-                    // On-policy: the rollout policy is the current one, so its log-probs are
-                    // this forward pass's values (ratio exactly 1, gradient unchanged).
-                    let current;
-                    let old = match &old {
-                        Some(o) => o,
-                        None => {
-                            current = TokenGrid::from_tensor(logp)?;
-                            &current
-                        }
-                    };
-                    let inputs = PolicyLossInputs {
-                        logp,
-                        entropy: Some(ent),
-                        old_logp: old,
-                        ref_logp: refp.as_ref(),
-                        advantages: &adv,
-                        mask: &mask,
-                    };
-                    let out = policy_loss(&inputs, &loss_cfg, &scope)?;
-                    metrics = Some(out.metrics);
-                    Ok(if inject_nan { (out.loss * f64::NAN)? } else { out.loss })
-                })?;
+                let (loss, grads) = t.policy.model.logprobs_with_grad(
+                    &batch,
+                    p,
+                    cfg.rollout.temperature,
+                    &lp_opts,
+                    |logp, ent| {
+                        // On-policy: the rollout policy is the current one, so its log-probs are
+                        // this forward pass's values (ratio exactly 1, gradient unchanged).
+                        let current;
+                        let old = match &old {
+                            Some(o) => o,
+                            None => {
+                                current = TokenGrid::from_tensor(logp)?;
+                                &current
+                            }
+                        };
+                        let inputs = PolicyLossInputs {
+                            logp,
+                            entropy: Some(ent),
+                            old_logp: old,
+                            ref_logp: refp.as_ref(),
+                            advantages: &adv,
+                            mask: &mask,
+                        };
+                        let out = policy_loss(&inputs, &loss_cfg, &scope)?;
+                        metrics = Some(out.metrics);
+                        Ok(if inject_nan {
+                            (out.loss * f64::NAN)?
+                        } else {
+                            out.loss
+                        })
+                    },
+                )?;
                 if !loss.is_finite() {
-                    bail!(NonFinite(format!("the loss is {loss} at step {}", t.state.step + 1)));
+                    bail!(NonFinite(format!(
+                        "the loss is {loss} at step {}",
+                        t.state.step + 1
+                    )));
                 }
                 acc.add(&grads)?;
                 let mm = metrics.expect("the loss closure ran");
@@ -333,7 +469,10 @@ fn update_actor(t: &mut Trainer, exp: &Experience, train_rows: &[usize], lr: f64
                 stats.tokens += mm.tokens;
             }
             let s = t.opt.step_accumulated(&acc, lr).map_err(|e| {
-                anyhow::Error::new(NonFinite(format!("the optimiser refused step {}: {e:#}", t.state.step + 1)))
+                anyhow::Error::new(NonFinite(format!(
+                    "the optimiser refused step {}: {e:#}",
+                    t.state.step + 1
+                )))
             })?;
             stats.grad_norm += s.grad_norm;
             stats.opt_steps += 1;
@@ -351,8 +490,14 @@ fn update_critic(
     train_rows: &[usize],
     pad: u32,
 ) -> Result<f64> {
-    let values = exp.values.as_ref().context("critic update without values")?;
-    let returns = exp.returns.as_ref().context("critic update without returns")?;
+    let values = exp
+        .values
+        .as_ref()
+        .context("critic update without values")?;
+    let returns = exp
+        .returns
+        .as_ref()
+        .context("critic update without returns")?;
     let mut total = 0.0;
     let mut steps = 0usize;
     for _epoch in 0..cfg.trainer.ppo_epochs {
@@ -369,7 +514,12 @@ fn update_critic(
                     returns: &grid(returns, &micro, cols),
                     mask: &exp.mask(&micro, cols),
                 };
-                let (loss, metrics) = value_loss(&inputs, cfg.algorithm.value_clip, cfg.algorithm.loss_agg_mode, &scope)?;
+                let (loss, metrics) = value_loss(
+                    &inputs,
+                    cfg.algorithm.value_clip,
+                    cfg.algorithm.loss_agg_mode,
+                    &scope,
+                )?;
                 if !metrics.vf_loss.is_finite() {
                     bail!(NonFinite(format!("the critic loss is {}", metrics.vf_loss)));
                 }
@@ -379,7 +529,11 @@ fn update_critic(
             critic
                 .opt
                 .step_accumulated(&acc, cfg.algorithm.critic_lr)
-                .map_err(|e| anyhow::Error::new(NonFinite(format!("the critic optimiser refused a step: {e:#}"))))?;
+                .map_err(|e| {
+                    anyhow::Error::new(NonFinite(format!(
+                        "the critic optimiser refused a step: {e:#}"
+                    )))
+                })?;
             steps += 1;
         }
     }

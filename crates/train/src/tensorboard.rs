@@ -47,7 +47,12 @@ fn bytes_field(field: u32, data: &[u8], out: &mut Vec<u8>) {
 }
 
 /// An `Event` with a wall time, a step and either a file version or scalars.
-pub fn encode_event(wall_time: f64, step: i64, file_version: Option<&str>, scalars: &[(String, f32)]) -> Vec<u8> {
+pub fn encode_event(
+    wall_time: f64,
+    step: i64,
+    file_version: Option<&str>,
+    scalars: &[(String, f32)],
+) -> Vec<u8> {
     let mut ev = Vec::new();
     key(1, 1, &mut ev);
     ev.extend_from_slice(&wall_time.to_le_bytes());
@@ -71,7 +76,10 @@ pub fn encode_event(wall_time: f64, step: i64, file_version: Option<&str>, scala
 }
 
 fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 pub struct EventWriter {
@@ -85,7 +93,8 @@ impl EventWriter {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let t = now();
         let path = dir.join(format!("events.out.tfevents.{}.oneshot", t as u64));
-        let mut file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut file =
+            File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         file.write_all(&frame(&encode_event(t, 0, Some("brain.Event:2"), &[])))?;
         Ok(Self { file, path })
     }
@@ -120,11 +129,23 @@ mod tests {
         assert_eq!(&ev[9..11], &[0x10, 3]);
         assert_eq!(ev[11], 0x2a);
         let value = [0x0a, 3, b'a', b'c', b'c', 0x15, 0, 0, 0x80, 0x3e];
-        assert_eq!(&ev[13..], &[&[0x0a, value.len() as u8][..], &value[..]].concat()[..]);
+        assert_eq!(
+            &ev[13..],
+            &[&[0x0a, value.len() as u8][..], &value[..]].concat()[..]
+        );
         let f = frame(&ev);
-        assert_eq!(u64::from_le_bytes(f[..8].try_into().unwrap()), ev.len() as u64);
-        assert_eq!(u32::from_le_bytes(f[8..12].try_into().unwrap()), masked_crc(&f[..8]));
+        assert_eq!(
+            u64::from_le_bytes(f[..8].try_into().unwrap()),
+            ev.len() as u64
+        );
+        assert_eq!(
+            u32::from_le_bytes(f[8..12].try_into().unwrap()),
+            masked_crc(&f[..8])
+        );
         assert_eq!(&f[12..12 + ev.len()], &ev[..]);
-        assert_eq!(u32::from_le_bytes(f[12 + ev.len()..].try_into().unwrap()), masked_crc(&ev));
+        assert_eq!(
+            u32::from_le_bytes(f[12 + ev.len()..].try_into().unwrap()),
+            masked_crc(&ev)
+        );
     }
 }

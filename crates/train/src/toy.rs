@@ -30,8 +30,11 @@ pub fn toy_vocab() -> Vec<String> {
 /// A `tokenizer.json` for a whitespace-split word-level vocabulary (ids in list order; the
 /// first two words are the special pad and eos tokens).
 pub fn word_level_tokenizer_json(words: &[String]) -> serde_json::Value {
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        words.iter().enumerate().map(|(i, w)| (w.clone(), json!(i))).collect();
+    let vocab: serde_json::Map<String, serde_json::Value> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.clone(), json!(i)))
+        .collect();
     let special = |id: usize| {
         json!({"id": id, "content": words[id], "single_word": false, "lstrip": false, "rstrip": false,
                "normalized": false, "special": true})
@@ -50,7 +53,14 @@ pub fn word_level_tokenizer_json(words: &[String]) -> serde_json::Value {
 }
 
 /// A Qwen2-style config of the given shape.
-pub fn qwen2_config(vocab: usize, hidden: usize, inter: usize, layers: usize, heads: usize, kv_heads: usize) -> Result<ModelConfig> {
+pub fn qwen2_config(
+    vocab: usize,
+    hidden: usize,
+    inter: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+) -> Result<ModelConfig> {
     ModelConfig::from_json(json!({
         "architectures": ["Qwen2ForCausalLM"],
         "model_type": "qwen2",
@@ -71,19 +81,31 @@ pub fn qwen2_config(vocab: usize, hidden: usize, inter: usize, layers: usize, he
 
 /// Writes a random model with `words` as its vocabulary into `dir` (HF layout, with a
 /// pass-through chat template and eos/pad ids 1/0).
-pub fn write_model_dir(dir: &Path, cfg: ModelConfig, words: &[String], init_std: f64, seed: u64) -> Result<()> {
+pub fn write_model_dir(
+    dir: &Path,
+    cfg: ModelConfig,
+    words: &[String],
+    init_std: f64,
+    seed: u64,
+) -> Result<()> {
     let model = Model::random_with_std(cfg, DType::F32, &Device::Cpu, seed, init_std)?;
     model.save(dir, Some(DType::F32), None)?;
     let write = |name: &str, v: serde_json::Value| {
-        std::fs::write(dir.join(name), serde_json::to_string_pretty(&v).expect("json"))
-            .with_context(|| format!("writing {name}"))
+        std::fs::write(
+            dir.join(name),
+            serde_json::to_string_pretty(&v).expect("json"),
+        )
+        .with_context(|| format!("writing {name}"))
     };
     write("tokenizer.json", word_level_tokenizer_json(words))?;
     write(
         "tokenizer_config.json",
         json!({"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}", "eos_token": EOS, "pad_token": PAD}),
     )?;
-    write("generation_config.json", json!({"eos_token_id": 1, "pad_token_id": 0}))?;
+    write(
+        "generation_config.json",
+        json!({"eos_token_id": 1, "pad_token_id": 0}),
+    )?;
     Ok(())
 }
 
@@ -94,7 +116,13 @@ pub fn write_toy_task(dir: &Path, seed: u64) -> Result<TrainConfig> {
     let words = toy_vocab();
     let model_dir = dir.join("model");
     std::fs::create_dir_all(&model_dir)?;
-    write_model_dir(&model_dir, qwen2_config(words.len(), 32, 64, 2, 4, 2)?, &words, 0.02, seed)?;
+    write_model_dir(
+        &model_dir,
+        qwen2_config(words.len(), 32, 64, 2, 4, 2)?,
+        &words,
+        0.02,
+        seed,
+    )?;
     let row = VerlRow {
         data_source: "toy".into(),
         prompt: vec![ChatTurn::user("what is the answer ?")],

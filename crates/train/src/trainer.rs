@@ -53,14 +53,24 @@ impl Trainer {
             (false, _) => None,
             (true, None) => Some(policy.model.frozen_copy()?),
             // The reference is the initial policy, not the checkpoint's.
-            (true, Some(_)) => Some(Model::from_dir(&source, dtype, &device)?.with_matmul_precision(cfg.model.matmul)),
+            (true, Some(_)) => Some(
+                Model::from_dir(&source, dtype, &device)?.with_matmul_precision(cfg.model.matmul),
+            ),
         };
         let mut critic_adamw = cfg.adamw();
         critic_adamw.lr = cfg.algorithm.critic_lr;
-        let critic = match (cfg.algorithm.adv_estimator == AdvantageEstimator::Gae, checkpoint) {
+        let critic = match (
+            cfg.algorithm.adv_estimator == AdvantageEstimator::Gae,
+            checkpoint,
+        ) {
             (false, _) => None,
             (true, None) => Some(Critic::new(policy.model.frozen_copy()?, critic_adamw)?),
-            (true, Some(c)) => Some(Critic::load(&c.join(CRITIC_DIR), dtype, &device, critic_adamw)?),
+            (true, Some(c)) => Some(Critic::load(
+                &c.join(CRITIC_DIR),
+                dtype,
+                &device,
+                critic_adamw,
+            )?),
         };
         let mut opt = AdamW::new(policy.model.vars(), cfg.adamw())?;
         let state = match checkpoint {
@@ -72,13 +82,33 @@ impl Trainer {
         };
         let renderer = match cfg.data.prompt_template.as_str() {
             "chat" => PromptRenderer::Chat(policy.chat.as_ref().with_context(|| {
-                format!("data.prompt_template = chat, but {} has no chat template (use `plain`)", source.display())
+                format!(
+                    "data.prompt_template = chat, but {} has no chat template (use `plain`)",
+                    source.display()
+                )
             })?),
             _ => PromptRenderer::Plain,
         };
-        let prompts = load_prompts(&cfg.data.train_files, &renderer, &policy.tokenizer, cfg.data.max_prompt_length)?;
-        let checker = Checker::new(CheckerOptions { boxed_only: cfg.reward.boxed_only, ..Default::default() });
-        Ok(Self { cfg, policy, reference, critic, opt, prompts, checker, state })
+        let prompts = load_prompts(
+            &cfg.data.train_files,
+            &renderer,
+            &policy.tokenizer,
+            cfg.data.max_prompt_length,
+        )?;
+        let checker = Checker::new(CheckerOptions {
+            boxed_only: cfg.reward.boxed_only,
+            ..Default::default()
+        });
+        Ok(Self {
+            cfg,
+            policy,
+            reference,
+            critic,
+            opt,
+            prompts,
+            checker,
+            state,
+        })
     }
 }
 
@@ -100,12 +130,15 @@ pub struct RunSummary {
 }
 
 fn progress_bar(cfg: &TrainConfig, start: usize) -> ProgressBar {
-    let target =
-        if cfg.trainer.progress_bar { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let target = if cfg.trainer.progress_bar {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
     let bar = ProgressBar::with_draw_target(Some(cfg.trainer.total_steps as u64), target);
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] step {pos}/{len} ETA {eta_precise} {msg}")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{wide_bar}] step {pos}/{len} ETA {eta_precise} {msg}",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_position(start as u64);
@@ -124,7 +157,10 @@ fn progress_message(m: &Map<String, Value>) -> String {
 }
 
 fn scalars_of(m: &Map<String, Value>) -> Vec<(String, f32)> {
-    m.iter().filter(|(k, _)| k.as_str() != "step").filter_map(|(k, v)| Some((k.clone(), v.as_f64()? as f32))).collect()
+    m.iter()
+        .filter(|(k, _)| k.as_str() != "step")
+        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()? as f32)))
+        .collect()
 }
 
 /// Writes the rollout accuracy history with the running epoch included.
@@ -148,12 +184,18 @@ pub fn train(cfg: TrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     let resume_from = if opts.resume {
         let c = checkpoint::latest(&out)?;
         if c.is_none() {
-            bail!("--resume: no checkpoint in {}", checkpoint::checkpoints_dir(&out).display());
+            bail!(
+                "--resume: no checkpoint in {}",
+                checkpoint::checkpoints_dir(&out).display()
+            );
         }
         c
     } else {
         if checkpoint::latest(&out)?.is_some() {
-            bail!("{} already holds checkpoints; pass --resume to continue, or another output dir", out.display());
+            bail!(
+                "{} already holds checkpoints; pass --resume to continue, or another output dir",
+                out.display()
+            );
         }
         None
     };
@@ -161,10 +203,17 @@ pub fn train(cfg: TrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     std::fs::write(out.join(RUN_CONFIG_FILE), t.cfg.to_toml_string()?)
         .with_context(|| format!("writing {}", out.join(RUN_CONFIG_FILE).display()))?;
     let mut log = MetricsLog::open(&out, t.state.step)?;
-    let mut tb = if t.cfg.trainer.tensorboard { Some(EventWriter::create(&out.join("tensorboard"))?) } else { None };
+    let mut tb = if t.cfg.trainer.tensorboard {
+        Some(EventWriter::create(&out.join("tensorboard"))?)
+    } else {
+        None
+    };
     let val_cfg = t.cfg.validation.clone();
-    let val_sets =
-        if val_cfg.every > 0 || val_cfg.before_train { load_sets(&val_cfg, &t.policy)? } else { Vec::new() };
+    let val_sets = if val_cfg.every > 0 || val_cfg.before_train {
+        load_sets(&val_cfg, &t.policy)?
+    } else {
+        Vec::new()
+    };
     if val_cfg.before_train && t.state.step == 0 && !val_sets.is_empty() {
         let mut m = validate(&t.policy, &val_sets, &val_cfg)?;
         m.insert("step".into(), json!(0));
@@ -181,8 +230,14 @@ pub fn train(cfg: TrainConfig, opts: &RunOptions) -> Result<RunSummary> {
             Ok(m) => m,
             Err(e) => {
                 bar.abandon();
-                let kept = last_checkpoint.as_ref().map_or("none yet".to_string(), |p| p.display().to_string());
-                let what = if e.downcast_ref::<NonFinite>().is_some() { "stopped on a non-finite value" } else { "failed" };
+                let kept = last_checkpoint
+                    .as_ref()
+                    .map_or("none yet".to_string(), |p| p.display().to_string());
+                let what = if e.downcast_ref::<NonFinite>().is_some() {
+                    "stopped on a non-finite value"
+                } else {
+                    "failed"
+                };
                 return Err(e.context(format!(
                     "training {what} at step {}; nothing was saved for it; last good checkpoint: {kept}",
                     t.state.step + 1
@@ -199,7 +254,8 @@ pub fn train(cfg: TrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         }
         bar.set_message(progress_message(&m));
         bar.set_position(step as u64);
-        let save_now = (t.cfg.trainer.save_every > 0 && step % t.cfg.trainer.save_every == 0) || step == total;
+        let save_now =
+            (t.cfg.trainer.save_every > 0 && step % t.cfg.trainer.save_every == 0) || step == total;
         if save_now {
             last_checkpoint = Some(checkpoint::save(&t, &out)?);
             checkpoint::prune(&out, t.cfg.trainer.keep_checkpoints)?;
@@ -215,5 +271,10 @@ pub fn train(cfg: TrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     if t.cfg.trainer.plots {
         refresh_plots(&out, &log)?;
     }
-    Ok(RunSummary { steps_done: t.state.step, output_dir: out, last_checkpoint, last_metrics })
+    Ok(RunSummary {
+        steps_done: t.state.step,
+        output_dir: out,
+        last_checkpoint,
+        last_metrics,
+    })
 }

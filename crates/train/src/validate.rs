@@ -24,8 +24,11 @@ use crate::policy::Policy;
 
 /// The evaluation specs of the configured validation sets, problems loaded once at start.
 pub fn load_sets(cfg: &ValidationSection, policy: &Policy) -> Result<Vec<EvalSpec>> {
-    let template: PromptTemplate =
-        cfg.prompt_template.parse().map_err(anyhow::Error::msg).context("validation.prompt_template")?;
+    let template: PromptTemplate = cfg
+        .prompt_template
+        .parse()
+        .map_err(anyhow::Error::msg)
+        .context("validation.prompt_template")?;
     if template.needs_chat_template() && policy.chat.is_none() {
         bail!(
             "validation.prompt_template = chat, but {} has no chat template (use qwen25-math-cot or plain)",
@@ -39,10 +42,15 @@ pub fn load_sets(cfg: &ValidationSection, policy: &Policy) -> Result<Vec<EvalSpe
     for name in &cfg.benchmarks {
         let mut spec = if name.ends_with(".jsonl") {
             let path = Path::new(name);
-            let problems =
-                read_jsonl_problems(path, &ProblemFields::simple("problem", "answer"), VerifyChecker::extract_boxed)
-                    .with_context(|| format!("validation set {name}"))?;
-            let stem = path.file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned());
+            let problems = read_jsonl_problems(
+                path,
+                &ProblemFields::simple("problem", "answer"),
+                VerifyChecker::extract_boxed,
+            )
+            .with_context(|| format!("validation set {name}"))?;
+            let stem = path
+                .file_stem()
+                .map_or(name.clone(), |s| s.to_string_lossy().into_owned());
             EvalSpec {
                 benchmark: stem.clone(),
                 column: stem,
@@ -52,7 +60,8 @@ pub fn load_sets(cfg: &ValidationSection, policy: &Policy) -> Result<Vec<EvalSpe
                 limit: None,
             }
         } else {
-            let spec = benchmark(name).with_context(|| format!("validation.benchmarks entry `{name}`"))?;
+            let spec =
+                benchmark(name).with_context(|| format!("validation.benchmarks entry `{name}`"))?;
             let problems = spec
                 .load(&data_source(&cfg.data_dir)?, VerifyChecker::extract_boxed)
                 .with_context(|| format!("validation set {name} (validation.data_dir)"))?;
@@ -98,14 +107,19 @@ pub fn summary_metrics(s: &BenchmarkSummary) -> Map<String, Value> {
 }
 
 /// Evaluates the policy on every set with `oneshot_eval::evaluate`.
-pub fn validate(policy: &Policy, sets: &[EvalSpec], cfg: &ValidationSection) -> Result<Map<String, Value>> {
+pub fn validate(
+    policy: &Policy,
+    sets: &[EvalSpec],
+    cfg: &ValidationSection,
+) -> Result<Map<String, Value>> {
     let generator = Generator::new(&policy.model, &policy.tokenizer)
         .with_eos_ids(&policy.eos_ids)
         .with_chat_template(policy.chat.as_ref())
         .with_batch_size(cfg.generation_batch_size);
     let mut m = Map::new();
     for spec in sets {
-        let summary = evaluate(&generator, spec, &Silent).with_context(|| format!("validating on {}", spec.benchmark))?;
+        let summary = evaluate(&generator, spec, &Silent)
+            .with_context(|| format!("validating on {}", spec.benchmark))?;
         m.extend(summary_metrics(&summary));
     }
     Ok(m)

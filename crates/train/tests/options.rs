@@ -11,18 +11,39 @@ fn run(cfg: TrainConfig) -> Vec<serde_json::Map<String, serde_json::Value>> {
 }
 
 fn final_reward(m: &[serde_json::Map<String, serde_json::Value>]) -> f64 {
-    let r: Vec<f64> = m.iter().filter_map(|m| m.get("reward/mean")?.as_f64()).collect();
+    let r: Vec<f64> = m
+        .iter()
+        .filter_map(|m| m.get("reward/mean")?.as_f64())
+        .collect();
     r[r.len() - 3..].iter().sum::<f64>() / 3.0
 }
 
 #[test]
 fn every_estimator_learns() {
     for (est, extra) in [
-        ("dr_grpo", vec![("algorithm.loss_agg_mode", "\"seq-mean-token-sum-norm\"")]),
+        (
+            "dr_grpo",
+            vec![("algorithm.loss_agg_mode", "\"seq-mean-token-sum-norm\"")],
+        ),
         // bf16 products (model.matmul) in rollouts, log-probs and the update.
-        ("rloo", vec![("algorithm.loss_agg_mode", "\"seq-mean-token-mean\""), ("model.matmul", "\"bf16\"")]),
-        ("reinforce_plus_plus", vec![("algorithm.kl_in_reward", "true"), ("algorithm.kl_reward_coef", "0.01")]),
-        ("gae", vec![("algorithm.critic_lr", "1e-2"), ("trainer.ppo_epochs", "2")]),
+        (
+            "rloo",
+            vec![
+                ("algorithm.loss_agg_mode", "\"seq-mean-token-mean\""),
+                ("model.matmul", "\"bf16\""),
+            ],
+        ),
+        (
+            "reinforce_plus_plus",
+            vec![
+                ("algorithm.kl_in_reward", "true"),
+                ("algorithm.kl_reward_coef", "0.01"),
+            ],
+        ),
+        (
+            "gae",
+            vec![("algorithm.critic_lr", "1e-2"), ("trainer.ppo_epochs", "2")],
+        ),
         (
             "grpo",
             vec![
@@ -47,11 +68,16 @@ fn every_estimator_learns() {
         let r = final_reward(&m);
         assert!(r > 0.7, "{est} {extra:?}: final reward {r}");
         if est == "gae" {
-            assert!(m.iter().all(|m| m["critic/vf_loss"].as_f64().unwrap().is_finite()));
+            assert!(m
+                .iter()
+                .all(|m| m["critic/vf_loss"].as_f64().unwrap().is_finite()));
         }
         if est == "grpo" {
             // Once every response is right, all groups are dropped and the update is skipped.
-            assert!(m.iter().any(|m| m["actor/skipped"] == true), "drop_zero_adv_groups never skipped");
+            assert!(
+                m.iter().any(|m| m["actor/skipped"] == true),
+                "drop_zero_adv_groups never skipped"
+            );
         }
     }
 }
@@ -79,28 +105,51 @@ fn validation_plots_tensorboard_and_history_are_written() {
         .filter_map(|m| Some((m["step"].as_u64()?, m.get("val/toybench/acc")?.as_f64()?)))
         .collect();
     assert_eq!(val.iter().map(|v| v.0).collect::<Vec<_>>(), vec![0, 10, 20]);
-    assert!(val[2].1 > val[0].1, "greedy validation accuracy should rise: {val:?}");
+    assert!(
+        val[2].1 > val[0].1,
+        "greedy validation accuracy should rise: {val:?}"
+    );
 
-    let ckpts: Vec<_> = std::fs::read_dir(out.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(ckpts.iter().any(|n| n == "step_000020") && !ckpts.iter().any(|n| n == "step_000010"), "{ckpts:?}");
+    let ckpts: Vec<_> = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        ckpts.iter().any(|n| n == "step_000020") && !ckpts.iter().any(|n| n == "step_000010"),
+        "{ckpts:?}"
+    );
     // The resolved config is saved with the run and reloads to the same values.
     let saved = TrainConfig::load(Some(&out.join("config.toml")), &[]).unwrap();
     assert_eq!(saved.trainer.total_steps, 20);
 
     let svg = std::fs::read_to_string(out.join("training_curves.svg")).unwrap();
-    assert!(svg.contains("reward/mean") && svg.contains("val/toybench/acc"), "SVG lacks its captions");
+    assert!(
+        svg.contains("reward/mean") && svg.contains("val/toybench/acc"),
+        "SVG lacks its captions"
+    );
     let png = std::fs::File::open(out.join("training_curves.png")).unwrap();
-    let mut reader = png::Decoder::new(std::io::BufReader::new(png)).read_info().unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(png))
+        .read_info()
+        .unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
     let px = &buf[..info.buffer_size()];
     // Text is drawn: the caption band of the first panel (top 24 rows, away from the curve)
     // holds dark anti-aliased glyph pixels.
     let w = info.width as usize;
-    let dark = (0..24).flat_map(|y| (0..300).map(move |x| (y * w + x) * 3)).filter(|&i| px[i] < 128 && px[i + 1] < 128 && px[i + 2] < 128).count();
-    assert!(dark > 50, "no caption text rendered in the PNG ({dark} dark pixels)");
+    let dark = (0..24)
+        .flat_map(|y| (0..300).map(move |x| (y * w + x) * 3))
+        .filter(|&i| px[i] < 128 && px[i + 1] < 128 && px[i + 2] < 128)
+        .count();
+    assert!(
+        dark > 50,
+        "no caption text rendered in the PNG ({dark} dark pixels)"
+    );
 
-    let tb: Vec<_> = std::fs::read_dir(out.join("tensorboard")).unwrap().map(|e| e.unwrap().path()).collect();
+    let tb: Vec<_> = std::fs::read_dir(out.join("tensorboard"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(tb.len(), 1);
     let bytes = std::fs::read(&tb[0]).unwrap();
     // 21 records: the version record and one per step.

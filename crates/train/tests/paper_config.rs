@@ -11,7 +11,9 @@ fn workspace() -> PathBuf {
 }
 
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("ONESHOT_SHARED").map(PathBuf::from).unwrap_or_else(|| workspace().join("../shared"));
+    let dir = std::env::var_os("ONESHOT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared"));
     assert!(
         dir.join("data/train/pi1_r128.parquet").is_file(),
         "shared data not found at {} (set ONESHOT_SHARED to the shared/ directory)",
@@ -25,23 +27,46 @@ fn the_paper_config_is_the_recipe_and_its_data_loads() {
     let cfg = TrainConfig::load(Some(&workspace().join("configs/one_shot_pi1.toml")), &[]).unwrap();
     assert_eq!(cfg, {
         // Every value in the file equals the built-in defaults except the documented choices.
-        let mut d = TrainConfig::load(None, &["model.path=\"Qwen/Qwen2.5-Math-1.5B\"".into()]).unwrap();
+        let mut d =
+            TrainConfig::load(None, &["model.path=\"Qwen/Qwen2.5-Math-1.5B\"".into()]).unwrap();
         d.model.gradient_checkpointing = true;
         d.trainer.output_dir = "runs/one_shot_pi1".into();
         d.trainer.tensorboard = true;
         d
     });
-    assert_eq!((cfg.data.train_batch_size, cfg.rollout.n, cfg.optim.lr, cfg.trainer.total_steps), (128, 8, 1e-6, 2000));
+    assert_eq!(
+        (
+            cfg.data.train_batch_size,
+            cfg.rollout.n,
+            cfg.optim.lr,
+            cfg.trainer.total_steps
+        ),
+        (128, 8, 1e-6, 2000)
+    );
 
     // The training file through a chat template and tokenizer (the toy's, word-level).
     let dir = tempfile::tempdir().unwrap();
     toy::write_toy_task(dir.path(), 0).unwrap();
     let tok = oneshot_hf::Tokenizer::from_dir(&dir.path().join("model")).unwrap();
-    let chat = oneshot_hf::ChatTemplate::from_dir(&dir.path().join("model")).unwrap().unwrap();
+    let chat = oneshot_hf::ChatTemplate::from_dir(&dir.path().join("model"))
+        .unwrap()
+        .unwrap();
     let file = shared().join("data/train/pi1_r128.parquet");
     let prompts = load_prompts(&[file], &PromptRenderer::Chat(&chat), &tok, 1024).unwrap();
     assert_eq!(prompts.len(), 128);
     assert!(prompts.iter().all(|p| p.index == 124 && p.label == "12.8"));
-    let err = format!("{:#}", load_prompts(&[shared().join("data/train/pi1_r128.parquet")], &PromptRenderer::Chat(&chat), &tok, 3).unwrap_err());
-    assert!(err.contains("row 0") && err.contains("max_prompt_length"), "{err}");
+    let err = format!(
+        "{:#}",
+        load_prompts(
+            &[shared().join("data/train/pi1_r128.parquet")],
+            &PromptRenderer::Chat(&chat),
+            &tok,
+            3
+        )
+        .unwrap_err()
+    );
+    assert!(
+        err.contains("row 0") && err.contains("max_prompt_length"),
+        "{err}"
+    );
 }

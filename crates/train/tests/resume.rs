@@ -10,9 +10,13 @@ use oneshot_train::{toy, train, RunOptions, TrainConfig};
 use serde_json::{Map, Value};
 
 fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let t = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
-    let mut v: Vec<(String, Vec<f32>)> =
-        t.into_iter().map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect();
+    let t =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    let mut v: Vec<(String, Vec<f32>)> = t
+        .into_iter()
+        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -21,7 +25,11 @@ fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
 fn deterministic(metrics: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
     metrics
         .into_iter()
-        .map(|m| m.into_iter().filter(|(k, _)| !k.starts_with("time/") && !k.starts_with("throughput/")).collect())
+        .map(|m| {
+            m.into_iter()
+                .filter(|(k, _)| !k.starts_with("time/") && !k.starts_with("throughput/"))
+                .collect()
+        })
         .collect()
 }
 
@@ -52,11 +60,31 @@ fn interrupted_and_resumed_equals_uninterrupted() {
     let cfg = config(dir.path(), "resumed");
     // "Interrupted" after step 3: the newest checkpoint is step 2, step 3's metrics line is
     // written but no checkpoint covers it.
-    let part = train(cfg.clone(), &RunOptions { resume: false, stop_after: Some(3) }).unwrap();
+    let part = train(
+        cfg.clone(),
+        &RunOptions {
+            resume: false,
+            stop_after: Some(3),
+        },
+    )
+    .unwrap();
     assert_eq!(part.steps_done, 3);
-    let err = format!("{:#}", train(cfg.clone(), &RunOptions::default()).unwrap_err());
-    assert!(err.contains("--resume"), "restarting without --resume must refuse: {err}");
-    let resumed = train(cfg, &RunOptions { resume: true, stop_after: None }).unwrap();
+    let err = format!(
+        "{:#}",
+        train(cfg.clone(), &RunOptions::default()).unwrap_err()
+    );
+    assert!(
+        err.contains("--resume"),
+        "restarting without --resume must refuse: {err}"
+    );
+    let resumed = train(
+        cfg,
+        &RunOptions {
+            resume: true,
+            stop_after: None,
+        },
+    )
+    .unwrap();
     assert_eq!(resumed.steps_done, 6);
 
     let a = weights(&full.last_checkpoint.unwrap().join(ACTOR_DIR));
@@ -64,7 +92,10 @@ fn interrupted_and_resumed_equals_uninterrupted() {
     assert_eq!(a.len(), b.len());
     for ((na, va), (nb, vb)) in a.iter().zip(&b) {
         assert_eq!(na, nb);
-        assert!(va.iter().zip(vb).all(|(x, y)| x.to_bits() == y.to_bits()), "weights of {na} differ");
+        assert!(
+            va.iter().zip(vb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "weights of {na} differ"
+        );
     }
     let ma = deterministic(read_metrics(&full.output_dir.join("metrics.jsonl")).unwrap());
     let mb = deterministic(read_metrics(&resumed.output_dir.join("metrics.jsonl")).unwrap());
@@ -74,9 +105,14 @@ fn interrupted_and_resumed_equals_uninterrupted() {
     let init = weights(&dir.path().join("model"));
     assert!(init.iter().zip(&a).any(|((_, x), (_, y))| x != y));
     // The accuracy history: every step of 4 rows over a 1-row file closes one entry.
-    let hist = oneshot_data::select::read_history(&full.output_dir.join("rollout_accuracy.json")).unwrap();
+    let hist =
+        oneshot_data::select::read_history(&full.output_dir.join("rollout_accuracy.json")).unwrap();
     assert_eq!(hist[&124].len(), 6);
-    assert_eq!(hist, oneshot_data::select::read_history(&resumed.output_dir.join("rollout_accuracy.json")).unwrap());
+    assert_eq!(
+        hist,
+        oneshot_data::select::read_history(&resumed.output_dir.join("rollout_accuracy.json"))
+            .unwrap()
+    );
 }
 
 #[test]
@@ -87,12 +123,23 @@ fn nan_loss_stops_with_the_last_good_checkpoint_intact() {
     cfg.trainer.save_every = 2;
     cfg.debug.nan_loss_at_step = 5;
     let out = cfg.output_dir();
-    let err = format!("{:#}", train(cfg.clone(), &RunOptions::default()).unwrap_err());
-    assert!(err.contains("non-finite") && err.contains("step 5"), "{err}");
-    assert!(err.contains("step_000004"), "the message names the last good checkpoint: {err}");
+    let err = format!(
+        "{:#}",
+        train(cfg.clone(), &RunOptions::default()).unwrap_err()
+    );
+    assert!(
+        err.contains("non-finite") && err.contains("step 5"),
+        "{err}"
+    );
+    assert!(
+        err.contains("step_000004"),
+        "the message names the last good checkpoint: {err}"
+    );
     let last = checkpoint::latest(&out).unwrap().unwrap();
     assert!(last.ends_with("step_000004"));
-    assert!(!checkpoint::checkpoints_dir(&out).join("step_000005").exists());
+    assert!(!checkpoint::checkpoints_dir(&out)
+        .join("step_000005")
+        .exists());
     // Loadable, and finite: resuming from it with the fault removed finishes the run.
     let w = weights(&last.join(ACTOR_DIR));
     assert!(w.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())));
@@ -100,6 +147,13 @@ fn nan_loss_stops_with_the_last_good_checkpoint_intact() {
     let metrics = read_metrics(&out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.len(), 4, "no metrics line for the failed step");
     cfg.debug.nan_loss_at_step = 0;
-    let done = train(cfg, &RunOptions { resume: true, stop_after: None }).unwrap();
+    let done = train(
+        cfg,
+        &RunOptions {
+            resume: true,
+            stop_after: None,
+        },
+    )
+    .unwrap();
     assert_eq!(done.steps_done, 10);
 }

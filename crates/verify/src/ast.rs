@@ -68,7 +68,15 @@ impl Func {
     pub fn is_prefix_operator(self) -> bool {
         !matches!(
             self,
-            Func::Binom | Func::Gcd | Func::Lcm | Func::Min | Func::Max | Func::Mod | Func::Floor | Func::Ceil | Func::Abs
+            Func::Binom
+                | Func::Gcd
+                | Func::Lcm
+                | Func::Min
+                | Func::Max
+                | Func::Mod
+                | Func::Floor
+                | Func::Ceil
+                | Func::Abs
         )
     }
 }
@@ -105,7 +113,10 @@ pub enum SeqKind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
     /// An exact number; `decimals` is set when it was written with a decimal point.
-    Num { value: BigRational, decimals: Option<u32> },
+    Num {
+        value: BigRational,
+        decimals: Option<u32>,
+    },
     Sym(String),
     Pi,
     E,
@@ -119,7 +130,11 @@ pub enum Node {
     Div(Box<Node>, Box<Node>),
     Pow(Box<Node>, Box<Node>),
     /// `a ± b` (`minus_plus` = `a ∓ b`).
-    Pm { a: Box<Node>, b: Box<Node>, minus_plus: bool },
+    Pm {
+        a: Box<Node>,
+        b: Box<Node>,
+        minus_plus: bool,
+    },
     Func(Func, Vec<Node>),
     /// Application of an unknown function `f(x)`.
     Apply(String, Vec<Node>),
@@ -128,16 +143,25 @@ pub enum Node {
     Seq(SeqKind, Vec<Node>),
     Union(Vec<Node>),
     Matrix(Vec<Vec<Node>>),
-    Rel { parts: Vec<Node>, ops: Vec<RelOp> },
+    Rel {
+        parts: Vec<Node>,
+        ops: Vec<RelOp>,
+    },
 }
 
 impl Node {
     pub fn int(v: i64) -> Node {
-        Node::Num { value: BigRational::from_integer(v.into()), decimals: None }
+        Node::Num {
+            value: BigRational::from_integer(v.into()),
+            decimals: None,
+        }
     }
 
     pub fn rat(value: BigRational) -> Node {
-        Node::Num { value, decimals: None }
+        Node::Num {
+            value,
+            decimals: None,
+        }
     }
 
     /// True when the node contains a `±`/`∓` anywhere.
@@ -166,9 +190,12 @@ impl Node {
     pub fn visit(&self, f: &mut dyn FnMut(&Node)) {
         f(self);
         match self {
-            Node::Add(v) | Node::Mul(v) | Node::Func(_, v) | Node::Apply(_, v) | Node::Seq(_, v) | Node::Union(v) => {
-                v.iter().for_each(|c| c.visit(f))
-            }
+            Node::Add(v)
+            | Node::Mul(v)
+            | Node::Func(_, v)
+            | Node::Apply(_, v)
+            | Node::Seq(_, v)
+            | Node::Union(v) => v.iter().for_each(|c| c.visit(f)),
             Node::Neg(a) | Node::Factorial(a) | Node::Percent(a) => a.visit(f),
             Node::Div(a, b) | Node::Pow(a, b) | Node::Pm { a, b, .. } => {
                 a.visit(f);
@@ -200,8 +227,13 @@ impl Node {
             Node::Percent(a) => Node::Percent(Box::new(r(a))),
             Node::Div(a, b) => Node::Div(Box::new(r(a)), Box::new(r(b))),
             Node::Pow(a, b) => Node::Pow(Box::new(r(a)), Box::new(r(b))),
-            Node::Matrix(rows) => Node::Matrix(rows.iter().map(|row| row.iter().map(r).collect()).collect()),
-            Node::Rel { parts, ops } => Node::Rel { parts: parts.iter().map(r).collect(), ops: ops.clone() },
+            Node::Matrix(rows) => {
+                Node::Matrix(rows.iter().map(|row| row.iter().map(r).collect()).collect())
+            }
+            Node::Rel { parts, ops } => Node::Rel {
+                parts: parts.iter().map(r).collect(),
+                ops: ops.clone(),
+            },
             other => other.clone(),
         }
     }

@@ -42,7 +42,11 @@ pub struct Mono {
 
 impl Mono {
     fn one() -> Mono {
-        Mono { vars: Vec::new(), rad: BigInt::one(), imag: false }
+        Mono {
+            vars: Vec::new(),
+            rad: BigInt::one(),
+            imag: false,
+        }
     }
 
     pub fn is_one(&self) -> bool {
@@ -74,7 +78,9 @@ fn bits(r: &BigRational) -> u64 {
 
 impl Poly {
     pub fn zero() -> Poly {
-        Poly { terms: BTreeMap::new() }
+        Poly {
+            terms: BTreeMap::new(),
+        }
     }
 
     pub fn constant(c: BigRational) -> Poly {
@@ -120,7 +126,9 @@ impl Poly {
     }
 
     fn add(&self, other: &Poly, budget: &mut Budget) -> CResult<Poly> {
-        budget.spend((self.terms.len() + other.terms.len()) as u64).map_err(|_| CasFail::TooBig)?;
+        budget
+            .spend((self.terms.len() + other.terms.len()) as u64)
+            .map_err(|_| CasFail::TooBig)?;
         let mut out = self.clone();
         for (m, c) in &other.terms {
             out.add_term(m.clone(), c.clone());
@@ -129,7 +137,13 @@ impl Poly {
     }
 
     fn neg(&self) -> Poly {
-        Poly { terms: self.terms.iter().map(|(m, c)| (m.clone(), -c.clone())).collect() }
+        Poly {
+            terms: self
+                .terms
+                .iter()
+                .map(|(m, c)| (m.clone(), -c.clone()))
+                .collect(),
+        }
     }
 
     pub fn mul(&self, other: &Poly, budget: &mut Budget) -> CResult<Poly> {
@@ -138,7 +152,9 @@ impl Poly {
         let pairs = (self.terms.len() * other.terms.len()) as u64;
         let max_bits = |p: &Poly| p.terms.values().map(bits).max().unwrap_or(0);
         let word_cost = 1 + (max_bits(self) + max_bits(other)) / 64;
-        budget.spend(pairs * 8 * word_cost + 1).map_err(|_| CasFail::TooBig)?;
+        budget
+            .spend(pairs * 8 * word_cost + 1)
+            .map_err(|_| CasFail::TooBig)?;
         let mut out = Poly::zero();
         for (ma, ca) in &self.terms {
             for (mb, cb) in &other.terms {
@@ -167,7 +183,11 @@ impl Poly {
         if m.imag {
             coef = -coef;
         }
-        let inv = Mono { vars: m.vars.iter().map(|(a, k)| (a.clone(), -k)).collect(), rad: m.rad.clone(), imag: m.imag };
+        let inv = Mono {
+            vars: m.vars.iter().map(|(a, k)| (a.clone(), -k)).collect(),
+            rad: m.rad.clone(),
+            imag: m.imag,
+        };
         Some(Poly::constant(BigRational::one()).with_mono(inv, coef))
     }
 
@@ -237,27 +257,58 @@ fn mono_mul(a: &Mono, b: &Mono) -> (Mono, BigRational) {
 
 impl RatFn {
     pub fn constant(c: BigRational) -> RatFn {
-        RatFn { num: Poly::constant(c), den: Poly::constant(BigRational::one()) }
+        RatFn {
+            num: Poly::constant(c),
+            den: Poly::constant(BigRational::one()),
+        }
     }
 
     fn atom(key: &str) -> RatFn {
-        let m = Mono { vars: vec![(Rc::from(key), 1)], rad: BigInt::one(), imag: false };
-        RatFn { num: Poly::zero().with_mono(m, BigRational::one()), den: Poly::constant(BigRational::one()) }
+        let m = Mono {
+            vars: vec![(Rc::from(key), 1)],
+            rad: BigInt::one(),
+            imag: false,
+        };
+        RatFn {
+            num: Poly::zero().with_mono(m, BigRational::one()),
+            den: Poly::constant(BigRational::one()),
+        }
     }
 
     fn atom_pow(key: &str, k: i64) -> RatFn {
-        let m = Mono { vars: vec![(Rc::from(key), k)], rad: BigInt::one(), imag: false };
-        RatFn { num: Poly::zero().with_mono(m, BigRational::one()), den: Poly::constant(BigRational::one()) }
+        let m = Mono {
+            vars: vec![(Rc::from(key), k)],
+            rad: BigInt::one(),
+            imag: false,
+        };
+        RatFn {
+            num: Poly::zero().with_mono(m, BigRational::one()),
+            den: Poly::constant(BigRational::one()),
+        }
     }
 
     fn sqrt_int(r: BigInt) -> RatFn {
-        let m = Mono { vars: Vec::new(), rad: r, imag: false };
-        RatFn { num: Poly::zero().with_mono(m, BigRational::one()), den: Poly::constant(BigRational::one()) }
+        let m = Mono {
+            vars: Vec::new(),
+            rad: r,
+            imag: false,
+        };
+        RatFn {
+            num: Poly::zero().with_mono(m, BigRational::one()),
+            den: Poly::constant(BigRational::one()),
+        }
     }
 
     fn imag() -> RatFn {
-        let m = Mono { vars: Vec::new(), rad: BigInt::one(), imag: true };
-        RatFn { num: Poly::zero().with_mono(m, BigRational::one()), den: Poly::constant(BigRational::one()) }
+        let m = Mono {
+            vars: Vec::new(),
+            rad: BigInt::one(),
+            imag: true,
+        };
+        RatFn {
+            num: Poly::zero().with_mono(m, BigRational::one()),
+            den: Poly::constant(BigRational::one()),
+        }
     }
 
     /// Rational value, when the function is a plain rational constant.
@@ -278,14 +329,23 @@ impl RatFn {
     /// Moves single-term denominators into the numerator so common forms stay polynomial.
     fn tidy(self) -> RatFn {
         if self.den.terms.len() == 1 {
-            let one = self.den.terms.iter().next().map(|(m, c)| m.is_one() && c.is_one()).unwrap_or(false);
+            let one = self
+                .den
+                .terms
+                .iter()
+                .next()
+                .map(|(m, c)| m.is_one() && c.is_one())
+                .unwrap_or(false);
             if one {
                 return self;
             }
             if let Some(inv) = self.den.invert_monomial() {
                 let mut scratch = Budget::new(u64::MAX);
                 if let Ok(num) = self.num.mul(&inv, &mut scratch) {
-                    return RatFn { num, den: Poly::constant(BigRational::one()) };
+                    return RatFn {
+                        num,
+                        den: Poly::constant(BigRational::one()),
+                    };
                 }
             }
         }
@@ -294,7 +354,10 @@ impl RatFn {
 
     fn add(&self, o: &RatFn, b: &mut Budget) -> CResult<RatFn> {
         if self.den == o.den {
-            return Ok(RatFn { num: self.num.add(&o.num, b)?, den: self.den.clone() });
+            return Ok(RatFn {
+                num: self.num.add(&o.num, b)?,
+                den: self.den.clone(),
+            });
         }
         let n = self.num.mul(&o.den, b)?.add(&o.num.mul(&self.den, b)?, b)?;
         let d = self.den.mul(&o.den, b)?;
@@ -302,7 +365,10 @@ impl RatFn {
     }
 
     fn neg(&self) -> RatFn {
-        RatFn { num: self.num.neg(), den: self.den.clone() }
+        RatFn {
+            num: self.num.neg(),
+            den: self.den.clone(),
+        }
     }
 
     fn mul(&self, o: &RatFn, b: &mut Budget) -> CResult<RatFn> {
@@ -321,7 +387,11 @@ impl RatFn {
         if self.num.is_zero() {
             return Err(CasFail::DivByZero);
         }
-        Ok(RatFn { num: self.den.clone(), den: self.num.clone() }.tidy())
+        Ok(RatFn {
+            num: self.den.clone(),
+            den: self.num.clone(),
+        }
+        .tidy())
     }
 
     fn pow_int(&self, n: i64, b: &mut Budget) -> CResult<RatFn> {
@@ -331,7 +401,14 @@ impl RatFn {
         let base = if n < 0 { self.recip()? } else { self.clone() };
         let mut e = n.unsigned_abs();
         // Estimate the cost first so huge powers fail before doing any work.
-        let size_bits: u64 = base.num.terms.values().chain(base.den.terms.values()).map(bits).max().unwrap_or(1);
+        let size_bits: u64 = base
+            .num
+            .terms
+            .values()
+            .chain(base.den.terms.values())
+            .map(bits)
+            .max()
+            .unwrap_or(1);
         let terms = (base.num.terms.len().max(base.den.terms.len())) as u64;
         if size_bits.saturating_mul(e) > MAX_BITS * 2 || (terms > 1 && e > 64) {
             return Err(CasFail::TooBig);
@@ -409,7 +486,10 @@ fn square_part(n: &BigInt, budget: &mut Budget) -> CResult<(BigInt, BigInt)> {
 
 impl Cas<'_> {
     pub fn new(budget: &mut Budget) -> Cas<'_> {
-        Cas { budget, opaque: false }
+        Cas {
+            budget,
+            opaque: false,
+        }
     }
 
     fn opaque(&mut self, key: String) -> RatFn {
@@ -454,7 +534,10 @@ impl Cas<'_> {
             }
             Node::Percent(a) => {
                 let x = self.convert(a)?;
-                x.mul(&RatFn::constant(BigRational::new(1.into(), 100.into())), self.budget)
+                x.mul(
+                    &RatFn::constant(BigRational::new(1.into(), 100.into())),
+                    self.budget,
+                )
             }
             Node::Pow(a, e) => self.pow(a, e),
             Node::Func(f, args) => self.func(*f, args, n),
@@ -469,7 +552,11 @@ impl Cas<'_> {
             }
             Node::Factorial(a) => {
                 let x = self.convert(a)?;
-                if let Some(k) = x.as_rational().filter(|k| k.is_integer()).and_then(|k| k.to_integer().to_u32()) {
+                if let Some(k) = x
+                    .as_rational()
+                    .filter(|k| k.is_integer())
+                    .and_then(|k| k.to_integer().to_u32())
+                {
                     if k > 300 {
                         return Err(CasFail::TooBig);
                     }
@@ -531,7 +618,9 @@ impl Cas<'_> {
         }
         let rn = n.nth_root(r);
         let rd = d.nth_root(r);
-        if num_traits::pow(rn.clone(), r as usize) == n && num_traits::pow(rd.clone(), r as usize) == d {
+        if num_traits::pow(rn.clone(), r as usize) == n
+            && num_traits::pow(rd.clone(), r as usize) == d
+        {
             let v = RatFn::constant(BigRational::new(rn, rd));
             return Ok(Some(match (neg, r % 2) {
                 (false, _) => v,
@@ -545,7 +634,8 @@ impl Cas<'_> {
         }
         // √(n/d) = √(n·d)/d = s√t / d
         let (s, t) = square_part(&(&n * &d), self.budget)?;
-        let mut v = RatFn::sqrt_int(t).mul(&RatFn::constant(BigRational::new(s, d)), self.budget)?;
+        let mut v =
+            RatFn::sqrt_int(t).mul(&RatFn::constant(BigRational::new(s, d)), self.budget)?;
         if neg {
             v = v.mul(&RatFn::imag(), self.budget)?;
         }
@@ -567,14 +657,22 @@ impl Cas<'_> {
             xs.push(self.convert(a)?);
         }
         let rats: Option<Vec<BigRational>> = xs.iter().map(|x| x.as_rational()).collect();
-        let ints: Option<Vec<BigInt>> = rats.as_ref().and_then(|v| v.iter().map(|r| r.is_integer().then(|| r.to_integer())).collect());
+        let ints: Option<Vec<BigInt>> = rats.as_ref().and_then(|v| {
+            v.iter()
+                .map(|r| r.is_integer().then(|| r.to_integer()))
+                .collect()
+        });
         let from_int = |v: BigInt| Ok(RatFn::constant(BigRational::from_integer(v)));
         match f {
             Func::Gcd | Func::Lcm => {
                 let v = ints.ok_or(CasFail::Unsupported)?;
                 let mut acc = v[0].abs();
                 for x in &v[1..] {
-                    acc = if f == Func::Gcd { acc.gcd(x) } else { acc.lcm(x) };
+                    acc = if f == Func::Gcd {
+                        acc.gcd(x)
+                    } else {
+                        acc.lcm(x)
+                    };
                 }
                 from_int(acc)
             }
@@ -605,14 +703,23 @@ impl Cas<'_> {
             }
             Func::Floor | Func::Ceil => {
                 if let Some(v) = rats {
-                    let r = if f == Func::Floor { v[0].floor() } else { v[0].ceil() };
+                    let r = if f == Func::Floor {
+                        v[0].floor()
+                    } else {
+                        v[0].ceil()
+                    };
                     return Ok(RatFn::constant(r));
                 }
-                let val = numeric::eval_constant(&args[0], self.budget).ok_or(CasFail::Unsupported)?;
+                let val =
+                    numeric::eval_constant(&args[0], self.budget).ok_or(CasFail::Unsupported)?;
                 if val.im.abs() > 1e-12 || !val.re.is_finite() || val.re.abs() > 1e15 {
                     return Err(CasFail::Unsupported);
                 }
-                let r = if f == Func::Floor { val.re.floor() } else { val.re.ceil() };
+                let r = if f == Func::Floor {
+                    val.re.floor()
+                } else {
+                    val.re.ceil()
+                };
                 if (val.re - val.re.round()).abs() < 1e-9 {
                     return Err(CasFail::Unsupported); // too close to an integer to decide in floats
                 }
@@ -641,7 +748,13 @@ impl Cas<'_> {
                     }
                     let better = match best {
                         None => true,
-                        Some((b, _)) => if f == Func::Min { v.re < b } else { v.re > b },
+                        Some((b, _)) => {
+                            if f == Func::Min {
+                                v.re < b
+                            } else {
+                                v.re > b
+                            }
+                        }
                     };
                     if better {
                         best = Some((v.re, i));
@@ -671,8 +784,17 @@ impl Cas<'_> {
                 // ln(e^k) = k
                 if xs.len() == 1 {
                     if let Some((m, c)) = x.num.terms.iter().next() {
-                        if x.num.terms.len() == 1 && c.is_one() && x.den.as_rational().is_some_and(|d| d.is_one()) && m.rad.is_one() && !m.imag && m.vars.len() == 1 && &*m.vars[0].0 == "c:e" {
-                            return Ok(RatFn::constant(BigRational::from_integer(m.vars[0].1.into())));
+                        if x.num.terms.len() == 1
+                            && c.is_one()
+                            && x.den.as_rational().is_some_and(|d| d.is_one())
+                            && m.rad.is_one()
+                            && !m.imag
+                            && m.vars.len() == 1
+                            && &*m.vars[0].0 == "c:e"
+                        {
+                            return Ok(RatFn::constant(BigRational::from_integer(
+                                m.vars[0].1.into(),
+                            )));
                         }
                     }
                 }

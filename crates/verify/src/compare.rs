@@ -76,15 +76,23 @@ impl<'a> Comparer<'a> {
             (Matrix(a), Matrix(b)) => {
                 return a.len() == b.len()
                     && a.iter().zip(b).all(|(ra, rb)| ra.len() == rb.len())
-                    && a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| self.eq(x, y, depth + 1));
+                    && a.iter()
+                        .flatten()
+                        .zip(b.iter().flatten())
+                        .all(|(x, y)| self.eq(x, y, depth + 1));
             }
-            (Matrix(m), Seq(SeqKind::Tuple('(', ')'), v)) | (Seq(SeqKind::Tuple('(', ')'), v), Matrix(m)) => {
+            (Matrix(m), Seq(SeqKind::Tuple('(', ')'), v))
+            | (Seq(SeqKind::Tuple('(', ')'), v), Matrix(m)) => {
                 // A column (or row) vector written as a tuple.
                 let flat: Vec<&Node> = m.iter().flatten().collect();
                 let is_vector = m.len() == 1 || m.iter().all(|r| r.len() == 1);
-                return is_vector && flat.len() == v.len() && flat.iter().zip(v).all(|(x, y)| self.eq(x, y, depth + 1));
+                return is_vector
+                    && flat.len() == v.len()
+                    && flat.iter().zip(v).all(|(x, y)| self.eq(x, y, depth + 1));
             }
-            (Rel { parts: pa, ops: oa }, Rel { parts: pb, ops: ob }) => return self.rel_eq(pa, oa, pb, ob, depth),
+            (Rel { parts: pa, ops: oa }, Rel { parts: pb, ops: ob }) => {
+                return self.rel_eq(pa, oa, pb, ob, depth)
+            }
             (Rel { parts, ops }, _) => {
                 return match eq_value(parts, ops, Side::Pred) {
                     Some(v) => self.eq(&v, g, depth + 1),
@@ -103,7 +111,12 @@ impl<'a> Comparer<'a> {
             }
             (Seq(SeqKind::Set, v), _) if v.len() == 1 => return self.eq(&v[0], g, depth + 1),
             (_, Seq(SeqKind::Set, v)) if v.len() == 1 => return self.eq(p, &v[0], depth + 1),
-            (Seq(..), _) | (_, Seq(..)) | (Matrix(_), _) | (_, Matrix(_)) | (Union(_), _) | (_, Union(_)) => return false,
+            (Seq(..), _)
+            | (_, Seq(..))
+            | (Matrix(_), _)
+            | (_, Matrix(_))
+            | (Union(_), _)
+            | (_, Union(_)) => return false,
             _ => {}
         }
         self.scalar(p, g)
@@ -169,7 +182,10 @@ impl<'a> Comparer<'a> {
             let (ca, _) = cut_approx(pa, oa);
             let (cb, _) = cut_approx(pb, ob);
             if ca.len() == 2 && cb.len() == 2 {
-                if is_name_like(&ca[0]) && is_name_like(&cb[0]) && self.eq(&ca[1], &cb[1], depth + 1) {
+                if is_name_like(&ca[0])
+                    && is_name_like(&cb[0])
+                    && self.eq(&ca[1], &cb[1], depth + 1)
+                {
                     return true;
                 }
                 if self.equation_equiv(&ca, &cb) {
@@ -185,14 +201,19 @@ impl<'a> Comparer<'a> {
         // Inequalities and `≠`: compare the normalised constraints `d < 0`, `d ≤ 0`, `d ≠ 0`.
         let ca = constraints(pa, oa);
         let cb = constraints(pb, ob);
-        let (Some(ca), Some(cb)) = (ca, cb) else { return false };
+        let (Some(ca), Some(cb)) = (ca, cb) else {
+            return false;
+        };
         if ca.len() != cb.len() {
             return false;
         }
         let mut used = vec![false; cb.len()];
         'outer: for (da, opa) in &ca {
             for (j, (db, opb)) in cb.iter().enumerate() {
-                if !used[j] && opa == opb && self.proportional(da, db, matches!(opa, RelOp::Lt | RelOp::Le)) {
+                if !used[j]
+                    && opa == opb
+                    && self.proportional(da, db, matches!(opa, RelOp::Lt | RelOp::Le))
+                {
                     used[j] = true;
                     continue 'outer;
                 }
@@ -240,7 +261,10 @@ impl<'a> Comparer<'a> {
         let mut ratio: Option<num_complex::Complex64> = None;
         let mut agreeing = 0;
         for k in 0..POINTS {
-            let (Some(va), Some(vb)) = (numeric::eval(a, k, &mut self.budget), numeric::eval(b, k, &mut self.budget)) else {
+            let (Some(va), Some(vb)) = (
+                numeric::eval(a, k, &mut self.budget),
+                numeric::eval(b, k, &mut self.budget),
+            ) else {
                 continue;
             };
             if va.norm() < 1e-12 || vb.norm() < 1e-12 {
@@ -258,7 +282,9 @@ impl<'a> Comparer<'a> {
             agreeing += 1;
         }
         match ratio {
-            Some(r) if agreeing >= 3 => !positive || (r.re > 0.0 && r.im.abs() < 1e-9 * r.re.abs().max(1.0)),
+            Some(r) if agreeing >= 3 => {
+                !positive || (r.re > 0.0 && r.im.abs() < 1e-9 * r.re.abs().max(1.0))
+            }
             _ => false,
         }
     }
@@ -357,7 +383,10 @@ impl<'a> Comparer<'a> {
         }
         if let Some((decimals, sig)) = decimal_literal(p) {
             if sig >= self.opts.rounded_min_sig_digits {
-                let half_ulp = BigRational::new(BigInt::from(1), BigInt::from(2) * num_traits::pow(BigInt::from(10), decimals as usize));
+                let half_ulp = BigRational::new(
+                    BigInt::from(1),
+                    BigInt::from(2) * num_traits::pow(BigInt::from(10), decimals as usize),
+                );
                 return diff <= half_ulp;
             }
         }
@@ -366,7 +395,10 @@ impl<'a> Comparer<'a> {
 
     /// Constants containing π, e, roots or functions, compared in floating point.
     fn constants_close(&mut self, p: &Node, g: &Node) -> bool {
-        let (Some(x), Some(y)) = (numeric::eval_constant(p, &mut self.budget), numeric::eval_constant(g, &mut self.budget)) else {
+        let (Some(x), Some(y)) = (
+            numeric::eval_constant(p, &mut self.budget),
+            numeric::eval_constant(g, &mut self.budget),
+        ) else {
             return false;
         };
         if close(x, y, self.opts.tolerance) {
@@ -404,9 +436,13 @@ impl<'a> Comparer<'a> {
                 }
                 Some(out)
             }
-            Node::Rel { parts, ops } if ops.len() == 1 && ops[0] == RelOp::In => self.intervals(&parts[1]),
+            Node::Rel { parts, ops } if ops.len() == 1 && ops[0] == RelOp::In => {
+                self.intervals(&parts[1])
+            }
             Node::Rel { parts, ops } => self.solve_inequalities(parts, ops),
-            Node::Seq(SeqKind::List, items) if items.iter().all(|i| matches!(i, Node::Rel { .. })) => {
+            Node::Seq(SeqKind::List, items)
+                if items.iter().all(|i| matches!(i, Node::Rel { .. })) =>
+            {
                 let mut out = Vec::new();
                 for it in items {
                     out.extend(self.intervals(it)?);
@@ -419,21 +455,36 @@ impl<'a> Comparer<'a> {
 
     fn bound(&mut self, n: &Node, closed: bool) -> Option<Bound> {
         match n {
-            Node::Inf => Some(Bound { node: n.clone(), value: f64::INFINITY, closed: false }),
-            Node::Neg(a) if **a == Node::Inf => Some(Bound { node: n.clone(), value: f64::NEG_INFINITY, closed: false }),
+            Node::Inf => Some(Bound {
+                node: n.clone(),
+                value: f64::INFINITY,
+                closed: false,
+            }),
+            Node::Neg(a) if **a == Node::Inf => Some(Bound {
+                node: n.clone(),
+                value: f64::NEG_INFINITY,
+                closed: false,
+            }),
             _ => {
                 if n.has_symbols() {
                     return None;
                 }
                 let v = numeric::eval_constant(n, &mut self.budget)?;
-                (v.im.abs() < 1e-12).then(|| Bound { node: n.clone(), value: v.re, closed })
+                (v.im.abs() < 1e-12).then(|| Bound {
+                    node: n.clone(),
+                    value: v.re,
+                    closed,
+                })
             }
         }
     }
 
     /// Solution set of a chain of linear inequalities in one variable (or in `|x|`).
     fn solve_inequalities(&mut self, parts: &[Node], ops: &[RelOp]) -> Option<Vec<Interval>> {
-        if ops.iter().any(|o| !matches!(o, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge)) {
+        if ops
+            .iter()
+            .any(|o| !matches!(o, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge))
+        {
             return None;
         }
         let mut names = Vec::new();
@@ -457,7 +508,10 @@ impl<'a> Comparer<'a> {
         // |x| handled as a variable t ≥ 0.
         let abs_name = format!("|{var}|");
         let mut uses_abs = false;
-        let subst: Vec<Node> = parts.iter().map(|p| replace_abs(p, &var, &abs_name, &mut uses_abs)).collect();
+        let subst: Vec<Node> = parts
+            .iter()
+            .map(|p| replace_abs(p, &var, &abs_name, &mut uses_abs))
+            .collect();
         let t = if uses_abs {
             let mut bare = false;
             for p in &subst {
@@ -474,10 +528,21 @@ impl<'a> Comparer<'a> {
         } else {
             var.clone()
         };
-        let mut lo = Bound { node: Node::Neg(Box::new(Node::Inf)), value: f64::NEG_INFINITY, closed: false };
-        let mut hi = Bound { node: Node::Inf, value: f64::INFINITY, closed: false };
+        let mut lo = Bound {
+            node: Node::Neg(Box::new(Node::Inf)),
+            value: f64::NEG_INFINITY,
+            closed: false,
+        };
+        let mut hi = Bound {
+            node: Node::Inf,
+            value: f64::INFINITY,
+            closed: false,
+        };
         for (k, op) in ops.iter().enumerate() {
-            let d = Node::Add(vec![subst[k].clone(), Node::Neg(Box::new(subst[k + 1].clone()))]);
+            let d = Node::Add(vec![
+                subst[k].clone(),
+                Node::Neg(Box::new(subst[k + 1].clone())),
+            ]);
             let mentions = {
                 let mut m = false;
                 d.visit(&mut |n| {
@@ -495,19 +560,34 @@ impl<'a> Comparer<'a> {
             let d1 = substitute(&d, &t, &Node::int(1));
             let d2 = substitute(&d, &t, &Node::int(2));
             let mut cas = Cas::new(&mut self.budget);
-            let a = cas.convert(&Node::Add(vec![d1.clone(), Node::Neg(Box::new(d0.clone()))])).ok()?.as_rational()?;
-            let a2 = cas.convert(&Node::Add(vec![d2, Node::Neg(Box::new(d1))])).ok()?.as_rational()?;
+            let a = cas
+                .convert(&Node::Add(vec![
+                    d1.clone(),
+                    Node::Neg(Box::new(d0.clone())),
+                ]))
+                .ok()?
+                .as_rational()?;
+            let a2 = cas
+                .convert(&Node::Add(vec![d2, Node::Neg(Box::new(d1))]))
+                .ok()?
+                .as_rational()?;
             if a.is_zero() || a != a2 {
                 return None;
             }
             // Check linearity exactly: d - (a t + b) == 0.
-            let lin = Node::Add(vec![Node::Mul(vec![Node::rat(a.clone()), Node::Sym(t.clone())]), d0.clone()]);
+            let lin = Node::Add(vec![
+                Node::Mul(vec![Node::rat(a.clone()), Node::Sym(t.clone())]),
+                d0.clone(),
+            ]);
             let rd = cas.convert(&d).ok()?;
             let rl = cas.convert(&lin).ok()?;
             if cas.opaque || !rd.cross_diff(&rl, &mut self.budget).ok()?.is_zero() {
                 return None;
             }
-            let endpoint = Node::Neg(Box::new(Node::Div(Box::new(d0), Box::new(Node::rat(a.clone())))));
+            let endpoint = Node::Neg(Box::new(Node::Div(
+                Box::new(d0),
+                Box::new(Node::rat(a.clone())),
+            )));
             let value = numeric::eval_constant(&endpoint, &mut self.budget)?;
             if value.im.abs() > 1e-12 {
                 return None;
@@ -515,7 +595,11 @@ impl<'a> Comparer<'a> {
             // d op 0 with d = a(t - e): for a > 0, `<`/`≤` bound t from above.
             let upper = matches!(op, RelOp::Lt | RelOp::Le) == a.is_positive();
             let closed = matches!(op, RelOp::Le | RelOp::Ge);
-            let b = Bound { node: endpoint, value: value.re, closed };
+            let b = Bound {
+                node: endpoint,
+                value: value.re,
+                closed,
+            };
             if upper {
                 if b.value < hi.value || (b.value == hi.value && !b.closed) {
                     hi = b;
@@ -534,11 +618,21 @@ impl<'a> Comparer<'a> {
         if hi.value < 0.0 || (hi.value == 0.0 && !hi.closed) {
             return Some(vec![]);
         }
-        let neg = |b: &Bound| Bound { node: Node::Neg(Box::new(b.node.clone())), value: -b.value, closed: b.closed };
+        let neg = |b: &Bound| Bound {
+            node: Node::Neg(Box::new(b.node.clone())),
+            value: -b.value,
+            closed: b.closed,
+        };
         if lo.value < 0.0 || (lo.value == 0.0 && lo.closed) {
             return Some(vec![Interval { lo: neg(&hi), hi }]);
         }
-        Some(vec![Interval { lo: neg(&hi), hi: neg(&lo) }, Interval { lo, hi }])
+        Some(vec![
+            Interval {
+                lo: neg(&hi),
+                hi: neg(&lo),
+            },
+            Interval { lo, hi },
+        ])
     }
 
     fn interval_sets_eq(&mut self, a: Vec<Interval>, b: Vec<Interval>) -> bool {
@@ -569,12 +663,19 @@ impl<'a> Comparer<'a> {
 /// equal sets written differently compare equal. Empty pieces are dropped.
 fn merge_intervals(mut v: Vec<Interval>) -> Vec<Interval> {
     let key = |i: &Interval| (i.lo.value, i.hi.value);
-    v.retain(|i| i.lo.value < i.hi.value || (i.lo.value == i.hi.value && i.lo.closed && i.hi.closed));
-    v.sort_by(|x, y| key(x).partial_cmp(&key(y)).unwrap_or(std::cmp::Ordering::Equal));
+    v.retain(|i| {
+        i.lo.value < i.hi.value || (i.lo.value == i.hi.value && i.lo.closed && i.hi.closed)
+    });
+    v.sort_by(|x, y| {
+        key(x)
+            .partial_cmp(&key(y))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let mut out: Vec<Interval> = Vec::with_capacity(v.len());
     for iv in v {
         if let Some(last) = out.last_mut() {
-            let touches = iv.lo.value < last.hi.value || (iv.lo.value == last.hi.value && (iv.lo.closed || last.hi.closed));
+            let touches = iv.lo.value < last.hi.value
+                || (iv.lo.value == last.hi.value && (iv.lo.closed || last.hi.closed));
             if touches {
                 if iv.hi.value > last.hi.value || (iv.hi.value == last.hi.value && iv.hi.closed) {
                     last.hi = iv.hi;
@@ -606,15 +707,32 @@ fn cross(p: &cas::Poly, den: &cas::Poly, budget: &mut Budget) -> Option<cas::Pol
 
 fn is_interval_like(n: &Node) -> bool {
     match n {
-        Node::Seq(SeqKind::Tuple(o, c), v) => v.len() == 2 && (*o != '(' || *c != ')' || v.iter().any(|x| matches!(x, Node::Inf) || matches!(x, Node::Neg(a) if **a == Node::Inf))),
+        Node::Seq(SeqKind::Tuple(o, c), v) => {
+            v.len() == 2
+                && (*o != '('
+                    || *c != ')'
+                    || v.iter().any(|x| {
+                        matches!(x, Node::Inf) || matches!(x, Node::Neg(a) if **a == Node::Inf)
+                    }))
+        }
         Node::Union(_) => true,
-        Node::Rel { ops, .. } => ops.iter().any(|o| matches!(o, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge | RelOp::In)),
+        Node::Rel { ops, .. } => ops
+            .iter()
+            .any(|o| matches!(o, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge | RelOp::In)),
         _ => false,
     }
 }
 
 fn is_scalar(n: &Node) -> bool {
-    !matches!(n, Node::Seq(..) | Node::Union(_) | Node::Matrix(_) | Node::Rel { .. } | Node::Text(_) | Node::Inf)
+    !matches!(
+        n,
+        Node::Seq(..)
+            | Node::Union(_)
+            | Node::Matrix(_)
+            | Node::Rel { .. }
+            | Node::Text(_)
+            | Node::Inf
+    )
 }
 
 /// Answer-preparation: `x ∈ S` → S, matrix products folded, `±` expanded into alternatives.
@@ -642,7 +760,10 @@ fn expand_pm(n: &Node) -> Node {
             Node::Seq(*k, out)
         }
         Node::Seq(..) | Node::Matrix(_) | Node::Union(_) => n.clone(),
-        other if other.has_pm() => Node::Seq(SeqKind::List, vec![other.resolve_pm(true), other.resolve_pm(false)]),
+        other if other.has_pm() => Node::Seq(
+            SeqKind::List,
+            vec![other.resolve_pm(true), other.resolve_pm(false)],
+        ),
         other => other.clone(),
     }
 }
@@ -667,7 +788,18 @@ fn fold_matrix_product(n: &Node) -> Option<Node> {
                         (0..a.len())
                             .map(|i| {
                                 (0..m[0].len())
-                                    .map(|j| Node::Add((0..m.len()).map(|k| Node::Mul(vec![a[i][k].clone(), m[k][j].clone()])).collect()))
+                                    .map(|j| {
+                                        Node::Add(
+                                            (0..m.len())
+                                                .map(|k| {
+                                                    Node::Mul(vec![
+                                                        a[i][k].clone(),
+                                                        m[k][j].clone(),
+                                                    ])
+                                                })
+                                                .collect(),
+                                        )
+                                    })
                                     .collect()
                             })
                             .collect()
@@ -683,7 +815,13 @@ fn fold_matrix_product(n: &Node) -> Option<Node> {
         m.into_iter()
             .map(|row| {
                 row.into_iter()
-                    .map(|c| if scalars.is_empty() { c } else { Node::Mul(scalars.iter().cloned().chain([c]).collect()) })
+                    .map(|c| {
+                        if scalars.is_empty() {
+                            c
+                        } else {
+                            Node::Mul(scalars.iter().cloned().chain([c]).collect())
+                        }
+                    })
                     .collect()
             })
             .collect(),
@@ -723,7 +861,9 @@ fn eq_value(parts: &[Node], ops: &[RelOp], side: Side) -> Option<Node> {
 fn is_name_like(n: &Node) -> bool {
     match n {
         Node::Sym(_) | Node::Apply(..) => true,
-        Node::Mul(v) => v.iter().all(|x| matches!(x, Node::Sym(_) | Node::E | Node::I)),
+        Node::Mul(v) => v
+            .iter()
+            .all(|x| matches!(x, Node::Sym(_) | Node::E | Node::I)),
         Node::Seq(SeqKind::Tuple(..) | SeqKind::Ratio, v) => v.iter().all(is_name_like),
         _ => false,
     }
@@ -747,7 +887,9 @@ fn constraints(parts: &[Node], ops: &[RelOp]) -> Option<Vec<(Node, RelOp)>> {
 
 fn replace_abs(n: &Node, var: &str, name: &str, used: &mut bool) -> Node {
     match n {
-        Node::Func(crate::ast::Func::Abs, args) if args.len() == 1 && matches!(&args[0], Node::Sym(s) if s == var) => {
+        Node::Func(crate::ast::Func::Abs, args)
+            if args.len() == 1 && matches!(&args[0], Node::Sym(s) if s == var) =>
+        {
             *used = true;
             Node::Sym(name.to_string())
         }
@@ -783,7 +925,10 @@ fn strip_units(n: &Node) -> Option<Node> {
     const UNIT_SYMBOLS: &[&str] = &["m", "g", "s", "cm", "km", "mm", "kg"];
     let is_unit = |f: &Node| match f {
         Node::Text(_) => true,
-        Node::Pow(b, _) => matches!(&**b, Node::Text(_)) || matches!(&**b, Node::Sym(s) if UNIT_SYMBOLS.contains(&s.as_str())),
+        Node::Pow(b, _) => {
+            matches!(&**b, Node::Text(_))
+                || matches!(&**b, Node::Sym(s) if UNIT_SYMBOLS.contains(&s.as_str()))
+        }
         Node::Sym(s) => UNIT_SYMBOLS.contains(&s.as_str()),
         _ => false,
     };
@@ -795,10 +940,17 @@ fn strip_units(n: &Node) -> Option<Node> {
                 return None;
             }
             let kept: Vec<Node> = v[..first_unit].to_vec();
-            if kept.iter().any(|k| k.has_symbols() || matches!(k, Node::Text(_))) {
+            if kept
+                .iter()
+                .any(|k| k.has_symbols() || matches!(k, Node::Text(_)))
+            {
                 return None;
             }
-            Some(if kept.len() == 1 { kept.into_iter().next().unwrap() } else { Node::Mul(kept) })
+            Some(if kept.len() == 1 {
+                kept.into_iter().next().unwrap()
+            } else {
+                Node::Mul(kept)
+            })
         }
         Node::Neg(a) => strip_units(a).map(|x| Node::Neg(Box::new(x))),
         _ => None,
@@ -809,8 +961,12 @@ fn strip_units(n: &Node) -> Option<Node> {
 fn decimal_literal(n: &Node) -> Option<(u32, u32)> {
     match n {
         Node::Neg(a) => decimal_literal(a),
-        Node::Num { value, decimals: Some(d) } => {
-            let scaled = value * BigRational::from_integer(num_traits::pow(BigInt::from(10), *d as usize));
+        Node::Num {
+            value,
+            decimals: Some(d),
+        } => {
+            let scaled =
+                value * BigRational::from_integer(num_traits::pow(BigInt::from(10), *d as usize));
             let digits = scaled.to_integer().abs().to_string();
             let sig = digits.trim_start_matches('0').len() as u32;
             Some((*d, sig.max(1)))
@@ -820,5 +976,8 @@ fn decimal_literal(n: &Node) -> Option<(u32, u32)> {
 }
 
 fn norm_text(s: &str) -> String {
-    s.chars().filter(|c| c.is_alphanumeric()).flat_map(|c| c.to_lowercase()).collect()
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(|c| c.to_lowercase())
+        .collect()
 }

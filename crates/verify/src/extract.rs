@@ -18,7 +18,13 @@ use crate::CheckerOptions;
 /// Largest tail of the final paragraph searched for math segments.
 const MATH_WINDOW: usize = 16 * 1024;
 
-const SPECIAL_TOKENS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<｜end▁of▁sentence｜>"];
+const SPECIAL_TOKENS: &[&str] = &[
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<｜end▁of▁sentence｜>",
+];
 
 /// Extracts the final answer from a response. None when no answer can be found.
 pub fn extract_answer(text: &str, opts: &CheckerOptions) -> Option<String> {
@@ -59,7 +65,8 @@ fn extract_plain(text: &str, opts: &CheckerOptions) -> Option<String> {
     if body.is_empty() {
         return None;
     }
-    let has_delims = find_unescaped(body, "$").is_some() || body.contains("\\(") || body.contains("\\[");
+    let has_delims =
+        find_unescaped(body, "$").is_some() || body.contains("\\(") || body.contains("\\[");
     if !has_delims && !is_prose(body) && !body.contains('\n') {
         return Some(body.to_string());
     }
@@ -140,7 +147,11 @@ pub fn find_boxes(text: &str) -> Vec<Boxed> {
         if j < b.len() && b[j] == b'{' {
             let (content_end, close) = match_brace(b, j);
             let content = text[j + 1..content_end].trim().to_string();
-            out.push(Boxed { start, end: close, content });
+            out.push(Boxed {
+                start,
+                end: close,
+                content,
+            });
             i = close;
         } else {
             // `\boxed 5`: the next space-delimited token.
@@ -150,7 +161,11 @@ pub fn find_boxes(text: &str) -> Vec<Boxed> {
             }
             let content = text[s..j].trim_end_matches(['.', ',']).to_string();
             if !content.is_empty() {
-                out.push(Boxed { start, end: j, content });
+                out.push(Boxed {
+                    start,
+                    end: j,
+                    content,
+                });
             }
             i = j.max(i + 1);
         }
@@ -188,15 +203,23 @@ pub fn last_boxed_only(text: &str) -> Option<String> {
         Some(p) => &text[p + "</think>".len()..],
         None => text,
     };
-    find_boxes(text).pop().map(|b| b.content).filter(|c| !c.is_empty())
+    find_boxes(text)
+        .pop()
+        .map(|b| b.content)
+        .filter(|c| !c.is_empty())
 }
 
 fn join_boxes(text: &str, boxes: &[Boxed]) -> String {
     let mut k = boxes.len() - 1;
-    while k > 0 && boxes.len() - k < 16 && is_separator_gap(&text[boxes[k - 1].end..boxes[k].start]) {
+    while k > 0 && boxes.len() - k < 16 && is_separator_gap(&text[boxes[k - 1].end..boxes[k].start])
+    {
         k -= 1;
     }
-    boxes[k..].iter().map(|b| b.content.as_str()).collect::<Vec<_>>().join(", ")
+    boxes[k..]
+        .iter()
+        .map(|b| b.content.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether the text between two answers only separates them (commas, "and", spacing, math
@@ -206,8 +229,25 @@ fn is_separator_gap(gap: &str) -> bool {
         return false;
     }
     const TOKENS: &[&str] = &[
-        "\\text{and}", "\\text{ and }", "\\text{or}", "\\text{ or }", "\\mbox{and}", "\\mbox{ and }", "\\qquad", "\\quad",
-        "\\(", "\\)", "\\[", "\\]", "\\,", "\\;", "\\ ", "\\\\", "and", "or", "$",
+        "\\text{and}",
+        "\\text{ and }",
+        "\\text{or}",
+        "\\text{ or }",
+        "\\mbox{and}",
+        "\\mbox{ and }",
+        "\\qquad",
+        "\\quad",
+        "\\(",
+        "\\)",
+        "\\[",
+        "\\]",
+        "\\,",
+        "\\;",
+        "\\ ",
+        "\\\\",
+        "and",
+        "or",
+        "$",
     ];
     let b = gap.as_bytes();
     let mut i = 0;
@@ -274,7 +314,9 @@ fn phrase_content(rest: &str) -> Option<String> {
         let before = r.len();
         r = r.trim_start();
         for pre in ["**", ":", "is", "would be", "="] {
-            if r.to_ascii_lowercase().starts_with(pre) && !(pre == "is" && r[2..].starts_with(|c: char| c.is_ascii_alphabetic())) {
+            if r.to_ascii_lowercase().starts_with(pre)
+                && !(pre == "is" && r[2..].starts_with(|c: char| c.is_ascii_alphabetic()))
+            {
                 r = &r[pre.len()..];
             }
         }
@@ -292,7 +334,13 @@ fn phrase_content(rest: &str) -> Option<String> {
             while k < segs.len() && is_separator_gap(&line[segs[k - 1].end..segs[k].start]) {
                 k += 1;
             }
-            return Some(segs[..k].iter().map(|s| s.content.as_str()).collect::<Vec<_>>().join(", "));
+            return Some(
+                segs[..k]
+                    .iter()
+                    .map(|s| s.content.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
         }
     }
     for (open, close) in [("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")] {
@@ -317,7 +365,12 @@ fn phrase_content(rest: &str) -> Option<String> {
     }
     let line = &r[..end];
     let sentence_end = sentence_end(line).unwrap_or(line.len());
-    let c = line[..sentence_end].trim().trim_end_matches(['.', ',', ';']).trim().trim_matches('*').trim();
+    let c = line[..sentence_end]
+        .trim()
+        .trim_end_matches(['.', ',', ';'])
+        .trim()
+        .trim_matches('*')
+        .trim();
     if c.is_empty() {
         return None;
     }
@@ -334,7 +387,10 @@ fn leading_number(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut i = usize::from(b.first() == Some(&b'-'));
     let start_digits = i;
-    while i < b.len() && (b[i].is_ascii_digit() || (matches!(b[i], b'.' | b',' | b'/') && i + 1 < b.len() && b[i + 1].is_ascii_digit())) {
+    while i < b.len()
+        && (b[i].is_ascii_digit()
+            || (matches!(b[i], b'.' | b',' | b'/') && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
+    {
         i += 1;
     }
     (i > start_digits && (i == b.len() || b[i] == b' ')).then(|| s[..i].to_string())
@@ -343,7 +399,9 @@ fn leading_number(s: &str) -> Option<String> {
 /// Byte index of the first ". " / "! " / "? " that ends a sentence (not a decimal point).
 fn sentence_end(s: &str) -> Option<usize> {
     let b = s.as_bytes();
-    (0..b.len()).find(|&i| matches!(b[i], b'.' | b'!' | b'?') && b.get(i + 1).is_some_and(|c| c.is_ascii_whitespace()))
+    (0..b.len()).find(|&i| {
+        matches!(b[i], b'.' | b'!' | b'?') && b.get(i + 1).is_some_and(|c| c.is_ascii_whitespace())
+    })
 }
 
 fn find_unescaped(s: &str, pat: &str) -> Option<usize> {
@@ -398,7 +456,11 @@ fn math_segments(text: &str) -> Vec<Segment> {
                 let end = inner_start + rel + close.len();
                 let content = text[inner_start..inner_start + rel].trim().to_string();
                 if !content.is_empty() {
-                    out.push(Segment { start: i, end, content });
+                    out.push(Segment {
+                        start: i,
+                        end,
+                        content,
+                    });
                 }
                 i = end;
             }
@@ -413,7 +475,11 @@ fn join_segments(text: &str, segs: &[Segment]) -> String {
     while k > 0 && segs.len() - k < 16 && is_separator_gap(&text[segs[k - 1].end..segs[k].start]) {
         k -= 1;
     }
-    segs[k..].iter().map(|s| s.content.as_str()).collect::<Vec<_>>().join(", ")
+    segs[k..]
+        .iter()
+        .map(|s| s.content.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Removes fenced code blocks (an unclosed fence runs to the end).
@@ -470,7 +536,10 @@ pub fn is_prose(s: &str) -> bool {
 /// The last number of the final sentence, when the sentence ends with it (up to a short tail).
 fn tail_number(text: &str) -> Option<String> {
     let t = text.trim_end();
-    let t = t.strip_suffix("I hope it is correct.").unwrap_or(t).trim_end();
+    let t = t
+        .strip_suffix("I hope it is correct.")
+        .unwrap_or(t)
+        .trim_end();
     let t = t.trim_end_matches(['.', '!', ' ']);
     let start = t
         .rfind(". ")

@@ -43,36 +43,239 @@ pub enum Tok {
 
 /// Commands that are pure presentation and are skipped.
 const IGNORED: &[&str] = &[
-    "left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr", "Biggl",
-    "Biggr", "displaystyle", "textstyle", "scriptstyle", "limits", "nolimits", "quad", "qquad", "enspace",
-    "mathstrut", "strut", "nonumber", "notag", "boxed", "fbox", "framebox", "mathrm", "mathbf", "mathit",
-    "mathsf", "mathtt", "boldsymbol", "bm", "mathbb", "mathcal", "mathfrak", "overline", "underline", "vec",
-    "hat", "bar", "widehat", "widetilde", "tilde", "overrightarrow", "overleftarrow", "dot", "ddot", "cancel",
-    "bf", "rm", "it", "degree", "circ", "dollar", "ldots", "cdots", "dots", "centerdot", "noindent", "hfill",
-    "medspace", "thinspace", "thickspace", "negthinspace", "Rightarrow", "rightarrow", "implies", "therefore",
-    "Longrightarrow", "longrightarrow", "to", "iff", "because", "ensuremath", "protect", "mathop", "mathord",
+    "left",
+    "right",
+    "big",
+    "Big",
+    "bigg",
+    "Bigg",
+    "bigl",
+    "bigr",
+    "Bigl",
+    "Bigr",
+    "biggl",
+    "biggr",
+    "Biggl",
+    "Biggr",
+    "displaystyle",
+    "textstyle",
+    "scriptstyle",
+    "limits",
+    "nolimits",
+    "quad",
+    "qquad",
+    "enspace",
+    "mathstrut",
+    "strut",
+    "nonumber",
+    "notag",
+    "boxed",
+    "fbox",
+    "framebox",
+    "mathrm",
+    "mathbf",
+    "mathit",
+    "mathsf",
+    "mathtt",
+    "boldsymbol",
+    "bm",
+    "mathbb",
+    "mathcal",
+    "mathfrak",
+    "overline",
+    "underline",
+    "vec",
+    "hat",
+    "bar",
+    "widehat",
+    "widetilde",
+    "tilde",
+    "overrightarrow",
+    "overleftarrow",
+    "dot",
+    "ddot",
+    "cancel",
+    "bf",
+    "rm",
+    "it",
+    "degree",
+    "circ",
+    "dollar",
+    "ldots",
+    "cdots",
+    "dots",
+    "centerdot",
+    "noindent",
+    "hfill",
+    "medspace",
+    "thinspace",
+    "thickspace",
+    "negthinspace",
+    "Rightarrow",
+    "rightarrow",
+    "implies",
+    "therefore",
+    "Longrightarrow",
+    "longrightarrow",
+    "to",
+    "iff",
+    "because",
+    "ensuremath",
+    "protect",
+    "mathop",
+    "mathord",
 ];
 
 /// Commands whose brace argument is skipped entirely.
-const SKIP_ARG: &[&str] = &["hspace", "vspace", "phantom", "hphantom", "vphantom", "label", "tag", "color", "textcolor"];
+const SKIP_ARG: &[&str] = &[
+    "hspace",
+    "vspace",
+    "phantom",
+    "hphantom",
+    "vphantom",
+    "label",
+    "tag",
+    "color",
+    "textcolor",
+];
 
 /// Text-mode commands: their argument is prose unless it looks like math.
 const TEXT_CMDS: &[&str] = &[
-    "text", "textrm", "textnormal", "mbox", "textit", "textsf", "texttt", "textbf", "emph", "textup", "hbox",
+    "text",
+    "textrm",
+    "textnormal",
+    "mbox",
+    "textit",
+    "textsf",
+    "texttt",
+    "textbf",
+    "emph",
+    "textup",
+    "hbox",
 ];
 
 /// Commands the parser understands (also used to recognise `\\cmd` and `\cmdx` run-ons).
 const KNOWN: &[&str] = &[
-    "frac", "dfrac", "tfrac", "cfrac", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos",
-    "arctan", "sinh", "cosh", "tanh", "ln", "log", "lg", "exp", "binom", "dbinom", "tbinom", "choose", "gcd",
-    "lcm", "min", "max", "mod", "bmod", "pmod", "pi", "infty", "infin", "cdot", "times", "ast", "div", "le",
-    "leq", "leqslant", "leqq", "ge", "geq", "geqslant", "geqq", "ne", "neq", "lt", "gt", "approx", "simeq",
-    "sim", "approxeq", "equiv", "pm", "mp", "in", "cup", "cap", "setminus", "lfloor", "rfloor", "lceil", "rceil",
-    "lvert", "rvert", "vert", "mid", "Vert", "lVert", "rVert", "operatorname", "begin", "end", "emptyset",
-    "varnothing", "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
-    "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
-    "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Phi", "Psi", "Omega",
-    "floor", "ceil", "lbrace", "rbrace", "langle", "rangle", "prime",
+    "frac",
+    "dfrac",
+    "tfrac",
+    "cfrac",
+    "sqrt",
+    "sin",
+    "cos",
+    "tan",
+    "cot",
+    "sec",
+    "csc",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "ln",
+    "log",
+    "lg",
+    "exp",
+    "binom",
+    "dbinom",
+    "tbinom",
+    "choose",
+    "gcd",
+    "lcm",
+    "min",
+    "max",
+    "mod",
+    "bmod",
+    "pmod",
+    "pi",
+    "infty",
+    "infin",
+    "cdot",
+    "times",
+    "ast",
+    "div",
+    "le",
+    "leq",
+    "leqslant",
+    "leqq",
+    "ge",
+    "geq",
+    "geqslant",
+    "geqq",
+    "ne",
+    "neq",
+    "lt",
+    "gt",
+    "approx",
+    "simeq",
+    "sim",
+    "approxeq",
+    "equiv",
+    "pm",
+    "mp",
+    "in",
+    "cup",
+    "cap",
+    "setminus",
+    "lfloor",
+    "rfloor",
+    "lceil",
+    "rceil",
+    "lvert",
+    "rvert",
+    "vert",
+    "mid",
+    "Vert",
+    "lVert",
+    "rVert",
+    "operatorname",
+    "begin",
+    "end",
+    "emptyset",
+    "varnothing",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Pi",
+    "Sigma",
+    "Phi",
+    "Psi",
+    "Omega",
+    "floor",
+    "ceil",
+    "lbrace",
+    "rbrace",
+    "langle",
+    "rangle",
+    "prime",
 ];
 
 fn is_known(name: &str) -> bool {
@@ -85,7 +288,13 @@ fn is_known(name: &str) -> bool {
 /// Tokenise `s`. One work unit per character.
 pub fn lex(s: &str, budget: &mut Budget) -> Result<Vec<Tok>, LexError> {
     let chars: Vec<char> = s.chars().collect();
-    let mut lx = Lexer { c: &chars, i: 0, rep_start: 0, out: Vec::new(), budget };
+    let mut lx = Lexer {
+        c: &chars,
+        i: 0,
+        rep_start: 0,
+        out: Vec::new(),
+        budget,
+    };
     lx.run()?;
     Ok(lx.out)
 }
@@ -120,7 +329,9 @@ impl Lexer<'_, '_> {
             self.budget.spend(1)?;
             if c.is_whitespace() {
                 self.i += 1;
-            } else if c.is_ascii_digit() || (c == '.' && self.peek(1).is_some_and(|d| d.is_ascii_digit())) {
+            } else if c.is_ascii_digit()
+                || (c == '.' && self.peek(1).is_some_and(|d| d.is_ascii_digit()))
+            {
                 self.number();
             } else if c.is_ascii_alphabetic() {
                 self.word();
@@ -157,14 +368,17 @@ impl Lexer<'_, '_> {
         // Scientific notation `1.5e3`, `2E-4` (an `e` not followed by digits is Euler's number).
         if matches!(self.peek(0), Some('e' | 'E')) {
             let sign = usize::from(matches!(self.peek(1), Some('+' | '-')));
-            if self.peek(1 + sign).is_some_and(|d| d.is_ascii_digit()) && !self.peek(2 + sign).is_some_and(|d| d.is_ascii_alphabetic()) {
+            if self.peek(1 + sign).is_some_and(|d| d.is_ascii_digit())
+                && !self.peek(2 + sign).is_some_and(|d| d.is_ascii_alphabetic())
+            {
                 self.i += 1 + sign;
                 while self.peek(0).is_some_and(|d| d.is_ascii_digit()) {
                     self.i += 1;
                 }
             }
         }
-        self.out.push(Tok::Num(self.c[start..self.i].iter().collect()));
+        self.out
+            .push(Tok::Num(self.c[start..self.i].iter().collect()));
     }
 
     /// After a number: `\overline{ddd}` or `.\overline{ddd}` → the repeating digits (consumed).
@@ -201,7 +415,8 @@ impl Lexer<'_, '_> {
             prev_lower = ch.is_ascii_lowercase();
             self.i += 1;
         }
-        self.out.push(Tok::Word(self.c[start..self.i].iter().collect()));
+        self.out
+            .push(Tok::Word(self.c[start..self.i].iter().collect()));
     }
 
     fn read_letters(&mut self) -> String {
@@ -245,7 +460,9 @@ impl Lexer<'_, '_> {
 
     fn command(&mut self) -> Result<(), LexError> {
         self.i += 1; // backslash
-        let Some(next) = self.peek(0) else { return Ok(()) };
+        let Some(next) = self.peek(0) else {
+            return Ok(());
+        };
         if next == '\\' {
             // `\\name` from doubly escaped text is a command; otherwise a row separator.
             let save = self.i;
@@ -288,7 +505,9 @@ impl Lexer<'_, '_> {
         }
         let n = name.as_str();
         if IGNORED.contains(&n) {
-            if matches!(n, "left" | "right" | "bigl" | "bigr" | "Bigl" | "Bigr") && self.peek(0) == Some('.') {
+            if matches!(n, "left" | "right" | "bigl" | "bigr" | "Bigl" | "Bigr")
+                && self.peek(0) == Some('.')
+            {
                 self.i += 1;
             }
             return Ok(());
@@ -341,7 +560,12 @@ impl Lexer<'_, '_> {
                 Tok::Cmd(content.trim_start_matches('\\').to_string())
             }
             "begin" | "end" => {
-                let env = self.raw_group().unwrap_or_default().trim().trim_end_matches('*').to_string();
+                let env = self
+                    .raw_group()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_end_matches('*')
+                    .to_string();
                 if n == "begin" && env == "array" {
                     self.raw_group(); // column specification
                 }
@@ -383,7 +607,10 @@ impl Lexer<'_, '_> {
 
     /// After `^`: is the exponent a degree sign (`^\circ`, `^{\circ}`)? If so it is consumed.
     fn degree_follows(&mut self) -> bool {
-        let rest: String = self.c[self.i..self.c.len().min(self.i + 12)].iter().filter(|c| !c.is_whitespace()).collect();
+        let rest: String = self.c[self.i..self.c.len().min(self.i + 12)]
+            .iter()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         for pat in ["{\\circ}", "\\circ", "{\\degree}", "\\degree"] {
             if rest.starts_with(pat) {
                 // consume the pattern, skipping whitespace inside it
@@ -425,8 +652,8 @@ impl Lexer<'_, '_> {
                 self.i += 1;
                 Tok::Ch('^')
             }
-            '+' | '-' | '*' | '/' | '^' | '_' | '(' | ')' | '[' | ']' | '{' | '}' | ',' | ';' | '|' | '<' | '>'
-            | '!' | '&' | ':' | '%' | '\'' => Tok::Ch(c),
+            '+' | '-' | '*' | '/' | '^' | '_' | '(' | ')' | '[' | ']' | '{' | '}' | ',' | ';'
+            | '|' | '<' | '>' | '!' | '&' | ':' | '%' | '\'' => Tok::Ch(c),
             '≤' | '⩽' => Tok::Le,
             '≥' | '⩾' => Tok::Ge,
             '≠' => Tok::Ne,
@@ -461,7 +688,11 @@ impl Lexer<'_, '_> {
 fn known_prefix(name: &str) -> Option<&'static str> {
     let mut best: Option<&'static str> = None;
     for k in KNOWN.iter().chain(IGNORED).chain(TEXT_CMDS) {
-        if k.len() >= 2 && name.len() > k.len() && name.starts_with(k) && best.is_none_or(|b| k.len() > b.len()) {
+        if k.len() >= 2
+            && name.len() > k.len()
+            && name.starts_with(k)
+            && best.is_none_or(|b| k.len() > b.len())
+        {
             best = Some(k);
         }
     }
@@ -484,10 +715,11 @@ use crate::ast::Func;
 
 /// Short words and unit names that are prose rather than products of variables.
 pub const STOP_WORDS: &[&str] = &[
-    "and", "or", "is", "the", "of", "to", "in", "it", "be", "we", "so", "as", "at", "by", "if", "on", "an",
-    "are", "was", "not", "but", "for", "its", "all", "any", "our", "has", "let", "yes", "no", "cm", "mm", "km",
-    "kg", "mg", "ml", "ft", "hr", "hrs", "sec", "mph", "kph", "lb", "lbs", "oz", "yd", "yds", "mi", "cents",
-    "day", "days", "men", "way", "ways", "per", "sq", "cu", "deg", "rad", "am", "pm", "th", "st", "nd", "rd",
-    "max", "min", "one", "two", "six", "ten", "see", "get", "use", "can", "may", "has", "had", "yuan", "usd",
-    "eur", "cent", "unit", "m", "units",
+    "and", "or", "is", "the", "of", "to", "in", "it", "be", "we", "so", "as", "at", "by", "if",
+    "on", "an", "are", "was", "not", "but", "for", "its", "all", "any", "our", "has", "let", "yes",
+    "no", "cm", "mm", "km", "kg", "mg", "ml", "ft", "hr", "hrs", "sec", "mph", "kph", "lb", "lbs",
+    "oz", "yd", "yds", "mi", "cents", "day", "days", "men", "way", "ways", "per", "sq", "cu",
+    "deg", "rad", "am", "pm", "th", "st", "nd", "rd", "max", "min", "one", "two", "six", "ten",
+    "see", "get", "use", "can", "may", "has", "had", "yuan", "usd", "eur", "cent", "unit", "m",
+    "units",
 ];

@@ -104,14 +104,25 @@ impl Checker {
     /// equal"). Extraction and string normalisation are single linear passes and not counted.
     pub fn check_with_work(&self, prediction_response: &str, gold: &str) -> (Verdict, u64) {
         let extracted = extract_answer(prediction_response, &self.opts);
-        let gold_opts = CheckerOptions { boxed_only: false, last_number_fallback: false, ..self.opts.clone() };
+        let gold_opts = CheckerOptions {
+            boxed_only: false,
+            last_number_fallback: false,
+            ..self.opts.clone()
+        };
         let gold_extracted = extract_answer(gold, &gold_opts);
         let mut budget = Budget::new(self.opts.work_limit);
         let correct = match (&extracted, &gold_extracted) {
             (Some(p), Some(g)) => equal_with_budget(p, g, &self.opts, &mut budget),
             _ => false,
         };
-        (Verdict { correct, extracted, gold_extracted }, budget.used())
+        (
+            Verdict {
+                correct,
+                extracted,
+                gold_extracted,
+            },
+            budget.used(),
+        )
     }
 }
 
@@ -127,23 +138,37 @@ pub fn answers_equal(prediction: &str, gold: &str, opts: &CheckerOptions) -> boo
     equal_with_budget(prediction, gold, opts, &mut budget)
 }
 
-fn equal_with_budget(prediction: &str, gold: &str, opts: &CheckerOptions, budget: &mut Budget) -> bool {
+fn equal_with_budget(
+    prediction: &str,
+    gold: &str,
+    opts: &CheckerOptions,
+    budget: &mut Budget,
+) -> bool {
     if prediction.len() > MAX_ANSWER_BYTES || gold.len() > MAX_ANSWER_BYTES {
         // Far longer than any real answer: only an exact match counts.
         return !prediction.trim().is_empty() && prediction.trim() == gold.trim();
     }
-    let (lp, lg) = (normalize::loose_text(prediction), normalize::loose_text(gold));
+    let (lp, lg) = (
+        normalize::loose_text(prediction),
+        normalize::loose_text(gold),
+    );
     if !lp.is_empty() && lp == lg {
         return true;
     }
     let parse_all = |s: &str, budget: &mut Budget| -> Vec<ast::Node> {
-        normalize::readings(s).iter().filter_map(|r| parser::parse(r, budget).ok()).collect()
+        normalize::readings(s)
+            .iter()
+            .filter_map(|r| parser::parse(r, budget).ok())
+            .collect()
     };
     let ps = parse_all(prediction, budget);
     let gs = parse_all(gold, budget);
     for p in &ps {
         for g in &gs {
-            let mut cmp = compare::Comparer::new(opts, Budget::new(budget.limit().saturating_sub(budget.used())));
+            let mut cmp = compare::Comparer::new(
+                opts,
+                Budget::new(budget.limit().saturating_sub(budget.used())),
+            );
             let ok = cmp.answers(p, g);
             let spent = cmp.budget.used();
             if budget.spend(spent).is_err() {

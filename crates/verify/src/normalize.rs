@@ -71,8 +71,11 @@ fn join_digit_groups(s: &str) -> String {
                 }
             } else if b[j..].starts_with(b",\\!") {
                 Some(j + 3)
-            } else if (b[j..].starts_with(b"\\,") || b[j..].starts_with(b"\\!") || b[j..].starts_with(b"\\ "))
-                && b.get(j + 2..j + 5).is_some_and(|g| g.iter().all(|d| d.is_ascii_digit()))
+            } else if (b[j..].starts_with(b"\\,")
+                || b[j..].starts_with(b"\\!")
+                || b[j..].starts_with(b"\\ "))
+                && b.get(j + 2..j + 5)
+                    .is_some_and(|g| g.iter().all(|d| d.is_ascii_digit()))
                 && !is_digit(b.get(j + 5))
             {
                 // `1\,000`: a thin space between digit groups.
@@ -111,7 +114,8 @@ fn drop_thousands_commas(s: &str) -> String {
             b')' | b']' | b'}' => depth -= 1,
             _ => {}
         }
-        let starts_number = c.is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.' || b[i - 1] == b','));
+        let starts_number = c.is_ascii_digit()
+            && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.' || b[i - 1] == b','));
         if starts_number {
             let mut j = i;
             while j < b.len() && b[j].is_ascii_digit() {
@@ -120,7 +124,11 @@ fn drop_thousands_commas(s: &str) -> String {
             let lead = j - i;
             let mut groups = 0;
             let mut k = j;
-            while k + 3 < b.len() && b[k] == b',' && b[k + 1..k + 4].iter().all(|d| d.is_ascii_digit()) && !is_digit(b.get(k + 4)) {
+            while k + 3 < b.len()
+                && b[k] == b','
+                && b[k + 1..k + 4].iter().all(|d| d.is_ascii_digit())
+                && !is_digit(b.get(k + 4))
+            {
                 groups += 1;
                 k += 4;
             }
@@ -156,7 +164,9 @@ fn join_space_thousands(s: &str) -> String {
             digits.len() == 3
                 && digits.bytes().all(|c| c.is_ascii_digit())
                 && (k == parts.len() - 2 || !p.contains('.'))
-                && p.split('.').nth(1).is_none_or(|f| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()))
+                && p.split('.')
+                    .nth(1)
+                    .is_none_or(|f| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()))
         })
     {
         return parts.concat();
@@ -169,14 +179,21 @@ fn join_space_thousands(s: &str) -> String {
 fn decimal_comma(s: &str) -> Option<String> {
     let t = s.strip_prefix('-').unwrap_or(s);
     let (a, b) = t.split_once(',')?;
-    if a.is_empty() || b.is_empty() || !a.bytes().all(|c| c.is_ascii_digit()) || !b.bytes().all(|c| c.is_ascii_digit()) {
+    if a.is_empty()
+        || b.is_empty()
+        || !a.bytes().all(|c| c.is_ascii_digit())
+        || !b.bytes().all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let thousands_like = b.len() == 3 && !a.starts_with('0') && a.len() <= 3;
     if thousands_like {
         return None;
     }
-    Some(format!("{}{a}.{b}", if s.starts_with('-') { "-" } else { "" }))
+    Some(format!(
+        "{}{a}.{b}",
+        if s.starts_with('-') { "-" } else { "" }
+    ))
 }
 
 /// Loose textual form for last-resort comparison of answers that do not parse: spacing and
@@ -202,7 +219,10 @@ fn compound_number_words(s: &str) -> String {
     let lower = s.to_ascii_lowercase();
     let words: Vec<&str> = lower.split(['-', ' ']).filter(|w| !w.is_empty()).collect();
     if words.len() == 2 {
-        if let (Some(t), Some(u)) = (crate::parser::number_word(words[0]), crate::parser::number_word(words[1])) {
+        if let (Some(t), Some(u)) = (
+            crate::parser::number_word(words[0]),
+            crate::parser::number_word(words[1]),
+        ) {
             if (20..=90).contains(&t) && t % 10 == 0 && (1..=9).contains(&u) {
                 return (t + u).to_string();
             }

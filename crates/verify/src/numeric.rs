@@ -75,7 +75,11 @@ pub fn eval(n: &Node, k: u32, budget: &mut Budget) -> Option<Complex64> {
         }
         Node::Factorial(a) => {
             let x = eval(a, k, budget)?;
-            if x.im.abs() > 1e-12 || x.re < 0.0 || x.re > 170.0 || (x.re - x.re.round()).abs() > 1e-9 {
+            if x.im.abs() > 1e-12
+                || x.re < 0.0
+                || x.re > 170.0
+                || (x.re - x.re.round()).abs() > 1e-9
+            {
                 return None;
             }
             c((1..=x.re.round() as u64).map(|j| j as f64).product())
@@ -113,7 +117,11 @@ fn power(base: Complex64, ex: Complex64, ex_node: &Node) -> Complex64 {
             let p = ex.re * q as f64;
             if (p - p.round()).abs() < 1e-9 {
                 let mag = (-base.re).powf(ex.re);
-                let sign = if (p.round() as i64) % 2 == 0 { 1.0 } else { -1.0 };
+                let sign = if (p.round() as i64) % 2 == 0 {
+                    1.0
+                } else {
+                    -1.0
+                };
                 return Complex64::new(sign * mag, 0.0);
             }
         }
@@ -191,7 +199,11 @@ fn func(f: Func, xs: &[Complex64]) -> Option<Complex64> {
             let mut best = real(x)?;
             for z in &xs[1..] {
                 let r = real(*z)?;
-                best = if f == Func::Min { best.min(r) } else { best.max(r) };
+                best = if f == Func::Min {
+                    best.min(r)
+                } else {
+                    best.max(r)
+                };
             }
             c(best)
         }
@@ -208,7 +220,11 @@ fn func(f: Func, xs: &[Complex64]) -> Option<Complex64> {
             for z in &xs[1..] {
                 let v = int(*z)?.unsigned_abs();
                 let g = gcd(acc, v);
-                acc = if f == Func::Gcd { g } else { acc.checked_div(g).map_or(0, |q| q.saturating_mul(v)) };
+                acc = if f == Func::Gcd {
+                    g
+                } else {
+                    acc.checked_div(g).map_or(0, |q| q.saturating_mul(v))
+                };
             }
             c(acc as f64)
         }

@@ -31,13 +31,22 @@ type PResult<T> = Result<T, ParseError>;
 /// Parse an (already extracted and normalised) answer.
 pub fn parse(s: &str, budget: &mut Budget) -> PResult<Node> {
     let toks = lex(s, budget)?;
-    let mut p = Parser { t: toks, i: 0, depth: 0, abs_depth: 0, budget };
+    let mut p = Parser {
+        t: toks,
+        i: 0,
+        depth: 0,
+        abs_depth: 0,
+        budget,
+    };
     if p.t.is_empty() {
         return Err(ParseError::Syntax("empty answer".into()));
     }
     let node = p.list()?;
     if p.i < p.t.len() {
-        return Err(ParseError::Syntax(format!("unexpected token {:?}", p.t[p.i])));
+        return Err(ParseError::Syntax(format!(
+            "unexpected token {:?}",
+            p.t[p.i]
+        )));
     }
     Ok(node)
 }
@@ -73,7 +82,11 @@ impl Parser<'_> {
 
     fn bump(&mut self) -> PResult<Tok> {
         self.budget.spend(1).map_err(|_| ParseError::Budget)?;
-        let t = self.t.get(self.i).cloned().ok_or_else(|| ParseError::Syntax("unexpected end".into()))?;
+        let t = self
+            .t
+            .get(self.i)
+            .cloned()
+            .ok_or_else(|| ParseError::Syntax("unexpected end".into()))?;
         self.i += 1;
         Ok(t)
     }
@@ -91,7 +104,10 @@ impl Parser<'_> {
         if self.eat(t) {
             Ok(())
         } else {
-            Err(ParseError::Syntax(format!("expected {t:?}, found {:?}", self.peek())))
+            Err(ParseError::Syntax(format!(
+                "expected {t:?}, found {:?}",
+                self.peek()
+            )))
         }
     }
 
@@ -197,7 +213,10 @@ impl Parser<'_> {
 
     fn set_expr(&mut self) -> PResult<Node> {
         let first = self.sum()?;
-        if !matches!(self.peek(), Some(Tok::Cup) | Some(Tok::Cap) | Some(Tok::Setminus)) {
+        if !matches!(
+            self.peek(),
+            Some(Tok::Cup) | Some(Tok::Cap) | Some(Tok::Setminus)
+        ) {
             return Ok(first);
         }
         let mut items = vec![first];
@@ -228,23 +247,39 @@ impl Parser<'_> {
                     let minus_plus = self.peek() == Some(&Tok::Mp);
                     self.i += 1;
                     let b = self.term()?;
-                    let a = if terms.len() == 1 { terms.pop().unwrap() } else { Node::Add(std::mem::take(&mut terms)) };
-                    terms = vec![Node::Pm { a: Box::new(a), b: Box::new(b), minus_plus }];
+                    let a = if terms.len() == 1 {
+                        terms.pop().unwrap()
+                    } else {
+                        Node::Add(std::mem::take(&mut terms))
+                    };
+                    terms = vec![Node::Pm {
+                        a: Box::new(a),
+                        b: Box::new(b),
+                        minus_plus,
+                    }];
                 }
                 _ => break,
             }
         }
         self.leave();
-        Ok(if terms.len() == 1 { terms.pop().unwrap() } else { Node::Add(terms) })
+        Ok(if terms.len() == 1 {
+            terms.pop().unwrap()
+        } else {
+            Node::Add(terms)
+        })
     }
 
     /// Whether the next token can start an implicitly multiplied factor.
     fn starts_factor(&self) -> bool {
         match self.peek() {
             Some(Tok::Num(_)) | Some(Tok::Text(_)) | Some(Tok::Begin(_)) => true,
-            Some(Tok::Word(w)) => !matches!(w.to_ascii_lowercase().as_str(), "and" | "or" | "mod" | "percent" | "percentage"),
+            Some(Tok::Word(w)) => !matches!(
+                w.to_ascii_lowercase().as_str(),
+                "and" | "or" | "mod" | "percent" | "percentage"
+            ),
             Some(Tok::Cmd(c)) => !matches!(c.as_str(), "mod" | "pmod"),
-            Some(Tok::Ch('(')) | Some(Tok::SetOpen) | Some(Tok::Lfloor) | Some(Tok::Lceil) | Some(Tok::Ch('{')) => true,
+            Some(Tok::Ch('(')) | Some(Tok::SetOpen) | Some(Tok::Lfloor) | Some(Tok::Lceil)
+            | Some(Tok::Ch('{')) => true,
             Some(Tok::Ch('|')) => self.abs_depth == 0,
             _ => false,
         }
@@ -261,32 +296,50 @@ impl Parser<'_> {
                 Some(Tok::Ch('/')) => {
                     self.i += 1;
                     let d = self.unary()?;
-                    let n = if factors.len() == 1 { factors.pop().unwrap() } else { Node::Mul(std::mem::take(&mut factors)) };
+                    let n = if factors.len() == 1 {
+                        factors.pop().unwrap()
+                    } else {
+                        Node::Mul(std::mem::take(&mut factors))
+                    };
                     factors = vec![Node::Div(Box::new(n), Box::new(d))];
                 }
                 Some(Tok::Cmd(c)) if c == "mod" => {
                     self.i += 1;
                     let d = self.unary()?;
-                    let n = if factors.len() == 1 { factors.pop().unwrap() } else { Node::Mul(std::mem::take(&mut factors)) };
+                    let n = if factors.len() == 1 {
+                        factors.pop().unwrap()
+                    } else {
+                        Node::Mul(std::mem::take(&mut factors))
+                    };
                     factors = vec![Node::Func(Func::Mod, vec![n, d])];
                 }
                 Some(Tok::Word(w)) if w == "mod" => {
                     self.i += 1;
                     let d = self.unary()?;
-                    let n = if factors.len() == 1 { factors.pop().unwrap() } else { Node::Mul(std::mem::take(&mut factors)) };
+                    let n = if factors.len() == 1 {
+                        factors.pop().unwrap()
+                    } else {
+                        Node::Mul(std::mem::take(&mut factors))
+                    };
                     factors = vec![Node::Func(Func::Mod, vec![n, d])];
                 }
                 Some(Tok::Cmd(c)) if c == "pmod" => {
                     self.i += 1;
                     let d = self.arg()?;
-                    let n = if factors.len() == 1 { factors.pop().unwrap() } else { Node::Mul(std::mem::take(&mut factors)) };
+                    let n = if factors.len() == 1 {
+                        factors.pop().unwrap()
+                    } else {
+                        Node::Mul(std::mem::take(&mut factors))
+                    };
                     factors = vec![Node::Func(Func::Mod, vec![n, d])];
                 }
                 Some(Tok::Num(_)) if matches!(factors.last(), Some(Node::Num { .. })) => {
                     return err("two adjacent numbers");
                 }
                 _ if self.starts_factor() => {
-                    let mixed_candidate = factors.len() == 1 && int_literal(&factors[0]).is_some() && matches!(self.peek(), Some(Tok::Cmd(c)) if c == "frac");
+                    let mixed_candidate = factors.len() == 1
+                        && int_literal(&factors[0]).is_some()
+                        && matches!(self.peek(), Some(Tok::Cmd(c)) if c == "frac");
                     let f = self.postfix()?;
                     if mixed_candidate {
                         if let Some(m) = mixed_number(&factors[0], &f) {
@@ -299,7 +352,11 @@ impl Parser<'_> {
                 _ => break,
             }
         }
-        Ok(if factors.len() == 1 { factors.pop().unwrap() } else { Node::Mul(factors) })
+        Ok(if factors.len() == 1 {
+            factors.pop().unwrap()
+        } else {
+            Node::Mul(factors)
+        })
     }
 
     fn unary(&mut self) -> PResult<Node> {
@@ -317,7 +374,11 @@ impl Parser<'_> {
                 let minus_plus = self.peek() == Some(&Tok::Mp);
                 self.i += 1;
                 let b = self.unary()?;
-                Node::Pm { a: Box::new(Node::int(0)), b: Box::new(b), minus_plus }
+                Node::Pm {
+                    a: Box::new(Node::int(0)),
+                    b: Box::new(b),
+                    minus_plus,
+                }
             }
             _ => self.postfix()?,
         };
@@ -337,7 +398,9 @@ impl Parser<'_> {
                     self.i += 1;
                     base = Node::Percent(Box::new(base));
                 }
-                Some(Tok::Word(w)) if matches!(w.to_ascii_lowercase().as_str(), "percent" | "percentage") => {
+                Some(Tok::Word(w))
+                    if matches!(w.to_ascii_lowercase().as_str(), "percent" | "percentage") =>
+                {
                     self.i += 1;
                     base = Node::Percent(Box::new(base));
                 }
@@ -385,7 +448,9 @@ impl Parser<'_> {
                 Ok(None)
             }
             Some(Tok::Ch('{')) => {
-                if matches!(self.peek_at(1), Some(Tok::Cmd(c)) if c == "circ") && self.peek_at(2) == Some(&Tok::Ch('}')) {
+                if matches!(self.peek_at(1), Some(Tok::Cmd(c)) if c == "circ")
+                    && self.peek_at(2) == Some(&Tok::Ch('}'))
+                {
                     self.i += 3;
                     return Ok(None);
                 }
@@ -398,7 +463,9 @@ impl Parser<'_> {
             }
             Some(Tok::Ch('-')) => {
                 self.i += 1;
-                let e = self.exponent()?.ok_or_else(|| ParseError::Syntax("bad exponent".into()))?;
+                let e = self
+                    .exponent()?
+                    .ok_or_else(|| ParseError::Syntax("bad exponent".into()))?;
                 Ok(Some(Node::Neg(Box::new(e))))
             }
             Some(Tok::Ch('(')) => Ok(Some(self.primary()?)),
@@ -431,7 +498,9 @@ impl Parser<'_> {
                 self.t[self.i] = Tok::Num(rest.to_string());
                 Ok(number(first)?)
             }
-            Some(Tok::Word(w)) if w.len() > 1 && !word_is_prose(&w) && Func::from_name(&w).is_none() => {
+            Some(Tok::Word(w))
+                if w.len() > 1 && !word_is_prose(&w) && Func::from_name(&w).is_none() =>
+            {
                 let (first, rest) = w.split_at(1);
                 self.t[self.i] = Tok::Word(rest.to_string());
                 Ok(Node::Sym(first.to_string()))
@@ -536,7 +605,11 @@ impl Parser<'_> {
         let inner = self.list()?;
         let close = match self.bump()? {
             Tok::Ch(c @ (')' | ']')) => c,
-            other => return Err(ParseError::Syntax(format!("expected closing bracket, found {other:?}"))),
+            other => {
+                return Err(ParseError::Syntax(format!(
+                    "expected closing bracket, found {other:?}"
+                )))
+            }
         };
         match inner {
             Node::Seq(SeqKind::List, items) => Ok(Node::Seq(SeqKind::Tuple(open, close), items)),
@@ -547,7 +620,17 @@ impl Parser<'_> {
     }
 
     fn matrix(&mut self, env: &str) -> PResult<Node> {
-        if !matches!(env, "pmatrix" | "bmatrix" | "Bmatrix" | "matrix" | "smallmatrix" | "array" | "vmatrix" | "Vmatrix") {
+        if !matches!(
+            env,
+            "pmatrix"
+                | "bmatrix"
+                | "Bmatrix"
+                | "matrix"
+                | "smallmatrix"
+                | "array"
+                | "vmatrix"
+                | "Vmatrix"
+        ) {
             return Err(ParseError::Syntax(format!("unsupported environment {env}")));
         }
         let mut rows: Vec<Vec<Node>> = Vec::new();
@@ -597,7 +680,9 @@ impl Parser<'_> {
                 'e' => Node::E,
                 'i' | 'I' => Node::I,
                 _ => {
-                    if matches!(c, 'f' | 'g' | 'h' | 'F' | 'G' | 'H' | 'P' | 'Q' | 'W') && self.peek() == Some(&Tok::Ch('(')) {
+                    if matches!(c, 'f' | 'g' | 'h' | 'F' | 'G' | 'H' | 'P' | 'Q' | 'W')
+                        && self.peek() == Some(&Tok::Ch('('))
+                    {
                         return self.apply(w);
                     }
                     Node::Sym(w)
@@ -620,7 +705,12 @@ impl Parser<'_> {
             // Collect consecutive prose words into one text node.
             let mut text = w;
             while let Some(Tok::Word(next)) = self.peek() {
-                if word_is_prose(next) && !matches!(next.as_str(), "and" | "or" | "percent" | "percentage" | "mod") {
+                if word_is_prose(next)
+                    && !matches!(
+                        next.as_str(),
+                        "and" | "or" | "percent" | "percentage" | "mod"
+                    )
+                {
                     text.push(' ');
                     text.push_str(next);
                     self.i += 1;
@@ -682,14 +772,19 @@ impl Parser<'_> {
             "infty" => Node::Inf,
             "emptyset" | "varnothing" => Node::Seq(SeqKind::Set, vec![]),
             "floor" | "ceil" => {
-                let f = if c == "floor" { Func::Floor } else { Func::Ceil };
+                let f = if c == "floor" {
+                    Func::Floor
+                } else {
+                    Func::Ceil
+                };
                 let a = self.arg()?;
                 Node::Func(f, vec![a])
             }
-            "alpha" | "beta" | "gamma" | "delta" | "epsilon" | "varepsilon" | "zeta" | "eta" | "theta" | "vartheta"
-            | "iota" | "kappa" | "lambda" | "mu" | "nu" | "xi" | "rho" | "sigma" | "tau" | "upsilon" | "phi"
-            | "varphi" | "chi" | "psi" | "omega" | "Gamma" | "Delta" | "Theta" | "Lambda" | "Xi" | "Pi" | "Sigma"
-            | "Phi" | "Psi" | "Omega" => Node::Sym(c),
+            "alpha" | "beta" | "gamma" | "delta" | "epsilon" | "varepsilon" | "zeta" | "eta"
+            | "theta" | "vartheta" | "iota" | "kappa" | "lambda" | "mu" | "nu" | "xi" | "rho"
+            | "sigma" | "tau" | "upsilon" | "phi" | "varphi" | "chi" | "psi" | "omega"
+            | "Gamma" | "Delta" | "Theta" | "Lambda" | "Xi" | "Pi" | "Sigma" | "Phi" | "Psi"
+            | "Omega" => Node::Sym(c),
             _ => return Err(ParseError::Syntax(format!("unsupported command \\{c}"))),
         })
     }
@@ -733,7 +828,11 @@ impl Parser<'_> {
             {
                 factors.push(self.postfix()?);
             }
-            vec![if factors.len() == 1 { factors.pop().unwrap() } else { Node::Mul(factors) }]
+            vec![if factors.len() == 1 {
+                factors.pop().unwrap()
+            } else {
+                Node::Mul(factors)
+            }]
         } else if f == Func::Binom {
             let a = self.arg()?;
             let b = self.arg()?;
@@ -757,7 +856,8 @@ impl Parser<'_> {
         };
         Ok(match power {
             // `\sin^{-1}` is the inverse function.
-            Some(Node::Neg(ref inner)) if matches!(**inner, Node::Num { ref value, .. } if value.is_one()) => {
+            Some(Node::Neg(ref inner)) if matches!(**inner, Node::Num { ref value, .. } if value.is_one()) =>
+            {
                 let inv = match f {
                     Func::Sin => Func::Asin,
                     Func::Cos => Func::Acos,
@@ -787,13 +887,19 @@ fn tok_text(t: &Tok) -> String {
 fn apply_subscript(base: Node, sub: &str) -> PResult<Node> {
     match base {
         Node::Sym(s) => Ok(Node::Sym(format!("{s}_{sub}"))),
-        Node::Num { ref value, decimals: None } if value.is_integer() => {
-            let radix: u32 = sub.parse().map_err(|_| ParseError::Syntax("bad base subscript".into()))?;
+        Node::Num {
+            ref value,
+            decimals: None,
+        } if value.is_integer() => {
+            let radix: u32 = sub
+                .parse()
+                .map_err(|_| ParseError::Syntax("bad base subscript".into()))?;
             if !(2..=36).contains(&radix) {
                 return err("base out of range");
             }
             let digits = value.numer().to_string();
-            let v = BigInt::parse_bytes(digits.as_bytes(), radix).ok_or_else(|| ParseError::Syntax("digit not valid in base".into()))?;
+            let v = BigInt::parse_bytes(digits.as_bytes(), radix)
+                .ok_or_else(|| ParseError::Syntax("digit not valid in base".into()))?;
             Ok(Node::rat(BigRational::from_integer(v)))
         }
         Node::Pi | Node::E | Node::I => Ok(Node::Sym(format!("{base:?}_{sub}"))),
@@ -810,23 +916,38 @@ fn apply_subscript(base: Node, sub: &str) -> PResult<Node> {
 pub fn number(s: &str) -> PResult<Node> {
     if let Some((head, rep)) = s.strip_suffix(')').and_then(|t| t.split_once('(')) {
         // Repeating decimal: head = "0.1", rep = "6" → 0.1 + 0.0(6) = 1/6.
-        let Node::Num { value: base, .. } = number(head.trim_end_matches('.'))? else { unreachable!() };
+        let Node::Num { value: base, .. } = number(head.trim_end_matches('.'))? else {
+            unreachable!()
+        };
         let k = head.split_once('.').map(|(_, f)| f.len()).unwrap_or(0);
-        let r: BigInt = rep.parse().map_err(|_| ParseError::Syntax("bad repeating digits".into()))?;
+        let r: BigInt = rep
+            .parse()
+            .map_err(|_| ParseError::Syntax("bad repeating digits".into()))?;
         let nines = num_traits::pow(BigInt::from(10), rep.len()) - 1;
         let scale = num_traits::pow(BigInt::from(10), k);
         let value = base + BigRational::new(r, nines * scale);
-        return Ok(Node::Num { value, decimals: None });
+        return Ok(Node::Num {
+            value,
+            decimals: None,
+        });
     }
     if let Some((mantissa, exp)) = s.split_once(['e', 'E']) {
-        let e: i64 = exp.parse().map_err(|_| ParseError::Syntax("bad exponent".into()))?;
+        let e: i64 = exp
+            .parse()
+            .map_err(|_| ParseError::Syntax("bad exponent".into()))?;
         if e.abs() > 400 {
             return err("exponent too large");
         }
-        let Node::Num { value, .. } = number(mantissa)? else { unreachable!() };
-        let scale = BigRational::from_integer(num_traits::pow(BigInt::from(10), e.unsigned_abs() as usize));
+        let Node::Num { value, .. } = number(mantissa)? else {
+            unreachable!()
+        };
+        let scale =
+            BigRational::from_integer(num_traits::pow(BigInt::from(10), e.unsigned_abs() as usize));
         let value = if e >= 0 { value * scale } else { value / scale };
-        return Ok(Node::Num { value, decimals: None });
+        return Ok(Node::Num {
+            value,
+            decimals: None,
+        });
     }
     let (int, frac) = match s.split_once('.') {
         Some((a, b)) => (a, Some(b)),
@@ -836,11 +957,20 @@ pub fn number(s: &str) -> PResult<Node> {
         return err("number too long");
     }
     let digits = format!("{int}{}", frac.unwrap_or(""));
-    let digits = if digits.is_empty() { "0".to_string() } else { digits };
-    let n = BigInt::parse_bytes(digits.as_bytes(), 10).ok_or_else(|| ParseError::Syntax("bad number".into()))?;
+    let digits = if digits.is_empty() {
+        "0".to_string()
+    } else {
+        digits
+    };
+    let n = BigInt::parse_bytes(digits.as_bytes(), 10)
+        .ok_or_else(|| ParseError::Syntax("bad number".into()))?;
     let decimals = frac.map(|f| f.len() as u32);
     let den = num_traits::pow(BigInt::from(10), decimals.unwrap_or(0) as usize);
-    let value = if den.is_zero() { BigRational::zero() } else { BigRational::new(n, den) };
+    let value = if den.is_zero() {
+        BigRational::zero()
+    } else {
+        BigRational::new(n, den)
+    };
     Ok(Node::Num { value, decimals })
 }
 
@@ -848,10 +978,30 @@ pub fn number(s: &str) -> PResult<Node> {
 /// before parsing (see `normalize`).
 pub fn number_word(w: &str) -> Option<i64> {
     const SMALL: &[&str] = &[
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
     ];
-    const TENS: &[&str] = &["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+    const TENS: &[&str] = &[
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
     if let Some(i) = SMALL.iter().position(|x| *x == w) {
         return Some(i as i64);
     }
@@ -869,9 +1019,15 @@ pub fn number_word(w: &str) -> Option<i64> {
 /// The integer value of `n` or `-n` for an integer literal.
 fn int_literal(n: &Node) -> Option<(bool, &BigRational)> {
     match n {
-        Node::Num { value, decimals: None } if value.is_integer() => Some((false, value)),
+        Node::Num {
+            value,
+            decimals: None,
+        } if value.is_integer() => Some((false, value)),
         Node::Neg(a) => match &**a {
-            Node::Num { value, decimals: None } if value.is_integer() => Some((true, value)),
+            Node::Num {
+                value,
+                decimals: None,
+            } if value.is_integer() => Some((true, value)),
             _ => None,
         },
         _ => None,
@@ -883,10 +1039,26 @@ fn int_literal(n: &Node) -> Option<(bool, &BigRational)> {
 fn mixed_number(whole: &Node, frac: &Node) -> Option<Node> {
     let (neg, w) = int_literal(whole)?;
     let Node::Div(a, b) = frac else { return None };
-    let (Node::Num { value: n, decimals: None }, Node::Num { value: d, decimals: None }) = (&**a, &**b) else { return None };
+    let (
+        Node::Num {
+            value: n,
+            decimals: None,
+        },
+        Node::Num {
+            value: d,
+            decimals: None,
+        },
+    ) = (&**a, &**b)
+    else {
+        return None;
+    };
     if !n.is_integer() || !d.is_integer() || n <= &BigRational::zero() || n >= d {
         return None;
     }
     let v = w + n / d;
-    Some(if neg { Node::Neg(Box::new(Node::rat(v))) } else { Node::rat(v) })
+    Some(if neg {
+        Node::Neg(Box::new(Node::rat(v)))
+    } else {
+        Node::rat(v)
+    })
 }

@@ -14,28 +14,52 @@ fn check(response: &str, gold: &str) -> Verdict {
 
 #[test]
 fn extracts_last_boxed_with_nested_braces() {
-    let v = check("so $\\boxed{\\frac{1}{\\sqrt{2}}}$ and done", "\\frac{\\sqrt2}{2}");
+    let v = check(
+        "so $\\boxed{\\frac{1}{\\sqrt{2}}}$ and done",
+        "\\frac{\\sqrt2}{2}",
+    );
     assert_eq!(v.extracted.as_deref(), Some("\\frac{1}{\\sqrt{2}}"));
     assert!(v.correct);
 }
 
 #[test]
 fn last_box_wins_over_earlier_boxes() {
-    assert!(!check("I think $\\boxed{3}$. Wait, recomputing gives $\\boxed{5}$.", "3").correct);
-    assert!(check("I think $\\boxed{3}$. Wait, recomputing gives $\\boxed{5}$.", "5").correct);
+    assert!(
+        !check(
+            "I think $\\boxed{3}$. Wait, recomputing gives $\\boxed{5}$.",
+            "3"
+        )
+        .correct
+    );
+    assert!(
+        check(
+            "I think $\\boxed{3}$. Wait, recomputing gives $\\boxed{5}$.",
+            "5"
+        )
+        .correct
+    );
 }
 
 #[test]
 fn adjacent_boxes_are_joined_into_a_list() {
-    let v = check("$\\boxed{(2, 2)} \\quad \\text{and} \\quad \\boxed{(6, 2)}$", "(6,2), (2,2)");
+    let v = check(
+        "$\\boxed{(2, 2)} \\quad \\text{and} \\quad \\boxed{(6, 2)}$",
+        "(6,2), (2,2)",
+    );
     assert_eq!(v.extracted.as_deref(), Some("(2, 2), (6, 2)"));
     assert!(v.correct);
 }
 
 #[test]
 fn unbraced_and_truncated_boxes() {
-    assert_eq!(extract_answer("thus \\boxed 5 is it", &CheckerOptions::default()).as_deref(), Some("5"));
-    assert_eq!(extract_answer("thus \\boxed{\\frac{1}{2", &CheckerOptions::default()).as_deref(), Some("\\frac{1}{2"));
+    assert_eq!(
+        extract_answer("thus \\boxed 5 is it", &CheckerOptions::default()).as_deref(),
+        Some("5")
+    );
+    assert_eq!(
+        extract_answer("thus \\boxed{\\frac{1}{2", &CheckerOptions::default()).as_deref(),
+        Some("\\frac{1}{2")
+    );
     assert_eq!(last_boxed_only("a \\fbox{7} b"), Some("7".to_string()));
     assert_eq!(last_boxed_only("no box, the answer is 7"), None);
 }
@@ -43,19 +67,53 @@ fn unbraced_and_truncated_boxes() {
 #[test]
 fn final_answer_phrases() {
     let o = CheckerOptions::default();
-    assert_eq!(extract_answer("Final Answer: The final answer is $14{,}916$. I hope it is correct.", &o).as_deref(), Some("14{,}916"));
-    assert_eq!(extract_answer("The final answer is 25. I hope it is correct.", &o).as_deref(), Some("25"));
-    assert_eq!(extract_answer("Final Answer: The largest $n$ is 34.", &o).as_deref(), Some("34"));
+    assert_eq!(
+        extract_answer(
+            "Final Answer: The final answer is $14{,}916$. I hope it is correct.",
+            &o
+        )
+        .as_deref(),
+        Some("14{,}916")
+    );
+    assert_eq!(
+        extract_answer("The final answer is 25. I hope it is correct.", &o).as_deref(),
+        Some("25")
+    );
+    assert_eq!(
+        extract_answer("Final Answer: The largest $n$ is 34.", &o).as_deref(),
+        Some("34")
+    );
     assert_eq!(extract_answer("The answer is U.", &o).as_deref(), Some("U"));
-    assert_eq!(extract_answer("So the answer is 5 because we add 2 and 3.", &o).as_deref(), Some("5"));
+    assert_eq!(
+        extract_answer("So the answer is 5 because we add 2 and 3.", &o).as_deref(),
+        Some("5")
+    );
     // A later "final answer" sentence overrides an earlier box.
-    assert!(check("interest $\\boxed{200}$ ... Final Answer: The final answer is $10,455$.", "10455").correct);
+    assert!(
+        check(
+            "interest $\\boxed{200}$ ... Final Answer: The final answer is $10,455$.",
+            "10455"
+        )
+        .correct
+    );
 }
 
 #[test]
 fn think_block_is_skipped_when_closed() {
-    assert!(check("<think>the answer is 7</think> The answer is $\\boxed{8}$.", "8").correct);
-    assert!(!check("<think>the answer is 7</think> The answer is $\\boxed{8}$.", "7").correct);
+    assert!(
+        check(
+            "<think>the answer is 7</think> The answer is $\\boxed{8}$.",
+            "8"
+        )
+        .correct
+    );
+    assert!(
+        !check(
+            "<think>the answer is 7</think> The answer is $\\boxed{8}$.",
+            "7"
+        )
+        .correct
+    );
     // An unclosed think block (truncated reasoning) is searched as is.
     assert!(check("<think> long reasoning \\(\\boxed{143}\\).", "143").correct);
 }
@@ -64,7 +122,10 @@ fn think_block_is_skipped_when_closed() {
 fn last_number_fallback_is_opt_in() {
     let resp = "We tried 12 and 15, but neither worked out.\n\n```python\nprint(15)\n```\n";
     assert_eq!(extract_answer(resp, &CheckerOptions::default()), None);
-    let lenient = CheckerOptions { last_number_fallback: true, ..CheckerOptions::default() };
+    let lenient = CheckerOptions {
+        last_number_fallback: true,
+        ..CheckerOptions::default()
+    };
     assert_eq!(extract_answer(resp, &lenient).as_deref(), Some("15"));
     assert_eq!(last_number("a 1,000.5 b -3 c"), Some("-3".to_string()));
     assert_eq!(last_number("probability is 2/3."), Some("2/3".to_string()));
@@ -79,20 +140,42 @@ fn closing_sentence_number_is_the_answer() {
 
 #[test]
 fn boxed_only_mode_ignores_unboxed_answers() {
-    let strict = Checker::new(CheckerOptions { boxed_only: true, ..CheckerOptions::default() });
+    let strict = Checker::new(CheckerOptions {
+        boxed_only: true,
+        ..CheckerOptions::default()
+    });
     assert!(!strict.check("The final answer is 5.", "5").correct);
-    assert!(strict.check("The final answer is $\\boxed{5}$.", "5").correct);
+    assert!(
+        strict
+            .check("The final answer is $\\boxed{5}$.", "5")
+            .correct
+    );
 }
 
 #[test]
 fn gold_solutions_are_extracted_too() {
-    assert!(check("$840$", "so \\\\boxed{840}.\\n\\n**Final Answer**\\n\\\\boxed{840}").correct);
-    assert!(check("$\\boxed{-2,1}$.", "\\(\\boxed{1}\\) and \\(\\boxed{-2}\\).").correct);
+    assert!(
+        check(
+            "$840$",
+            "so \\\\boxed{840}.\\n\\n**Final Answer**\\n\\\\boxed{840}"
+        )
+        .correct
+    );
+    assert!(
+        check(
+            "$\\boxed{-2,1}$.",
+            "\\(\\boxed{1}\\) and \\(\\boxed{-2}\\)."
+        )
+        .correct
+    );
 }
 
 #[test]
 fn multiple_choice_labels() {
-    let opts = CheckerOptions { choices: vec!["A".into(), "B".into(), "C".into(), "D".into()], ..CheckerOptions::default() };
+    let opts = CheckerOptions {
+        choices: vec!["A".into(), "B".into(), "C".into(), "D".into()],
+        ..CheckerOptions::default()
+    };
     let c = Checker::new(opts);
     assert!(c.check("Because B is valid", "B").correct);
     assert!(!c.check("Because B is valid", "C").correct);
@@ -120,14 +203,23 @@ fn mixed_numbers_and_equivalent_forms() {
     assert!(eq("-2\\frac{1}{2}", "-2.5"));
     // A product of an integer and an improper fraction stays a product.
     assert!(eq("2\\frac{3}{2}", "3"));
-    assert!(check("$d = \\boxed{15\\frac{39}{40}},$ or $\\boxed{\\frac{639}{40}}$ inches.", "\\frac{639}{40}").correct);
+    assert!(
+        check(
+            "$d = \\boxed{15\\frac{39}{40}},$ or $\\boxed{\\frac{639}{40}}$ inches.",
+            "\\frac{639}{40}"
+        )
+        .correct
+    );
     assert!(!check("$\\boxed{3}$ or $\\boxed{5}$", "3").correct);
 }
 
 #[test]
 fn escaped_dollar_is_not_a_math_delimiter() {
     assert!(check("\\$32,\\!348", "\\$32,\\!348").correct);
-    assert_eq!(extract_answer("\\$32,\\!348", &CheckerOptions::default()).as_deref(), Some("\\$32,\\!348"));
+    assert_eq!(
+        extract_answer("\\$32,\\!348", &CheckerOptions::default()).as_deref(),
+        Some("\\$32,\\!348")
+    );
     assert!(check("The final answer is $69$, $84$.", "84, 69").correct);
 }
 
@@ -171,7 +263,10 @@ fn rounded_decimal_policy() {
     assert!(!eq("0.33", "1/3"));
     // Not the other way round: a rounded gold does not accept the exact value.
     assert!(!eq("\\frac{100}{3}", "33.3"));
-    let p4 = CheckerOptions { precision: Some(4), ..CheckerOptions::default() };
+    let p4 = CheckerOptions {
+        precision: Some(4),
+        ..CheckerOptions::default()
+    };
     assert!(answers_equal("0.3333", "1/3", &p4));
     assert!(!answers_equal("0.333", "1/3", &p4));
 }
@@ -179,7 +274,10 @@ fn rounded_decimal_policy() {
 #[test]
 fn tolerance_is_relative() {
     assert!(eq("0.0833333333333333", "\\frac{1}{12}"));
-    let loose = CheckerOptions { tolerance: 1e-3, ..CheckerOptions::default() };
+    let loose = CheckerOptions {
+        tolerance: 1e-3,
+        ..CheckerOptions::default()
+    };
     assert!(answers_equal("33.3", "100/3", &loose));
     assert!(!eq("33.3", "100/3"));
 }
@@ -194,7 +292,10 @@ fn radicals_are_canonical() {
     assert!(eq("\\frac{10\\sqrt{10.5}}{27}", "\\frac{5\\sqrt{42}}{27}"));
     assert!(eq("\\sqrt{2}\\sqrt{3}", "\\sqrt6"));
     assert!(!eq("\\sqrt{2}+\\sqrt{3}", "\\sqrt{5}"));
-    assert!(eq("\\frac{\\sqrt{\\sqrt{11}+\\sqrt{194}}}{2\\sqrt{33}+15}", "\\frac{\\sqrt{\\sqrt{11}+\\sqrt{194}}}{15+2\\sqrt{33}}"));
+    assert!(eq(
+        "\\frac{\\sqrt{\\sqrt{11}+\\sqrt{194}}}{2\\sqrt{33}+15}",
+        "\\frac{\\sqrt{\\sqrt{11}+\\sqrt{194}}}{15+2\\sqrt{33}}"
+    ));
 }
 
 #[test]
@@ -253,7 +354,10 @@ fn tuples_are_ordered_sets_are_not() {
 #[test]
 fn plus_minus_expands() {
     assert!(eq("1 \\pm \\sqrt{19}", "1+\\sqrt{19}, 1-\\sqrt{19}"));
-    assert!(eq("\\{1\\pm\\sqrt{5},-2\\}", "\\{-2, 1+\\sqrt5, 1-\\sqrt5\\}"));
+    assert!(eq(
+        "\\{1\\pm\\sqrt{5},-2\\}",
+        "\\{-2, 1+\\sqrt5, 1-\\sqrt5\\}"
+    ));
     assert!(!eq("\\{1\\pm\\sqrt{5}\\}", "\\{1\\pm\\sqrt{5},-2\\}"));
 }
 
@@ -262,8 +366,14 @@ fn intervals_respect_open_and_closed_ends() {
     assert!(!eq("(0,1)", "[0,1]"));
     assert!(!eq("[0,9)", "(0,9)"));
     assert!(eq("(1, +\\infty)", "(1, \\infty)"));
-    assert!(eq("[-1, -\\tfrac12) \\cup (-\\tfrac12, 0)", "[-1, -\\frac{1}{2}) \\cup (-\\frac{1}{2}, 0)"));
-    assert!(eq("(3, \\infty) \\cup (-\\infty, 2)", "(-\\infty, 2) \\cup (3, \\infty)"));
+    assert!(eq(
+        "[-1, -\\tfrac12) \\cup (-\\tfrac12, 0)",
+        "[-1, -\\frac{1}{2}) \\cup (-\\frac{1}{2}, 0)"
+    ));
+    assert!(eq(
+        "(3, \\infty) \\cup (-\\infty, 2)",
+        "(-\\infty, 2) \\cup (3, \\infty)"
+    ));
     assert!(eq("(0.6,2.6667]", "(\\frac{3}{5},\\frac{8}{3}]"));
 }
 
@@ -288,7 +398,10 @@ fn inequalities_against_intervals() {
     assert!(eq("(-793, 10)", "-793 < a < 10"));
     assert!(eq("-x >= -1", "x <= 1"));
     assert!(!eq("x \\leq 5", "x \\geq 5"));
-    assert!(eq("z \\in \\left[-\\frac{3}{2}, -1\\right] \\cup \\left[1, \\frac{3}{2}\\right]", "1\\leq|z|\\leq \\frac{3}{2}"));
+    assert!(eq(
+        "z \\in \\left[-\\frac{3}{2}, -1\\right] \\cup \\left[1, \\frac{3}{2}\\right]",
+        "1\\leq|z|\\leq \\frac{3}{2}"
+    ));
     assert!(eq("x \\neq 3", "x != 3"));
     assert!(eq("f(2) < f(1) < f(4)", "f(2) < f(1) < f(4)"));
 }
@@ -311,11 +424,20 @@ fn equations() {
 
 #[test]
 fn matrices() {
-    assert!(!eq("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"));
-    assert!(eq("\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", "\\begin{bmatrix} 0.2 \\\\ -3.6 \\end{bmatrix}"));
+    assert!(!eq(
+        "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+        "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"
+    ));
+    assert!(eq(
+        "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}",
+        "\\begin{bmatrix} 0.2 \\\\ -3.6 \\end{bmatrix}"
+    ));
     assert!(eq("\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix} \\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}", "\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}"));
     assert!(eq("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1, 2)"));
-    assert!(!eq("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 2 \\\\ 1 \\end{pmatrix}"));
+    assert!(!eq(
+        "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+        "\\begin{pmatrix} 2 \\\\ 1 \\end{pmatrix}"
+    ));
 }
 
 // ----- units, percent, text -----
@@ -340,7 +462,13 @@ fn percent_policy() {
 
 #[test]
 fn text_answers() {
-    assert!(check("\\text{The midpoints form a regular hexagon}", "$\\text{the midpoints form a regular hexagon}$").correct);
+    assert!(
+        check(
+            "\\text{The midpoints form a regular hexagon}",
+            "$\\text{the midpoints form a regular hexagon}$"
+        )
+        .correct
+    );
     assert!(eq("\\text{Monday}", "\\text{monday}"));
     assert!(eq("e", "\\text{e}"));
     assert!(!eq("\\text{Evelyn}", "\\text{Briana}"));
@@ -365,7 +493,9 @@ fn pathological_inputs_stay_within_budget() {
     let (v, work) = c.check_with_work("\\boxed{2^{2^{2^{99}}}}", "2");
     assert!(!v.correct);
     assert!(work <= opts.work_limit);
-    let garbage: String = (0..1_000_000u32).map(|i| char::from(b"{}\\$^_()x1 "[(i % 11) as usize])).collect();
+    let garbage: String = (0..1_000_000u32)
+        .map(|i| char::from(b"{}\\$^_()x1 "[(i % 11) as usize]))
+        .collect();
     let (_, work) = c.check_with_work(&garbage, "1");
     assert!(work <= opts.work_limit);
     let nested = format!("{}x{}", "(".repeat(10_000), ")".repeat(10_000));

@@ -19,8 +19,14 @@ fn options_for(case: &serde_json::Value) -> CheckerOptions {
         if let Some(p) = opts.get("precision").and_then(|v| v.as_u64()) {
             o.precision = Some(p as u32);
         }
-        if let Some(strings) = opts.pointer("/string_extraction/strings").and_then(|v| v.as_array()) {
-            o.choices = strings.iter().filter_map(|s| s.as_str().map(String::from)).collect();
+        if let Some(strings) = opts
+            .pointer("/string_extraction/strings")
+            .and_then(|v| v.as_array())
+        {
+            o.choices = strings
+                .iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect();
         }
     }
     o
@@ -30,7 +36,10 @@ fn options_for(case: &serde_json::Value) -> CheckerOptions {
 fn dev_cases_agreement_at_least_97_percent() {
     let path = shared_dir().join("data/verifier/dev_cases.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("dev cases not found at {} ({e}); set ONESHOT_SHARED to the shared directory", path.display())
+        panic!(
+            "dev cases not found at {} ({e}); set ONESHOT_SHARED to the shared directory",
+            path.display()
+        )
     });
     let mut per_cat: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let (mut agree, mut total) = (0usize, 0usize);
@@ -38,7 +47,8 @@ fn dev_cases_agreement_at_least_97_percent() {
         if line.trim().is_empty() {
             continue;
         }
-        let case: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", line_no + 1));
+        let case: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", line_no + 1));
         let pred = case["prediction"].as_str().expect("prediction");
         let gold = case["gold"].as_str().expect("gold");
         let expected = case["expected"].as_bool().expect("expected");
@@ -75,21 +85,38 @@ fn dev_cases_agreement_at_least_97_percent() {
 fn math500_reference_solutions_match_their_answers() {
     let path = shared_dir().join("data/benchmarks/math500/test.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("MATH-500 not found at {} ({e}); set ONESHOT_SHARED to the shared directory", path.display())
+        panic!(
+            "MATH-500 not found at {} ({e}); set ONESHOT_SHARED to the shared directory",
+            path.display()
+        )
     });
     let checker = Checker::new(CheckerOptions::default());
     let mut failures = Vec::new();
     let mut total = 0;
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let row: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let row: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
         let solution = row["solution"].as_str().expect("solution");
         let answer = row["answer"].as_str().expect("answer");
         total += 1;
         let v = checker.check(solution, answer);
         if !v.correct {
-            failures.push(format!("line {}: extracted {:?} vs answer {answer:?}", i + 1, v.extracted));
+            failures.push(format!(
+                "line {}: extracted {:?} vs answer {answer:?}",
+                i + 1,
+                v.extracted
+            ));
         }
     }
     assert_eq!(total, 500);
-    assert!(failures.is_empty(), "{} solutions judged wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} solutions judged wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -31,7 +31,9 @@ fn latex() -> impl Strategy<Value = String> {
             inner.clone().prop_map(|a| format!("\\left| {a} \\right|")),
             inner.clone().prop_map(|a| format!("{a}!")),
             inner.clone().prop_map(|a| format!("{a}\\%")),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("\\begin{{pmatrix}} {a} & {b} \\\\ {b} & {a} \\end{{pmatrix}}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!(
+                "\\begin{{pmatrix}} {a} & {b} \\\\ {b} & {a} \\end{{pmatrix}}"
+            )),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} \\cdot {b} - {a}")),
             (inner.clone(), inner).prop_map(|(a, b)| format!("\\binom{{{a}}}{{{b}}}")),
         ]
@@ -98,7 +100,11 @@ fn hostile_inputs_are_bounded() {
     let c = Checker::new(o.clone());
     let cases = [
         format!("\\boxed{{{}}}", "{".repeat(1_000_000)),
-        format!("\\boxed{{{}1{}}}", "\\frac{".repeat(5_000), "}{2}".repeat(5_000)),
+        format!(
+            "\\boxed{{{}1{}}}",
+            "\\frac{".repeat(5_000),
+            "}{2}".repeat(5_000)
+        ),
         "\\boxed{2^{2^{2^{99}}}}".to_string(),
         "\\boxed{(x+1)^{100000}}".to_string(),
         "\\boxed{99999999999!}".to_string(),
@@ -109,6 +115,10 @@ fn hostile_inputs_are_bounded() {
     for pred in &cases {
         let (v, work) = c.check_with_work(pred, "2");
         assert!(!v.correct);
-        assert!(work <= o.work_limit, "work {work} over the limit for input of {} bytes", pred.len());
+        assert!(
+            work <= o.work_limit,
+            "work {work} over the limit for input of {} bytes",
+            pred.len()
+        );
     }
 }

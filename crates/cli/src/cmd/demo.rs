@@ -49,7 +49,10 @@ pub struct ReproduceArgs {
 /// The committed base: `lab/base` of the workspace this binary was built in, else of the
 /// current directory, else next to the binary (for a copied release tree).
 fn default_model() -> anyhow::Result<PathBuf> {
-    let mut candidates = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/base"), PathBuf::from("lab/base")];
+    let mut candidates = vec![
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/base"),
+        PathBuf::from("lab/base"),
+    ];
     if let Ok(exe) = std::env::current_exe() {
         candidates.extend(exe.ancestors().skip(1).map(|d| d.join("lab/base")));
     }
@@ -80,9 +83,17 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         budget: Budget::by_name(&a.budget)?,
         progress: !a.no_progress,
     };
-    eprintln!("oneshot demo: base {}, budget {}, output {}", cfg.model.display(), cfg.budget.name, cfg.out.display());
+    eprintln!(
+        "oneshot demo: base {}, budget {}, output {}",
+        cfg.model.display(),
+        cfg.budget.name,
+        cfg.out.display()
+    );
     let o = run_demo(&cfg)?;
-    println!("\n{}", oneshot_lab::demo::report::comparison_table(&o.base, &o.one_shot));
+    println!(
+        "\n{}",
+        oneshot_lab::demo::report::comparison_table(&o.base, &o.one_shot)
+    );
     println!(
         "pi_1 = pool example {} ({}): {} (answer {})",
         o.pi1.index,
@@ -90,10 +101,21 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         o.pi1.problem,
         o.pi1.answer
     );
-    println!("pi_1 train accuracy by step: {}", o.train_curve.iter().map(|(_, a)| format!("{:.2}", a)).collect::<Vec<_>>().join(" "));
+    println!(
+        "pi_1 train accuracy by step: {}",
+        o.train_curve
+            .iter()
+            .map(|(_, a)| format!("{:.2}", a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "held-out strict by step: {}",
-        o.test_curve.iter().map(|p| format!("{}:{:.1}%", p.step, 100.0 * p.strict)).collect::<Vec<_>>().join(" ")
+        o.test_curve
+            .iter()
+            .map(|p| format!("{}:{:.1}%", p.step, 100.0 * p.strict))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "\nstrict {:.1}% -> {:.1}%, lenient {:.1}% -> {:.1}%, in {:.0}s; report: {}",
@@ -120,6 +142,9 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<i32> {
         progress: !a.no_progress,
     };
     run_reproduce(&cfg)?;
-    print!("{}", std::fs::read_to_string(cfg.out.join(files::REPRODUCE_MD))?);
+    print!(
+        "{}",
+        std::fs::read_to_string(cfg.out.join(files::REPRODUCE_MD))?
+    );
     Ok(0)
 }

@@ -22,7 +22,11 @@ pub struct Args {
     #[arg(long)]
     model: String,
     /// Benchmarks, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "math500,aime24,amc23,minerva_math,olympiadbench,aime25")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "math500,aime24,amc23,minerva_math,olympiadbench,aime25"
+    )]
     benchmarks: Vec<String>,
     /// Output directory (see `oneshot_eval::runner` for the layout).
     #[arg(long)]
@@ -94,7 +98,10 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(n) = args.threads {
         // candle's CPU matmul reads RAYON_NUM_THREADS; our kernels use the global rayon pool.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .ok();
     }
     let overrides = DecodingOverrides {
         temperature: args.temperature,
@@ -105,13 +112,19 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let limit = args.limit.map(|n| Limit::new(n, args.limit_seed));
     // Everything cheap is checked before the model is loaded.
-    let source = BenchmarkSource::resolve(args.data_dir.as_deref(), args.hub_repo.as_deref(), args.hub_revision.as_deref())?;
+    let source = BenchmarkSource::resolve(
+        args.data_dir.as_deref(),
+        args.hub_repo.as_deref(),
+        args.hub_revision.as_deref(),
+    )?;
     let mut specs = Vec::new();
     for name in &args.benchmarks {
         let spec = benchmark(name.trim())?;
         let problems = spec.load(&source, VerifyChecker::extract_boxed)?;
         let mut eval = EvalSpec::for_benchmark(spec, problems);
-        eval.decoding = overrides.apply(spec.decoding).with_context(|| format!("decoding settings for {}", spec.name))?;
+        eval.decoding = overrides
+            .apply(spec.decoding)
+            .with_context(|| format!("decoding settings for {}", spec.name))?;
         eval.template = args.template;
         eval.limit = limit;
         specs.push(eval);
@@ -120,13 +133,17 @@ pub fn run(args: Args) -> Result<i32> {
     let dtype = parse_dtype(&args.dtype)?;
     let device = device(&args.device)?;
     let dir = resolve_model_dir(&args.model)?;
-    let model = Model::from_dir(&dir, dtype, &device).with_context(|| format!("loading model {}", dir.display()))?;
+    let model = Model::from_dir(&dir, dtype, &device)
+        .with_context(|| format!("loading model {}", dir.display()))?;
     let tokenizer = Tokenizer::from_dir(&dir)?;
     let generation = GenerationConfig::from_dir(&dir)?;
     let chat = if args.template.needs_chat_template() {
         let chat = ChatTemplate::from_dir(&dir)?;
         if chat.is_none() {
-            bail!("--template chat: model {} has no chat template (use qwen25-math-cot or plain)", dir.display());
+            bail!(
+                "--template chat: model {} has no chat template (use qwen25-math-cot or plain)",
+                dir.display()
+            );
         }
         chat
     } else {
@@ -137,18 +154,44 @@ pub fn run(args: Args) -> Result<i32> {
         .with_chat_template(chat.as_ref())
         .with_batch_size(args.batch_size);
 
-    let model_id = std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string();
+    let model_id = std::fs::canonicalize(&dir)
+        .unwrap_or(dir.clone())
+        .display()
+        .to_string();
     let name = args.name.clone().unwrap_or_else(|| {
-        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| args.model.clone())
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| args.model.clone())
     });
-    let options = RunOptions { out: args.out.clone(), name, model: model_id, dtype: args.dtype.clone(), overwrite: args.overwrite };
-    let report = run_benchmarks(&generator, &specs, &VerifyChecker::default(), &options, &Bar::new())?;
+    let options = RunOptions {
+        out: args.out.clone(),
+        name,
+        model: model_id,
+        dtype: args.dtype.clone(),
+        overwrite: args.overwrite,
+    };
+    let report = run_benchmarks(
+        &generator,
+        &specs,
+        &VerifyChecker::default(),
+        &options,
+        &Bar::new(),
+    )?;
     for run in &report.runs {
-        eprintln!("{}: {} samples generated, {} resumed from an earlier run", run.benchmark, run.generated, run.reused);
+        eprintln!(
+            "{}: {} samples generated, {} resumed from an earlier run",
+            run.benchmark, run.generated, run.reused
+        );
     }
-    print!("{}\n{}", results_table(std::slice::from_ref(&report.summary)), details_table(&report.summary));
+    print!(
+        "{}\n{}",
+        results_table(std::slice::from_ref(&report.summary)),
+        details_table(&report.summary)
+    );
     if report.summary.six_benchmark_average.is_none() && specs.len() < BENCHMARKS.len() {
-        eprintln!("note: Avg is the six-benchmark average; it is shown only when all six are evaluated");
+        eprintln!(
+            "note: Avg is the six-benchmark average; it is shown only when all six are evaluated"
+        );
     }
     eprintln!("wrote {}", args.out.display());
     Ok(0)

@@ -127,22 +127,36 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 }
 
 fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
-    let pool_cfg = SplitConfig { size: a.pool_size, ..SplitConfig::pool() };
-    let bench_cfg = SplitConfig { size: a.bench_size, ..SplitConfig::benchmark() };
+    let pool_cfg = SplitConfig {
+        size: a.pool_size,
+        ..SplitConfig::pool()
+    };
+    let bench_cfg = SplitConfig {
+        size: a.bench_size,
+        ..SplitConfig::benchmark()
+    };
     let (p, b) = write_splits(&a.out, a.seed, &pool_cfg, &bench_cfg)?;
-    println!("wrote {} pool problems and {} benchmark problems to {}", p.len(), b.len(), a.out.display());
+    println!(
+        "wrote {} pool problems and {} benchmark problems to {}",
+        p.len(),
+        b.len(),
+        a.out.display()
+    );
     Ok(0)
 }
 
 fn run_pretrain(a: PretrainArgs) -> anyhow::Result<i32> {
     let mut cfg = match &a.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             // A partial file is laid over the defaults.
             let mut base = serde_json::to_value(PretrainConfig::default())?;
-            let over: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            let over: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
             merge(&mut base, over);
-            serde_json::from_value(base).with_context(|| format!("{}: not a valid pretrain config", path.display()))?
+            serde_json::from_value(base)
+                .with_context(|| format!("{}: not a valid pretrain config", path.display()))?
         }
         None => PretrainConfig::default(),
     };
@@ -166,7 +180,13 @@ fn run_pretrain(a: PretrainArgs) -> anyhow::Result<i32> {
     set!(a.log_every => log_every);
     cfg.warmup_steps = cfg.warmup_steps.min(cfg.steps);
     eprintln!("pretrain config: {}", serde_json::to_string(&cfg)?);
-    let (_, _, report) = pretrain(&cfg, Some(&a.out), &Progress { bar: !a.no_progress })?;
+    let (_, _, report) = pretrain(
+        &cfg,
+        Some(&a.out),
+        &Progress {
+            bar: !a.no_progress,
+        },
+    )?;
     let (head, tail) = report.head_tail(20);
     println!(
         "pretrained {} parameters (vocab {}) for {} steps in {:.0}s ({:.0} tokens/s): loss {head:.3} -> {tail:.3}; saved to {}",
@@ -202,11 +222,18 @@ fn eval(a: EvalArgs) -> anyhow::Result<i32> {
     if let Some(n) = a.limit {
         problems.truncate(n);
     }
-    let opts = EvalOptions { max_new_tokens: a.max_new_tokens, ..EvalOptions::default() };
+    let opts = EvalOptions {
+        max_new_tokens: a.max_new_tokens,
+        ..EvalOptions::default()
+    };
     let started = std::time::Instant::now();
     let (items, scores) = evaluate_greedy(&lab, &problems, &opts)?;
     println!("{}", scores.table());
-    eprintln!("{} problems in {:.1}s", items.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "{} problems in {:.1}s",
+        items.len(),
+        started.elapsed().as_secs_f64()
+    );
     if let Some(path) = &a.responses {
         let mut text = String::new();
         for e in &items {

@@ -1,9 +1,9 @@
 //! One module per subcommand.
 pub mod bench;
+pub mod demo;
 pub mod eval;
-pub mod verify;
+pub mod lab;
 pub mod score;
 pub mod select;
 pub mod train;
-pub mod lab;
-pub mod demo;
+pub mod verify;

@@ -57,7 +57,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         "--template chat needs the model's chat template; use `oneshot eval`, or qwen25-math-cot / plain"
     );
     let spec = benchmark(&args.benchmark)?;
-    let source = BenchmarkSource::resolve(args.data_dir.as_deref(), args.hub_repo.as_deref(), args.hub_revision.as_deref())?;
+    let source = BenchmarkSource::resolve(
+        args.data_dir.as_deref(),
+        args.hub_repo.as_deref(),
+        args.hub_revision.as_deref(),
+    )?;
     let checker = VerifyChecker::default();
     let problems = spec.load(&source, VerifyChecker::extract_boxed)?;
     let keep = match args.limit {
@@ -69,22 +73,33 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let lines = read_responses(&args.responses)?;
     let template = args.template;
     let render = move |q: &str| template.render(q, None).unwrap_or_default();
-    let (responses, outside) = attach_responses(&args.responses, lines, &chosen, problems.len(), &render)?;
+    let (responses, outside) =
+        attach_responses(&args.responses, lines, &chosen, problems.len(), &render)?;
     if outside > 0 {
         eprintln!("note: {outside} response(s) are for problems outside the --limit subset and were not scored");
     }
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let (mut log, mut records) = SampleLog::open(&args.out.join("samples.jsonl"), args.resume)?;
-    let todo: Vec<_> = responses.into_iter().filter(|r| !log.is_done(r.idx, r.sample)).collect();
-    let scored: Vec<_> = todo.into_par_iter().map(|r| score_response(&checker, spec.name, r)).collect();
+    let todo: Vec<_> = responses
+        .into_iter()
+        .filter(|r| !log.is_done(r.idx, r.sample))
+        .collect();
+    let scored: Vec<_> = todo
+        .into_par_iter()
+        .map(|r| score_response(&checker, spec.name, r))
+        .collect();
     for record in scored {
         log.append(&record)?;
         records.push(record);
     }
     records.sort_by_key(|r| r.key());
 
-    let run = RunSummary::new(args.name, vec![summarize(spec.name, spec.column, &records)?]);
+    let run = RunSummary::new(
+        args.name,
+        vec![summarize(spec.name, spec.column, &records)?],
+    );
     write_report(&args.out, &run)?;
     print!("{}", report_markdown(&run));
     Ok(0)

@@ -46,10 +46,17 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let pool = read_verl_parquet(&args.pool).context("reading the pool")?;
-    let history = args.history.as_deref().map(read_history).transpose().context("reading the history")?;
+    let history = args
+        .history
+        .as_deref()
+        .map(read_history)
+        .transpose()
+        .context("reading the history")?;
     let ranking = match args.method {
         Method::Variance => {
-            let history = history.as_ref().context("--method variance needs --history")?;
+            let history = history
+                .as_ref()
+                .context("--method variance needs --history")?;
             rank_by_variance(history)
         }
         Method::Random => {
@@ -59,7 +66,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     println!("{}", ranking_table(&ranking, &pool, args.top));
     let chosen = indices_at_ranks(&ranking, &args.rank)?;
-    let labels: Vec<String> = args.rank.iter().zip(&chosen).map(|(r, i)| format!("pi_{r} = index {i}")).collect();
+    let labels: Vec<String> = args
+        .rank
+        .iter()
+        .zip(&chosen)
+        .map(|(r, i)| format!("pi_{r} = index {i}"))
+        .collect();
     println!("chosen: {}", labels.join(", "));
     if let Some(out) = &args.out {
         let rows = repeat_rows(&pool, &chosen, args.repeat)?;

@@ -75,8 +75,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         print!("{}", cfg.to_toml_string()?);
         return Ok(0);
     }
-    let summary = train(cfg, &RunOptions { resume: args.resume, stop_after: args.stop_after })?;
-    println!("trained {} steps; outputs in {}", summary.steps_done, summary.output_dir.display());
+    let summary = train(
+        cfg,
+        &RunOptions {
+            resume: args.resume,
+            stop_after: args.stop_after,
+        },
+    )?;
+    println!(
+        "trained {} steps; outputs in {}",
+        summary.steps_done,
+        summary.output_dir.display()
+    );
     if let Some(c) = &summary.last_checkpoint {
         println!("last checkpoint: {}", c.display());
     }

@@ -16,7 +16,12 @@ const BATCH_LINES: usize = 16_384;
 #[derive(clap::Args)]
 pub struct Args {
     /// Gold answer (a bare answer or a full solution).
-    #[arg(long, requires = "prediction", conflicts_with = "jsonl", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        requires = "prediction",
+        conflicts_with = "jsonl",
+        allow_hyphen_values = true
+    )]
     gold: Option<String>,
     /// Model response (or an already extracted answer).
     #[arg(long, requires = "gold", allow_hyphen_values = true)]
@@ -51,7 +56,10 @@ pub struct CheckerArgs {
 impl CheckerArgs {
     pub fn options(&self) -> Result<CheckerOptions> {
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
-            bail!("--tolerance must be a finite non-negative number, got {}", self.tolerance);
+            bail!(
+                "--tolerance must be a finite non-negative number, got {}",
+                self.tolerance
+            );
         }
         Ok(CheckerOptions {
             tolerance: self.tolerance,
@@ -108,7 +116,10 @@ fn run_jsonl(checker: &Checker, path: &str) -> Result<i32> {
             }
         }
         if batch.len() >= BATCH_LINES || (done && !batch.is_empty()) {
-            let results: Vec<(String, bool)> = batch.par_iter().map(|(n, l)| process_line(checker, *n, l)).collect();
+            let results: Vec<(String, bool)> = batch
+                .par_iter()
+                .map(|(n, l)| process_line(checker, *n, l))
+                .collect();
             for (text, err) in results {
                 had_error |= err;
                 if !quiet_on_broken_pipe(writeln!(out, "{text}"))? {
@@ -148,7 +159,9 @@ fn process_line(checker: &Checker, line_no: usize, line: &str) -> (String, bool)
         Ok(v) => v,
         Err(e) => return error(format!("invalid JSON: {e}")),
     };
-    let Value::Object(mut obj) = value else { return error("expected a JSON object".into()) };
+    let Value::Object(mut obj) = value else {
+        return error("expected a JSON object".into());
+    };
     let field = |obj: &Map<String, Value>, name: &str| -> Result<String, String> {
         match obj.get(name) {
             Some(Value::String(s)) => Ok(s.clone()),
@@ -162,6 +175,9 @@ fn process_line(checker: &Checker, line_no: usize, line: &str) -> (String, bool)
     };
     let v = checker.check(&pred, &gold);
     obj.insert("correct".into(), Value::Bool(v.correct));
-    obj.insert("extracted".into(), v.extracted.map(Value::String).unwrap_or(Value::Null));
+    obj.insert(
+        "extracted".into(),
+        v.extracted.map(Value::String).unwrap_or(Value::Null),
+    );
     (Value::Object(obj).to_string(), false)
 }

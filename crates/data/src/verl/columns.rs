@@ -11,7 +11,8 @@ pub(crate) struct StrCol<'a>(&'a dyn Array);
 
 impl<'a> StrCol<'a> {
     pub(crate) fn new(array: &'a ArrayRef) -> Option<Self> {
-        matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8).then(|| StrCol(array.as_ref()))
+        matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8)
+            .then(|| StrCol(array.as_ref()))
     }
     pub(crate) fn get(&self, row: usize) -> Option<&'a str> {
         if self.0.is_null(row) {
@@ -29,7 +30,8 @@ pub(crate) struct IntCol<'a>(&'a dyn Array);
 
 impl<'a> IntCol<'a> {
     pub(crate) fn new(array: &'a ArrayRef) -> Option<Self> {
-        matches!(array.data_type(), DataType::Int32 | DataType::Int64).then(|| IntCol(array.as_ref()))
+        matches!(array.data_type(), DataType::Int32 | DataType::Int64)
+            .then(|| IntCol(array.as_ref()))
     }
     pub(crate) fn get(&self, row: usize) -> Option<i64> {
         if self.0.is_null(row) {
@@ -47,7 +49,8 @@ pub(crate) struct FloatCol<'a>(&'a dyn Array);
 
 impl<'a> FloatCol<'a> {
     pub(crate) fn new(array: &'a ArrayRef) -> Option<Self> {
-        matches!(array.data_type(), DataType::Float32 | DataType::Float64).then(|| FloatCol(array.as_ref()))
+        matches!(array.data_type(), DataType::Float32 | DataType::Float64)
+            .then(|| FloatCol(array.as_ref()))
     }
     pub(crate) fn get(&self, row: usize) -> Option<f64> {
         if self.0.is_null(row) {
@@ -65,13 +68,25 @@ pub(crate) fn scalar_column_json(array: &ArrayRef) -> Option<Vec<serde_json::Val
     use serde_json::Value;
     let rows = 0..array.len();
     if let Some(c) = StrCol::new(array) {
-        return Some(rows.map(|i| c.get(i).map_or(Value::Null, |s| Value::String(s.to_owned()))).collect());
+        return Some(
+            rows.map(|i| {
+                c.get(i)
+                    .map_or(Value::Null, |s| Value::String(s.to_owned()))
+            })
+            .collect(),
+        );
     }
     if let Some(c) = IntCol::new(array) {
-        return Some(rows.map(|i| c.get(i).map_or(Value::Null, Value::from)).collect());
+        return Some(
+            rows.map(|i| c.get(i).map_or(Value::Null, Value::from))
+                .collect(),
+        );
     }
     if let Some(c) = FloatCol::new(array) {
-        return Some(rows.map(|i| c.get(i).map_or(Value::Null, Value::from)).collect());
+        return Some(
+            rows.map(|i| c.get(i).map_or(Value::Null, Value::from))
+                .collect(),
+        );
     }
     None
 }

@@ -16,9 +16,9 @@ mod columns;
 mod read;
 mod write;
 
+pub(crate) use columns::scalar_column_json;
 pub use read::read_verl_parquet;
 pub use write::write_verl_parquet;
-pub(crate) use columns::scalar_column_json;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,10 @@ pub struct ChatTurn {
 
 impl ChatTurn {
     pub fn user(content: impl Into<String>) -> Self {
-        ChatTurn { role: "user".into(), content: content.into() }
+        ChatTurn {
+            role: "user".into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -65,6 +68,10 @@ pub struct VerlRow {
 impl VerlRow {
     /// The content of the last user message (the question with its instruction suffix).
     pub fn user_text(&self) -> Option<&str> {
-        self.prompt.iter().rev().find(|t| t.role == "user").map(|t| t.content.as_str())
+        self.prompt
+            .iter()
+            .rev()
+            .find(|t| t.role == "user")
+            .map(|t| t.content.as_str())
     }
 }

@@ -24,7 +24,8 @@ pub fn read_verl_parquet(path: &Path) -> Result<Vec<VerlRow>> {
     let mut log = IssueLog::new(path);
     let mut rows_seen = 0;
     for batch in reader {
-        let batch = batch.map_err(|e| DataError::format(path, format!("reading a row batch: {e}")))?;
+        let batch =
+            batch.map_err(|e| DataError::format(path, format!("reading a row batch: {e}")))?;
         read_batch(path, &batch, rows_seen + 1, &mut rows, &mut log)?;
         rows_seen += batch.num_rows();
     }
@@ -32,9 +33,12 @@ pub fn read_verl_parquet(path: &Path) -> Result<Vec<VerlRow>> {
 }
 
 fn column<'a>(path: &Path, batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| DataError::format(path, format!("missing column `{name}` (not a verl-format file?)")))
+    batch.column_by_name(name).ok_or_else(|| {
+        DataError::format(
+            path,
+            format!("missing column `{name}` (not a verl-format file?)"),
+        )
+    })
 }
 
 fn struct_column<'a>(path: &Path, batch: &'a RecordBatch, name: &str) -> Result<&'a StructArray> {
@@ -43,15 +47,29 @@ fn struct_column<'a>(path: &Path, batch: &'a RecordBatch, name: &str) -> Result<
         .ok_or_else(|| DataError::format(path, format!("column `{name}` is not a struct")))
 }
 
-fn struct_field<'a>(path: &Path, parent: &'a StructArray, parent_name: &str, name: &str) -> Result<&'a ArrayRef> {
-    parent
-        .column_by_name(name)
-        .ok_or_else(|| DataError::format(path, format!("column `{parent_name}` has no field `{name}`")))
+fn struct_field<'a>(
+    path: &Path,
+    parent: &'a StructArray,
+    parent_name: &str,
+    name: &str,
+) -> Result<&'a ArrayRef> {
+    parent.column_by_name(name).ok_or_else(|| {
+        DataError::format(
+            path,
+            format!("column `{parent_name}` has no field `{name}`"),
+        )
+    })
 }
 
 fn str_col<'a>(path: &Path, array: &'a ArrayRef, name: &str) -> Result<StrCol<'a>> {
     StrCol::new(array).ok_or_else(|| {
-        DataError::format(path, format!("column `{name}` has type {}, expected string", array.data_type()))
+        DataError::format(
+            path,
+            format!(
+                "column `{name}` has type {}, expected string",
+                array.data_type()
+            ),
+        )
     })
 }
 
@@ -85,14 +103,30 @@ fn read_batch(
 
     let prompt = column(path, batch, "prompt")?;
     let prompt = prompt.as_list_opt::<i32>().ok_or_else(|| {
-        DataError::format(path, format!("column `prompt` has type {}, expected list<struct>", prompt.data_type()))
+        DataError::format(
+            path,
+            format!(
+                "column `prompt` has type {}, expected list<struct>",
+                prompt.data_type()
+            ),
+        )
     })?;
-    let turns = prompt
-        .values()
-        .as_struct_opt()
-        .ok_or_else(|| DataError::format(path, "column `prompt` items are not {role, content} structs"))?;
-    let turn_role = str_col(path, struct_field(path, turns, "prompt", "role")?, "prompt.role")?;
-    let turn_content = str_col(path, struct_field(path, turns, "prompt", "content")?, "prompt.content")?;
+    let turns = prompt.values().as_struct_opt().ok_or_else(|| {
+        DataError::format(
+            path,
+            "column `prompt` items are not {role, content} structs",
+        )
+    })?;
+    let turn_role = str_col(
+        path,
+        struct_field(path, turns, "prompt", "role")?,
+        "prompt.role",
+    )?;
+    let turn_content = str_col(
+        path,
+        struct_field(path, turns, "prompt", "content")?,
+        "prompt.content",
+    )?;
 
     let reward = struct_column(path, batch, "reward_model")?;
     let ground_truth = str_col(
@@ -100,12 +134,22 @@ fn read_batch(
         struct_field(path, reward, "reward_model", "ground_truth")?,
         "reward_model.ground_truth",
     )?;
-    let style = str_col(path, struct_field(path, reward, "reward_model", "style")?, "reward_model.style")?;
+    let style = str_col(
+        path,
+        struct_field(path, reward, "reward_model", "style")?,
+        "reward_model.style",
+    )?;
 
     let extra_info = struct_column(path, batch, "extra_info")?;
     let index_array = struct_field(path, extra_info, "extra_info", "index")?;
     let index = IntCol::new(index_array).ok_or_else(|| {
-        DataError::format(path, format!("`extra_info.index` has type {}, expected integer", index_array.data_type()))
+        DataError::format(
+            path,
+            format!(
+                "`extra_info.index` has type {}, expected integer",
+                index_array.data_type()
+            ),
+        )
     })?;
     let mut extra_cols = Vec::new();
     for (field, array) in extra_info.fields().iter().zip(extra_info.columns()) {
@@ -121,7 +165,11 @@ fn read_batch(
         } else {
             return Err(DataError::format(
                 path,
-                format!("`extra_info.{}` has unsupported type {}", field.name(), array.data_type()),
+                format!(
+                    "`extra_info.{}` has unsupported type {}",
+                    field.name(),
+                    array.data_type()
+                ),
             ));
         };
         extra_cols.push((field.name().clone(), col));
@@ -139,9 +187,14 @@ fn read_batch(
         };
         let data_source_value = required(data_source.get(row), "data_source");
         let ability_value = required(ability.get(row), "ability");
-        let style_value = required((!reward.is_null(row)).then(|| style.get(row)).flatten(), "reward_model.style");
+        let style_value = required(
+            (!reward.is_null(row)).then(|| style.get(row)).flatten(),
+            "reward_model.style",
+        );
         let label = required(
-            (!reward.is_null(row)).then(|| ground_truth.get(row)).flatten(),
+            (!reward.is_null(row))
+                .then(|| ground_truth.get(row))
+                .flatten(),
             "reward_model.ground_truth",
         );
 
@@ -154,7 +207,10 @@ fn read_batch(
             for item in offsets[row] as usize..offsets[row + 1] as usize {
                 match (turn_role.get(item), turn_content.get(item)) {
                     (Some(role), Some(content)) if !turns.is_null(item) => {
-                        messages.push(ChatTurn { role: role.to_owned(), content: content.to_owned() })
+                        messages.push(ChatTurn {
+                            role: role.to_owned(),
+                            content: content.to_owned(),
+                        })
                     }
                     _ => {
                         log.push(line, Some("prompt"), "has a null message, role or content");
@@ -168,7 +224,11 @@ fn read_batch(
             }
         }
 
-        let index_value = if extra_info.is_null(row) { None } else { index.get(row) };
+        let index_value = if extra_info.is_null(row) {
+            None
+        } else {
+            index.get(row)
+        };
         if index_value.is_none() {
             log.push(line, Some("extra_info.index"), "is null");
             ok = false;
@@ -177,7 +237,10 @@ fn read_batch(
             let extra = if extra_info.is_null(row) {
                 Vec::new()
             } else {
-                extra_cols.iter().map(|(name, col)| (name.clone(), col.get(row))).collect()
+                extra_cols
+                    .iter()
+                    .map(|(name, col)| (name.clone(), col.get(row)))
+                    .collect()
             };
             rows.push(VerlRow {
                 data_source: data_source_value,

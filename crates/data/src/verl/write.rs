@@ -5,7 +5,9 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Fields, Schema};
 use parquet::arrow::ArrowWriter;
@@ -33,7 +35,10 @@ fn extra_type(rows: &[VerlRow], slot: usize) -> DataType {
 
 fn extra_array(rows: &[VerlRow], slot: usize, name: &str, ty: &DataType) -> Result<ArrayRef> {
     let mismatch = |row: usize| {
-        DataError::Invalid(format!("row {}: `extra_info.{name}` changes type (first seen as {ty})", row + 1))
+        DataError::Invalid(format!(
+            "row {}: `extra_info.{name}` changes type (first seen as {ty})",
+            row + 1
+        ))
     };
     let array: ArrayRef = match ty {
         DataType::Int64 => {
@@ -75,7 +80,10 @@ fn extra_array(rows: &[VerlRow], slot: usize, name: &str, ty: &DataType) -> Resu
 }
 
 fn extra_info_array(rows: &[VerlRow]) -> Result<StructArray> {
-    let names: Vec<&str> = rows.first().map(|r| r.extra.iter().map(|(n, _)| n.as_str()).collect()).unwrap_or_default();
+    let names: Vec<&str> = rows
+        .first()
+        .map(|r| r.extra.iter().map(|(n, _)| n.as_str()).collect())
+        .unwrap_or_default();
     for (i, row) in rows.iter().enumerate() {
         let row_names: Vec<&str> = row.extra.iter().map(|(n, _)| n.as_str()).collect();
         if row_names != names {
@@ -86,7 +94,9 @@ fn extra_info_array(rows: &[VerlRow]) -> Result<StructArray> {
         }
     }
     let mut fields = vec![Field::new("index", DataType::Int64, true)];
-    let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.index)))];
+    let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(
+        rows.iter().map(|r| r.index),
+    ))];
     for (slot, name) in names.iter().enumerate() {
         let ty = extra_type(rows, slot);
         arrays.push(extra_array(rows, slot, name, &ty)?);
@@ -104,11 +114,18 @@ fn prompt_array(rows: &[VerlRow]) -> Result<ListArray> {
     ]);
     let messages = StructArray::try_new(
         message_fields.clone(),
-        vec![string_array(turns.clone().map(|t| t.content.as_str())), string_array(turns.map(|t| t.role.as_str()))],
+        vec![
+            string_array(turns.clone().map(|t| t.content.as_str())),
+            string_array(turns.map(|t| t.role.as_str())),
+        ],
         None,
     )
     .map_err(|e| DataError::Invalid(format!("building prompt messages: {e}")))?;
-    let item = Arc::new(Field::new("element", DataType::Struct(message_fields), true));
+    let item = Arc::new(Field::new(
+        "element",
+        DataType::Struct(message_fields),
+        true,
+    ));
     let offsets = OffsetBuffer::from_lengths(rows.iter().map(|r| r.prompt.len()));
     ListArray::try_new(item, offsets, Arc::new(messages), None)
         .map_err(|e| DataError::Invalid(format!("building prompt lists: {e}")))
@@ -152,8 +169,11 @@ pub fn write_verl_parquet(path: &Path, rows: &[VerlRow]) -> Result<()> {
     .map_err(|e| DataError::Invalid(format!("building the record batch: {e}")))?;
 
     let file = File::create(path).map_err(|e| DataError::io(path, e))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let parquet_err = |e: parquet::errors::ParquetError| DataError::format(path, format!("writing parquet: {e}"));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let parquet_err =
+        |e: parquet::errors::ParquetError| DataError::format(path, format!("writing parquet: {e}"));
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err)?;
     writer.write(&batch).map_err(parquet_err)?;
     writer.close().map_err(parquet_err)?;

@@ -44,8 +44,16 @@ pub fn tiny() -> Tiny {
     let model = Model::from_dir(dir.path(), DType::F32, &Device::Cpu).unwrap();
     let tokenizer = Tokenizer::from_dir(dir.path()).unwrap();
     let chat = ChatTemplate::from_dir(dir.path()).unwrap();
-    let eos = GenerationConfig::from_dir(dir.path()).unwrap().eos_token_ids;
-    Tiny { dir, model, tokenizer, chat, eos }
+    let eos = GenerationConfig::from_dir(dir.path())
+        .unwrap()
+        .eos_token_ids;
+    Tiny {
+        dir,
+        model,
+        tokenizer,
+        chat,
+        eos,
+    }
 }
 
 impl Tiny {
@@ -60,7 +68,12 @@ impl Tiny {
 /// The registry benchmark `name` with its protocol, `overrides` on top, cut to `limit`.
 pub fn spec(name: &str, overrides: DecodingOverrides, limit: Option<Limit>) -> EvalSpec {
     let b = benchmark(name).unwrap();
-    let problems = b.load(&BenchmarkSource::Dir(benchmarks_dir()), VerifyChecker::extract_boxed).unwrap();
+    let problems = b
+        .load(
+            &BenchmarkSource::Dir(benchmarks_dir()),
+            VerifyChecker::extract_boxed,
+        )
+        .unwrap();
     let mut spec = EvalSpec::for_benchmark(b, problems);
     spec.decoding = overrides.apply(spec.decoding).unwrap();
     spec.limit = limit;
@@ -69,7 +82,10 @@ pub fn spec(name: &str, overrides: DecodingOverrides, limit: Option<Limit>) -> E
 
 /// Short generations for tests.
 pub fn short(tokens: usize) -> DecodingOverrides {
-    DecodingOverrides { max_new_tokens: Some(tokens), ..Default::default() }
+    DecodingOverrides {
+        max_new_tokens: Some(tokens),
+        ..Default::default()
+    }
 }
 
 /// A checker whose verdicts are mixed on random text (correct iff the response has an even
@@ -78,7 +94,10 @@ pub struct ParityChecker;
 
 impl AnswerChecker for ParityChecker {
     fn judge(&self, response: &str, _gold: &str) -> Judgement {
-        Judgement { correct: response.len() & 1 == 0, extracted: response.chars().next().map(String::from) }
+        Judgement {
+            correct: response.len() & 1 == 0,
+            extracted: response.chars().next().map(String::from),
+        }
     }
 }
 
@@ -86,10 +105,17 @@ pub fn read_lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", path.display())))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", path.display()))
+        })
         .collect()
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display())),
+    )
+    .unwrap()
 }

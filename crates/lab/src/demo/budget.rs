@@ -132,10 +132,18 @@ impl Budget {
             );
         }
         if self.selection_epochs < 2 {
-            bail!("budget {}: selection_epochs must be at least 2 (a variance needs several epochs)", self.name);
+            bail!(
+                "budget {}: selection_epochs must be at least 2 (a variance needs several epochs)",
+                self.name
+            );
         }
         if self.eval_limit != 0 && self.curve_limit > self.eval_limit {
-            bail!("budget {}: curve_limit {} exceeds eval_limit {}", self.name, self.curve_limit, self.eval_limit);
+            bail!(
+                "budget {}: curve_limit {} exceeds eval_limit {}",
+                self.name,
+                self.curve_limit,
+                self.eval_limit
+            );
         }
         Ok(())
     }

@@ -11,7 +11,9 @@ use crate::splits::{verl_rows, write_splits, LabProblem, SplitConfig};
 use crate::task::Family;
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
-use oneshot_data::select::{rank_by_variance, ranking_table, repeat_rows, write_history, History, Ranked};
+use oneshot_data::select::{
+    rank_by_variance, ranking_table, repeat_rows, write_history, History, Ranked,
+};
 use oneshot_data::verl::write_verl_parquet;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -47,7 +49,12 @@ pub struct CurvePoint {
 
 impl CurvePoint {
     fn new(step: usize, r: &Rates) -> Self {
-        Self { step, strict: r.strict, lenient: r.lenient, boxed: r.boxed }
+        Self {
+            step,
+            strict: r.strict,
+            lenient: r.lenient,
+            boxed: r.boxed,
+        }
     }
 }
 
@@ -81,10 +88,19 @@ pub fn base_data_seed(model: &Path) -> Result<u64> {
     if !path.is_file() {
         return Ok(0);
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     v.pointer("/config/data_seed")
-        .map(|s| s.as_u64().with_context(|| format!("{}: config.data_seed is not an unsigned integer", path.display())))
+        .map(|s| {
+            s.as_u64().with_context(|| {
+                format!(
+                    "{}: config.data_seed is not an unsigned integer",
+                    path.display()
+                )
+            })
+        })
         .transpose()
         .map(|s| s.unwrap_or(0))
 }
@@ -99,29 +115,55 @@ pub struct LabData {
 
 impl LabData {
     pub fn generate(dir: &Path, data_seed: u64) -> Result<Self> {
-        let (pool, benchmark) = write_splits(dir, data_seed, &SplitConfig::pool(), &SplitConfig::benchmark())?;
-        Ok(Self { data_seed, pool, benchmark, pool_file: dir.join(crate::splits::files::POOL_PARQUET) })
+        let (pool, benchmark) = write_splits(
+            dir,
+            data_seed,
+            &SplitConfig::pool(),
+            &SplitConfig::benchmark(),
+        )?;
+        Ok(Self {
+            data_seed,
+            pool,
+            benchmark,
+            pool_file: dir.join(crate::splits::files::POOL_PARQUET),
+        })
     }
 
     /// The before/after evaluation set.
     pub fn eval_set(&self, budget: &Budget) -> &[LabProblem] {
-        let n = if budget.eval_limit == 0 { self.benchmark.len() } else { budget.eval_limit.min(self.benchmark.len()) };
+        let n = if budget.eval_limit == 0 {
+            self.benchmark.len()
+        } else {
+            budget.eval_limit.min(self.benchmark.len())
+        };
         &self.benchmark[..n]
     }
 
     /// The first `selection_pool` pool examples, written as verl parquet.
     pub fn write_selection_pool(&self, dir: &Path, budget: &Budget) -> Result<PathBuf> {
         if budget.selection_pool > self.pool.len() {
-            bail!("budget {}: selection_pool {} exceeds the pool ({})", budget.name, budget.selection_pool, self.pool.len());
+            bail!(
+                "budget {}: selection_pool {} exceeds the pool ({})",
+                budget.name,
+                budget.selection_pool,
+                self.pool.len()
+            );
         }
         let path = dir.join("selection_pool.parquet");
-        write_verl_parquet(&path, &verl_rows(&self.pool[..budget.selection_pool])).with_context(|| format!("writing {}", path.display()))?;
+        write_verl_parquet(&path, &verl_rows(&self.pool[..budget.selection_pool]))
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }
 
     /// A training file of `rows` copies of pool example `index`, its label replaced by
     /// `label` when given (the wrong-label ablation).
-    pub fn write_one_shot(&self, path: &Path, index: i64, rows: usize, label: Option<&str>) -> Result<()> {
+    pub fn write_one_shot(
+        &self,
+        path: &Path,
+        index: i64,
+        rows: usize,
+        label: Option<&str>,
+    ) -> Result<()> {
         let mut out = repeat_rows(&verl_rows(&self.pool), &[index], rows)?;
         if let Some(l) = label {
             out.iter_mut().for_each(|r| r.ground_truth = l.to_string());
@@ -130,24 +172,43 @@ impl LabData {
     }
 
     pub fn pool_problem(&self, index: i64) -> Result<&LabProblem> {
-        self.pool.iter().find(|p| p.idx as i64 == index).with_context(|| format!("example {index} is not in the pool"))
+        self.pool
+            .iter()
+            .find(|p| p.idx as i64 == index)
+            .with_context(|| format!("example {index} is not in the pool"))
     }
 }
 
 /// The selection pass: RLVR over the first `selection_pool` pool examples for
 /// `selection_epochs` epochs; returns the per-example accuracy history (also written to
 /// `<dir>/rollout_accuracy.json`) and the variance ranking (`<dir>/ranking.md`).
-pub fn selection_pass(model: &Path, data: &LabData, budget: &Budget, seed: u64, dir: &Path, show: bool) -> Result<(History, Vec<Ranked>)> {
+pub fn selection_pass(
+    model: &Path,
+    data: &LabData,
+    budget: &Budget,
+    seed: u64,
+    dir: &Path,
+    show: bool,
+) -> Result<(History, Vec<Ranked>)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let file = data.write_selection_pool(dir, budget)?;
-    let spec = RlSpec::new(file, budget.selection_batch, budget.selection_n, budget.selection_steps(), seed, dir.to_path_buf(), budget);
+    let spec = RlSpec::new(
+        file,
+        budget.selection_batch,
+        budget.selection_n,
+        budget.selection_steps(),
+        seed,
+        dir.to_path_buf(),
+        budget,
+    );
     let cfg = train_config(model, &spec, budget)?;
     let b = bar(show, spec.steps, "selection pass (RL)");
     let (t, metrics) = run_steps(cfg, &b, |_, _| Ok(Map::new()))?;
     b.finish();
     oneshot_train::plots::write_plots(&metrics, dir)?;
     let hist = history(&t);
-    write_history(&dir.join(files::HISTORY), &hist).with_context(|| format!("writing {}", dir.join(files::HISTORY).display()))?;
+    write_history(&dir.join(files::HISTORY), &hist)
+        .with_context(|| format!("writing {}", dir.join(files::HISTORY).display()))?;
     let ranking = rank_by_variance(&hist);
     if ranking.is_empty() {
         bail!("the selection pass recorded no rollout accuracy");
@@ -157,7 +218,11 @@ pub fn selection_pass(model: &Path, data: &LabData, budget: &Budget, seed: u64, 
     Ok((hist, ranking))
 }
 
-fn timed<T>(stages: &mut BTreeMap<String, f64>, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+fn timed<T>(
+    stages: &mut BTreeMap<String, f64>,
+    name: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     let t = Instant::now();
     let out = f()?;
     stages.insert(name.to_string(), t.elapsed().as_secs_f64());
@@ -179,10 +244,15 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
         Some(s) => s,
         None => base_data_seed(&cfg.model)?,
     };
-    let data = timed(&mut stages, "generate_data", || LabData::generate(&out.join(files::DATA_DIR), data_seed))?;
+    let data = timed(&mut stages, "generate_data", || {
+        LabData::generate(&out.join(files::DATA_DIR), data_seed)
+    })?;
     let eval_set = data.eval_set(budget);
     let curve_n = budget.curve_limit.min(eval_set.len());
-    let opts = EvalOptions { max_new_tokens: budget.max_new_tokens, batch_size: budget.eval_batch };
+    let opts = EvalOptions {
+        max_new_tokens: budget.max_new_tokens,
+        batch_size: budget.eval_batch,
+    };
 
     // 1. The base on the held-out benchmark.
     let (base_items, base) = timed(&mut stages, "base_eval", || {
@@ -195,7 +265,9 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
 
     // 2-3. Rollout accuracy history over part of the pool, ranked by variance.
     let sel_dir = out.join(files::SELECTION_DIR);
-    let (hist, ranking) = timed(&mut stages, "selection", || selection_pass(&cfg.model, &data, budget, cfg.seed, &sel_dir, show))?;
+    let (hist, ranking) = timed(&mut stages, "selection", || {
+        selection_pass(&cfg.model, &data, budget, cfg.seed, &sel_dir, show)
+    })?;
     let top = &ranking[0];
     let p = data.pool_problem(top.index)?;
     let pi1 = Chosen {
@@ -213,7 +285,15 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
     std::fs::create_dir_all(&one_dir).with_context(|| format!("creating {}", one_dir.display()))?;
     let pi1_file = one_dir.join("pi1.parquet");
     data.write_one_shot(&pi1_file, pi1.index, budget.one_shot_batch, None)?;
-    let spec = RlSpec::new(pi1_file, budget.one_shot_batch, budget.one_shot_n, budget.one_shot_steps, cfg.seed, one_dir.clone(), budget);
+    let spec = RlSpec::new(
+        pi1_file,
+        budget.one_shot_batch,
+        budget.one_shot_n,
+        budget.one_shot_steps,
+        cfg.seed,
+        one_dir.clone(),
+        budget,
+    );
     let train_cfg = train_config(&cfg.model, &spec, budget)?;
     let curve_set = &eval_set[..curve_n];
     let mut test_curve = vec![CurvePoint::new(0, &scores_of(&base_items[..curve_n]).all)];
@@ -224,7 +304,8 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
             let mut extra = Map::new();
             if curve_n > 0 && (step % budget.curve_every == 0 || step == spec.steps) {
                 lab.model = t.policy.model.frozen_copy()?;
-                let (_, s) = evaluate_with_bar(&lab, curve_set, &opts, &indicatif::ProgressBar::hidden())?;
+                let (_, s) =
+                    evaluate_with_bar(&lab, curve_set, &opts, &indicatif::ProgressBar::hidden())?;
                 test_curve.push(CurvePoint::new(step, &s.all));
                 extra.insert("val/heldout_strict/acc".into(), json!(s.all.strict));
                 extra.insert("val/heldout_lenient/acc".into(), json!(s.all.lenient));
@@ -237,11 +318,22 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
     oneshot_train::plots::write_plots(&metrics, &one_dir)?;
     let train_curve: Vec<(usize, f64)> = metrics
         .iter()
-        .filter_map(|m| Some((m.get("step")?.as_u64()? as usize, m.get("acc/mean")?.as_f64()?)))
+        .filter_map(|m| {
+            Some((
+                m.get("step")?.as_u64()? as usize,
+                m.get("acc/mean")?.as_f64()?,
+            ))
+        })
         .collect();
-    let saturation_step = train_curve.iter().find(|(_, a)| *a >= SATURATED).map(|(s, _)| *s);
+    let saturation_step = train_curve
+        .iter()
+        .find(|(_, a)| *a >= SATURATED)
+        .map(|(s, _)| *s);
     let model_dir = one_dir.join("model");
-    trainer.policy.model.save(&model_dir, Some(DType::F32), Some(&cfg.model))?;
+    trainer
+        .policy
+        .model
+        .save(&model_dir, Some(DType::F32), Some(&cfg.model))?;
 
     // 5. The trained model on the same held-out set.
     lab.model = trainer.policy.model.frozen_copy()?;
@@ -271,7 +363,11 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     super::plots::curves_png(&out.join(files::CURVES_PNG), &outcome)?;
-    super::plots::families_png(&out.join(files::FAMILIES_PNG), &outcome.base, &outcome.one_shot)?;
+    super::plots::families_png(
+        &out.join(files::FAMILIES_PNG),
+        &outcome.base,
+        &outcome.one_shot,
+    )?;
     super::report::write_summary(&out.join(files::SUMMARY), &outcome)?;
     std::fs::write(out.join(files::REPORT), super::report::report_md(&outcome))
         .with_context(|| format!("writing {}", out.join(files::REPORT).display()))?;

@@ -13,7 +13,11 @@ fn rates_json(r: &Rates) -> Value {
 }
 
 fn scores_json(s: &LabScores) -> Value {
-    let fam: serde_json::Map<String, Value> = s.by_family.iter().map(|(f, r)| (f.name().to_string(), rates_json(r))).collect();
+    let fam: serde_json::Map<String, Value> = s
+        .by_family
+        .iter()
+        .map(|(f, r)| (f.name().to_string(), rates_json(r)))
+        .collect();
     json!({"all": rates_json(&s.all), "by_family": fam})
 }
 
@@ -46,7 +50,8 @@ pub fn summary_json(o: &DemoOutcome) -> Value {
 }
 
 pub fn write_summary(path: &Path, o: &DemoOutcome) -> Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(&summary_json(o))?).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, serde_json::to_string_pretty(&summary_json(o))?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn pct(x: f64) -> String {
@@ -124,7 +129,10 @@ fn saturation_reading(o: &DemoOutcome) -> String {
 pub fn report_md(o: &DemoOutcome) -> String {
     let b = &o.budget;
     let mut s = String::new();
-    let _ = writeln!(s, "# 1-shot RLVR on the lab: one training example, held-out benchmark\n");
+    let _ = writeln!(
+        s,
+        "# 1-shot RLVR on the lab: one training example, held-out benchmark\n"
+    );
     let _ = writeln!(
         s,
         "Base model `{}`, budget `{}`, seed {}, lab data seed {}. Wall time {:.0} s.\n",
@@ -156,7 +164,11 @@ pub fn report_md(o: &DemoOutcome) -> String {
         "1-shot RLVR did not raise strict accuracy in this run."
     };
     let _ = writeln!(s, "{reading}\n");
-    let _ = writeln!(s, "## Held-out accuracy by family (%)\n\n{}", comparison_table(&o.base, &o.one_shot));
+    let _ = writeln!(
+        s,
+        "## Held-out accuracy by family (%)\n\n{}",
+        comparison_table(&o.base, &o.one_shot)
+    );
     let _ = writeln!(s, "![base vs 1-shot by family]({})\n", files::FAMILIES_PNG);
 
     let _ = writeln!(s, "## The chosen example pi_1\n");
@@ -184,9 +196,16 @@ pub fn report_md(o: &DemoOutcome) -> String {
         hist.join(", "),
         o.pi1.score
     );
-    let _ = writeln!(s, "| rank | index | std | mean acc |\n|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| rank | index | std | mean acc |\n|---:|---:|---:|---:|"
+    );
     for r in &o.ranking_top {
-        let _ = writeln!(s, "| {} | {} | {:.3} | {:.2} |", r.rank, r.index, r.score, r.mean);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} | {:.2} |",
+            r.rank, r.index, r.score, r.mean
+        );
     }
 
     let _ = writeln!(s, "\n## Training and test curves\n");
@@ -196,11 +215,27 @@ pub fn report_md(o: &DemoOutcome) -> String {
         b.one_shot_batch, b.one_shot_n, b.one_shot_steps, b.kl_coef, b.entropy_coef, b.lr, b.temperature, o.curve_problems, b.curve_every
     );
     let _ = writeln!(s, "{}\n", saturation_reading(o));
-    let _ = writeln!(s, "![train accuracy of pi_1 and held-out accuracy]({})\n", files::CURVES_PNG);
+    let _ = writeln!(
+        s,
+        "![train accuracy of pi_1 and held-out accuracy]({})\n",
+        files::CURVES_PNG
+    );
     let _ = writeln!(s, "| step | pi_1 train acc % | held-out strict % | held-out lenient % | boxed % |\n|---:|---:|---:|---:|---:|");
     for p in &o.test_curve {
-        let train = o.train_curve.iter().find(|(st, _)| *st == p.step).map_or("-".to_string(), |(_, a)| pct(*a));
-        let _ = writeln!(s, "| {} | {} | {} | {} | {} |", p.step, train, pct(p.strict), pct(p.lenient), pct(p.boxed));
+        let train = o
+            .train_curve
+            .iter()
+            .find(|(st, _)| *st == p.step)
+            .map_or("-".to_string(), |(_, a)| pct(*a));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            p.step,
+            train,
+            pct(p.strict),
+            pct(p.lenient),
+            pct(p.boxed)
+        );
     }
 
     let _ = writeln!(s, "\n## Time\n\n| stage | seconds |\n|---|---:|");

@@ -95,13 +95,21 @@ pub struct RunResult {
 fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let m = xs.iter().sum::<f64>() / n.max(1.0);
-    let v = if xs.len() > 1 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let v = if xs.len() > 1 {
+        xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (m, v.sqrt())
 }
 
 /// A wrong label for `gold` (the paper used "4" for pi_1's "12.8").
 fn wrong_label(gold: &str) -> String {
-    if gold.trim() == "4" { "5".into() } else { "4".into() }
+    if gold.trim() == "4" {
+        "5".into()
+    } else {
+        "4".into()
+    }
 }
 
 pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
@@ -120,8 +128,18 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
     };
     let data = LabData::generate(&out.join(files::DATA_DIR), data_seed)?;
     let eval_set = data.eval_set(budget);
-    let opts = EvalOptions { max_new_tokens: budget.max_new_tokens, batch_size: budget.eval_batch };
-    let (_, selection_ranking) = selection_pass(&cfg.model, &data, budget, cfg.seeds[0], &out.join(files::SELECTION_DIR), cfg.progress)?;
+    let opts = EvalOptions {
+        max_new_tokens: budget.max_new_tokens,
+        batch_size: budget.eval_batch,
+    };
+    let (_, selection_ranking) = selection_pass(
+        &cfg.model,
+        &data,
+        budget,
+        cfg.seeds[0],
+        &out.join(files::SELECTION_DIR),
+        cfg.progress,
+    )?;
     let pi1 = selection_ranking[0].index;
     let pi1_gold = data.pool_problem(pi1)?.answer.clone();
     let pool_indices: Vec<i64> = data.pool.iter().map(|p| p.idx as i64).collect();
@@ -133,7 +151,13 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
     b.finish();
     for &seed in &cfg.seeds {
         // Greedy decoding of the same model: one evaluation stands for every seed.
-        results.push(RunResult { variant: Variant::Base, seed, example: None, heldout: base.all, seconds: t0.elapsed().as_secs_f64() });
+        results.push(RunResult {
+            variant: Variant::Base,
+            seed,
+            example: None,
+            heldout: base.all,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
     }
     let runs_dir = out.join("runs");
     for &variant in &Variant::ALL[1..] {
@@ -150,7 +174,12 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
                     (one_shot_file, Some(pick))
                 }
                 Variant::Pi1WrongLabel => {
-                    data.write_one_shot(&one_shot_file, pi1, budget.one_shot_batch, Some(&wrong_label(&pi1_gold)))?;
+                    data.write_one_shot(
+                        &one_shot_file,
+                        pi1,
+                        budget.one_shot_batch,
+                        Some(&wrong_label(&pi1_gold)),
+                    )?;
                     (one_shot_file, Some(pi1))
                 }
                 _ => {
@@ -158,7 +187,15 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
                     (one_shot_file, Some(pi1))
                 }
             };
-            let mut spec = RlSpec::new(file, budget.one_shot_batch, budget.one_shot_n, budget.one_shot_steps, seed, dir.clone(), budget);
+            let mut spec = RlSpec::new(
+                file,
+                budget.one_shot_batch,
+                budget.one_shot_n,
+                budget.one_shot_steps,
+                seed,
+                dir.clone(),
+                budget,
+            );
             match variant {
                 Variant::Pi1NoEntropy => spec.entropy_coef = 0.0,
                 Variant::EntropyOnly => spec.correct_value = 0.0,
@@ -169,22 +206,57 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
                 _ => {}
             }
             let train_cfg = train_config(&cfg.model, &spec, budget)?;
-            let b = bar(cfg.progress, spec.steps, &format!("{} seed {seed}", variant.name()));
+            let b = bar(
+                cfg.progress,
+                spec.steps,
+                &format!("{} seed {seed}", variant.name()),
+            );
             let (trainer, _) = run_steps(train_cfg, &b, |_, _| Ok(Map::new()))?;
             b.finish();
             lab.model = trainer.policy.model.frozen_copy()?;
             drop(trainer);
-            let (_, s) = evaluate_with_bar(&lab, eval_set, &opts, &indicatif::ProgressBar::hidden())?;
-            results.push(RunResult { variant, seed, example, heldout: s.all, seconds: t.elapsed().as_secs_f64() });
+            let (_, s) =
+                evaluate_with_bar(&lab, eval_set, &opts, &indicatif::ProgressBar::hidden())?;
+            results.push(RunResult {
+                variant,
+                seed,
+                example,
+                heldout: s.all,
+                seconds: t.elapsed().as_secs_f64(),
+            });
             // Write as we go: a long run interrupted still leaves its finished rows.
-            write_outputs(cfg, budget, pi1, &pi1_gold, eval_set.len(), &results, started.elapsed().as_secs_f64())?;
+            write_outputs(
+                cfg,
+                budget,
+                pi1,
+                &pi1_gold,
+                eval_set.len(),
+                &results,
+                started.elapsed().as_secs_f64(),
+            )?;
         }
     }
-    write_outputs(cfg, budget, pi1, &pi1_gold, eval_set.len(), &results, started.elapsed().as_secs_f64())?;
+    write_outputs(
+        cfg,
+        budget,
+        pi1,
+        &pi1_gold,
+        eval_set.len(),
+        &results,
+        started.elapsed().as_secs_f64(),
+    )?;
     Ok(results)
 }
 
-fn write_outputs(cfg: &ReproduceConfig, budget: &Budget, pi1: i64, gold: &str, n: usize, results: &[RunResult], wall: f64) -> Result<()> {
+fn write_outputs(
+    cfg: &ReproduceConfig,
+    budget: &Budget,
+    pi1: i64,
+    gold: &str,
+    n: usize,
+    results: &[RunResult],
+    wall: f64,
+) -> Result<()> {
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -208,13 +280,24 @@ fn write_outputs(cfg: &ReproduceConfig, budget: &Budget, pi1: i64, gold: &str, n
         if rs.is_empty() {
             continue;
         }
-        let col = |f: fn(&Rates) -> f64| mean_std(&rs.iter().map(|r| 100.0 * f(&r.heldout)).collect::<Vec<_>>());
+        let col = |f: fn(&Rates) -> f64| {
+            mean_std(&rs.iter().map(|r| 100.0 * f(&r.heldout)).collect::<Vec<_>>())
+        };
         let (s, s_sd) = col(|r| r.strict);
         let (l, l_sd) = col(|r| r.lenient);
         let (b, b_sd) = col(|r| r.boxed);
         // One seed has no spread to show.
-        let cell = |m: f64, sd: f64| if rs.len() > 1 { format!("{m:.1} ± {sd:.1}") } else { format!("{m:.1}") };
-        let per: Vec<String> = rs.iter().map(|r| format!("{:.1}", 100.0 * r.heldout.strict)).collect();
+        let cell = |m: f64, sd: f64| {
+            if rs.len() > 1 {
+                format!("{m:.1} ± {sd:.1}")
+            } else {
+                format!("{m:.1}")
+            }
+        };
+        let per: Vec<String> = rs
+            .iter()
+            .map(|r| format!("{:.1}", 100.0 * r.heldout.strict))
+            .collect();
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} |",
@@ -232,6 +315,9 @@ fn write_outputs(cfg: &ReproduceConfig, budget: &Budget, pi1: i64, gold: &str, n
     std::fs::write(cfg.out.join(files::REPRODUCE_MD), md)?;
     let j = json!({"model": cfg.model.display().to_string(), "budget": budget, "seeds": cfg.seeds, "pi1_index": pi1,
         "heldout_problems": n, "wall_seconds": wall, "summary": rows, "runs": results});
-    std::fs::write(cfg.out.join(files::REPRODUCE_JSON), serde_json::to_string_pretty(&j)?)?;
+    std::fs::write(
+        cfg.out.join(files::REPRODUCE_JSON),
+        serde_json::to_string_pretty(&j)?,
+    )?;
     Ok(())
 }

@@ -31,8 +31,26 @@ pub struct RlSpec {
 
 impl RlSpec {
     /// A run with the paper's reward and the budget's entropy coefficient.
-    pub fn new(train_file: PathBuf, batch: usize, n: usize, steps: usize, seed: u64, out_dir: PathBuf, budget: &Budget) -> Self {
-        Self { train_file, batch, n, steps, seed, out_dir, correct_value: 1.0, format_value: 0.0, entropy_coef: budget.entropy_coef }
+    pub fn new(
+        train_file: PathBuf,
+        batch: usize,
+        n: usize,
+        steps: usize,
+        seed: u64,
+        out_dir: PathBuf,
+        budget: &Budget,
+    ) -> Self {
+        Self {
+            train_file,
+            batch,
+            n,
+            steps,
+            seed,
+            out_dir,
+            correct_value: 1.0,
+            format_value: 0.0,
+            entropy_coef: budget.entropy_coef,
+        }
     }
 }
 
@@ -81,17 +99,26 @@ pub fn run_steps(
     let total = cfg.trainer.total_steps;
     let mut t = Trainer::new(cfg, None)?;
     let path = out.join(files::METRICS);
-    let mut log = std::io::BufWriter::new(std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?);
+    let mut log = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+    );
     let mut lines = Vec::with_capacity(total);
     while t.state.step < total {
-        let mut m = train_step(&mut t).with_context(|| format!("RL step {} of {}", t.state.step + 1, total))?;
+        let mut m = train_step(&mut t)
+            .with_context(|| format!("RL step {} of {}", t.state.step + 1, total))?;
         let extra = between(&t, &m)?;
         m.extend(extra);
         serde_json::to_writer(&mut log, &m)?;
         log.write_all(b"\n")?;
-        log.flush().with_context(|| format!("writing {}", path.display()))?;
+        log.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
         let get = |k: &str| m.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-        bar.set_message(format!("acc {:.2} entropy {:.3} {:.1}s/step", get("acc/mean"), get("actor/entropy"), get("time/step")));
+        bar.set_message(format!(
+            "acc {:.2} entropy {:.3} {:.1}s/step",
+            get("acc/mean"),
+            get("actor/entropy"),
+            get("time/step")
+        ));
         bar.inc(1);
         lines.push(m);
     }

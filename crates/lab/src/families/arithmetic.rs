@@ -19,20 +19,32 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
     let mut steps = Vec::with_capacity(ops);
     for k in 0..ops {
         let op = *pick(rng, &['+', '-', '*']);
-        let x = if op == '*' { rng.gen_range(2..=mul_max) } else { rng.gen_range(1..=max) };
+        let x = if op == '*' {
+            rng.gen_range(2..=mul_max)
+        } else {
+            rng.gen_range(1..=max)
+        };
         let next = match op {
             '+' => calc.add(value, q(x)),
             '-' => calc.sub(value, q(x)),
             _ => calc.mul(value, q(x)),
         };
-        expr = if op == '*' && last_additive { format!("({expr}) * {x}") } else { format!("{expr} {op} {x}") };
+        expr = if op == '*' && last_additive {
+            format!("({expr}) * {x}")
+        } else {
+            format!("{expr} {op} {x}")
+        };
         last_additive = op != '*';
         let lead = match k {
             0 => "First, ",
             _ if k + 1 == ops => "Finally, ",
             _ => "Then ",
         };
-        steps.push(format!("{lead}{} {op} {x} = {}.", fmt_q(value), fmt_q(next)));
+        steps.push(format!(
+            "{lead}{} {op} {x} = {}.",
+            fmt_q(value),
+            fmt_q(next)
+        ));
         value = next;
     }
     let question = match rng.gen_range(0..3) {
@@ -40,5 +52,10 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
         1 => format!("What is {expr}?"),
         _ => format!("Evaluate {expr}."),
     };
-    Worked { question, steps, subject: expr, answer: value }
+    Worked {
+        question,
+        steps,
+        subject: expr,
+        answer: value,
+    }
 }

@@ -19,7 +19,8 @@ fn simplify(num: Q, den: Q, calc: &mut Calc, steps: &mut Vec<String>) -> Q {
     }
     let v = calc.div(num, den);
     let shown = format!("{}/{}", fmt_q(num), fmt_q(den));
-    if num.is_integer() && den.is_integer() && v.denom() == den.numer() && v.numer() == num.numer() {
+    if num.is_integer() && den.is_integer() && v.denom() == den.numer() && v.numer() == num.numer()
+    {
         steps.push(format!("{shown} is already in lowest terms."));
     } else {
         steps.push(format!("Simplify: {shown} = {}.", fmt_q(v)));
@@ -34,8 +35,20 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
     let mut steps = Vec::new();
     let op = match difficulty {
         1 => '+',
-        2 => if rng.gen_bool(0.5) { '+' } else { '-' },
-        _ => if rng.gen_bool(0.5) { '*' } else { '/' },
+        2 => {
+            if rng.gen_bool(0.5) {
+                '+'
+            } else {
+                '-'
+            }
+        }
+        _ => {
+            if rng.gen_bool(0.5) {
+                '*'
+            } else {
+                '/'
+            }
+        }
     };
     let (expr, answer) = match op {
         '+' | '-' => {
@@ -44,25 +57,53 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
             let x = calc.mul(q(a), q(d));
             let y = calc.mul(q(c), q(b));
             let z = calc.mul(q(b), q(d));
-            steps.push(format!("{a} * {d} = {}, {c} * {b} = {}, {b} * {d} = {}.", fmt_q(x), fmt_q(y), fmt_q(z)));
-            let n = if op == '+' { calc.add(x, y) } else { calc.sub(x, y) };
-            steps.push(format!("{} {op} {} = {}, so the result is {}/{}.", fmt_q(x), fmt_q(y), fmt_q(n), fmt_q(n), fmt_q(z)));
+            steps.push(format!(
+                "{a} * {d} = {}, {c} * {b} = {}, {b} * {d} = {}.",
+                fmt_q(x),
+                fmt_q(y),
+                fmt_q(z)
+            ));
+            let n = if op == '+' {
+                calc.add(x, y)
+            } else {
+                calc.sub(x, y)
+            };
+            steps.push(format!(
+                "{} {op} {} = {}, so the result is {}/{}.",
+                fmt_q(x),
+                fmt_q(y),
+                fmt_q(n),
+                fmt_q(n),
+                fmt_q(z)
+            ));
             (expr, simplify(n, z, calc, &mut steps))
         }
         '*' => {
             let expr = format!("{a}/{b} * {c}/{d}");
-            steps.push(format!("Multiply numerators and denominators: {expr} = ({a} * {c}) / ({b} * {d})."));
+            steps.push(format!(
+                "Multiply numerators and denominators: {expr} = ({a} * {c}) / ({b} * {d})."
+            ));
             let n = calc.mul(q(a), q(c));
             let z = calc.mul(q(b), q(d));
-            steps.push(format!("{a} * {c} = {}, {b} * {d} = {}.", fmt_q(n), fmt_q(z)));
+            steps.push(format!(
+                "{a} * {c} = {}, {b} * {d} = {}.",
+                fmt_q(n),
+                fmt_q(z)
+            ));
             (expr, simplify(n, z, calc, &mut steps))
         }
         _ => {
             let expr = format!("{a}/{b} divided by {c}/{d}");
-            steps.push(format!("Dividing by {c}/{d} is multiplying by {d}/{c}: ({a} * {d}) / ({b} * {c})."));
+            steps.push(format!(
+                "Dividing by {c}/{d} is multiplying by {d}/{c}: ({a} * {d}) / ({b} * {c})."
+            ));
             let n = calc.mul(q(a), q(d));
             let z = calc.mul(q(b), q(c));
-            steps.push(format!("{a} * {d} = {}, {b} * {c} = {}.", fmt_q(n), fmt_q(z)));
+            steps.push(format!(
+                "{a} * {d} = {}, {b} * {c} = {}.",
+                fmt_q(n),
+                fmt_q(z)
+            ));
             (expr, simplify(n, z, calc, &mut steps))
         }
     };
@@ -70,5 +111,10 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
         0 => format!("Compute {expr}. Give the answer as a fraction in lowest terms."),
         _ => format!("What is {expr}?"),
     };
-    Worked { question, steps, subject: expr, answer }
+    Worked {
+        question,
+        steps,
+        subject: expr,
+        answer,
+    }
 }

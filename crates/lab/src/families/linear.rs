@@ -36,11 +36,23 @@ fn nonzero(rng: &mut ChaCha8Rng, lo: i64, hi: i64) -> i64 {
 fn isolate(a: Q, b: i64, rhs: Q, calc: &mut Calc, steps: &mut Vec<String>) -> Q {
     let k = if b >= 0 {
         let k = calc.sub(rhs, q(b));
-        steps.push(format!("Subtract {b} from both sides: {} = {} - {b} = {}.", coef_q(a), fmt_q(rhs), fmt_q(k)));
+        steps.push(format!(
+            "Subtract {b} from both sides: {} = {} - {b} = {}.",
+            coef_q(a),
+            fmt_q(rhs),
+            fmt_q(k)
+        ));
         k
     } else {
         let k = calc.add(rhs, q(-b));
-        steps.push(format!("Add {} to both sides: {} = {} + {} = {}.", -b, coef_q(a), fmt_q(rhs), -b, fmt_q(k)));
+        steps.push(format!(
+            "Add {} to both sides: {} = {} + {} = {}.",
+            -b,
+            coef_q(a),
+            fmt_q(rhs),
+            -b,
+            fmt_q(k)
+        ));
         k
     };
     if a == q(0) {
@@ -49,7 +61,13 @@ fn isolate(a: Q, b: i64, rhs: Q, calc: &mut Calc, steps: &mut Vec<String>) -> Q 
         return q(0);
     }
     let x = calc.div(k, a);
-    steps.push(format!("Divide both sides by {}: x = {} / {} = {}.", fmt_q(a), fmt_q(k), fmt_q(a), fmt_q(x)));
+    steps.push(format!(
+        "Divide both sides by {}: x = {} / {} = {}.",
+        fmt_q(a),
+        fmt_q(k),
+        fmt_q(a),
+        fmt_q(x)
+    ));
     x
 }
 
@@ -87,7 +105,11 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
             let d = nonzero(rng, -20, 20);
             let eq = format!("{} = {}", side(a, b), side(c, d));
             let e = calc.sub(q(a), q(c));
-            steps.push(format!("Subtract {} from both sides: {} = {d}.", coef(c), side_q(e, b)));
+            steps.push(format!(
+                "Subtract {} from both sides: {} = {d}.",
+                coef(c),
+                side_q(e, b)
+            ));
             let x = isolate(e, b, q(d), calc, &mut steps);
             (eq, x)
         }
@@ -97,7 +119,12 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
         1 => format!("Find x if {question_eq}."),
         _ => format!("What value of x satisfies {question_eq}?"),
     };
-    Worked { question, steps, subject: "x".into(), answer: x }
+    Worked {
+        question,
+        steps,
+        subject: "x".into(),
+        answer: x,
+    }
 }
 
 fn side_q(a: Q, b: i64) -> String {

@@ -16,5 +16,7 @@ pub(crate) fn pick<'a, T, R: Rng>(rng: &mut R, items: &'a [T]) -> &'a T {
 }
 
 /// Names for word problems.
-pub(crate) const NAMES: &[&str] =
-    &["Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo", "Kofi", "Lena", "Mia", "Noah", "Omar", "Priya"];
+pub(crate) const NAMES: &[&str] = &[
+    "Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo", "Kofi", "Lena",
+    "Mia", "Noah", "Omar", "Priya",
+];

@@ -24,8 +24,18 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
             steps.push(format!("{p}% of {n} is {n} * {p} / 100."));
             let x = calc.mul(q(n), q(p));
             let y = calc.div(x, q(100));
-            steps.push(format!("{n} * {p} = {}, and {} / 100 = {}.", fmt_q(x), fmt_q(x), fmt_q(y)));
-            Worked { question: format!("What is {p}% of {n}?"), steps, subject: format!("{p}% of {n}"), answer: y }
+            steps.push(format!(
+                "{n} * {p} = {}, and {} / 100 = {}.",
+                fmt_q(x),
+                fmt_q(x),
+                fmt_q(y)
+            ));
+            Worked {
+                question: format!("What is {p}% of {n}?"),
+                steps,
+                subject: format!("{p}% of {n}"),
+                answer: y,
+            }
         }
         2 => {
             let n = base_for(rng, p, 10);
@@ -39,11 +49,28 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
             let x = calc.mul(q(n), q(p));
             let d = calc.div(x, q(100));
             let what = if up { "increase" } else { "discount" };
-            steps.push(format!("The {what} is {n} * {p} / 100 = {} / 100 = {}.", fmt_q(x), fmt_q(d)));
-            let price = if up { calc.add(q(n), d) } else { calc.sub(q(n), d) };
+            steps.push(format!(
+                "The {what} is {n} * {p} / 100 = {} / 100 = {}.",
+                fmt_q(x),
+                fmt_q(d)
+            ));
+            let price = if up {
+                calc.add(q(n), d)
+            } else {
+                calc.sub(q(n), d)
+            };
             let sign = if up { '+' } else { '-' };
-            steps.push(format!("The new price is {n} {sign} {} = {}.", fmt_q(d), fmt_q(price)));
-            Worked { question, steps, subject: "the new price".into(), answer: price }
+            steps.push(format!(
+                "The new price is {n} {sign} {} = {}.",
+                fmt_q(d),
+                fmt_q(price)
+            ));
+            Worked {
+                question,
+                steps,
+                subject: "the new price".into(),
+                answer: price,
+            }
         }
         _ => {
             let n = base_for(rng, p, 10);
@@ -51,7 +78,9 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
             let name = *pick(rng, NAMES);
             let question = match rng.gen_range(0..2) {
                 0 => format!("{m} is what percent of {n}?"),
-                _ => format!("{name} answered {m} of {n} questions correctly. What percent is that?"),
+                _ => {
+                    format!("{name} answered {m} of {n} questions correctly. What percent is that?")
+                }
             };
             let f = calc.div(q(m), q(n));
             if f.denom() == &n && f.numer() == &m {
@@ -60,8 +89,17 @@ pub fn worked(rng: &mut ChaCha8Rng, difficulty: u8, calc: &mut Calc) -> Worked {
                 steps.push(format!("The fraction is {m}/{n} = {}.", fmt_q(f)));
             }
             let pct = calc.mul(f, q(100));
-            steps.push(format!("As a percent: {} * 100 = {}.", fmt_q(f), fmt_q(pct)));
-            Worked { question, steps, subject: "the percent".into(), answer: pct }
+            steps.push(format!(
+                "As a percent: {} * 100 = {}.",
+                fmt_q(f),
+                fmt_q(pct)
+            ));
+            Worked {
+                question,
+                steps,
+                subject: "the percent".into(),
+                answer: pct,
+            }
         }
     }
 }

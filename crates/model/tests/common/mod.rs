@@ -5,10 +5,17 @@ use oneshot_model::{Batch, Model, ModelConfig};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-pub const FIXTURES: [&str; 4] = ["qwen2_tied_gqa", "qwen2_untied_mha", "llama3_ropescaled_gqa", "llama_bias_tied"];
+pub const FIXTURES: [&str; 4] = [
+    "qwen2_tied_gqa",
+    "qwen2_untied_mha",
+    "llama3_ropescaled_gqa",
+    "llama_bias_tied",
+];
 
 pub fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 pub struct Fixture {
@@ -39,13 +46,32 @@ pub fn load_fixture(name: &str) -> Fixture {
 /// A `Batch` from i64 `[b, t]` id and mask tensors.
 pub fn batch_from(ids: &Tensor, mask: &Tensor) -> Batch {
     let (b, t) = ids.dims2().unwrap();
-    let ids: Vec<u32> = ids.flatten_all().unwrap().to_vec1::<i64>().unwrap().iter().map(|&x| x as u32).collect();
-    let mask: Vec<u8> = mask.flatten_all().unwrap().to_vec1::<i64>().unwrap().iter().map(|&x| x as u8).collect();
+    let ids: Vec<u32> = ids
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&x| x as u32)
+        .collect();
+    let mask: Vec<u8> = mask
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&x| x as u8)
+        .collect();
     Batch::new(ids, mask, b, t).unwrap()
 }
 
 pub fn to_vec(t: &Tensor) -> Vec<f32> {
-    t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 pub fn max_abs(v: &[f32]) -> f32 {
@@ -54,7 +80,9 @@ pub fn max_abs(v: &[f32]) -> f32 {
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
 /// A small random model for behaviour tests (std large enough that logits are not flat).

@@ -18,7 +18,11 @@ pub struct GradAccumulator {
 impl GradAccumulator {
     pub fn new(params: Vec<(String, Var)>) -> Self {
         let sums = vec![None; params.len()];
-        Self { params, sums, passes: 0 }
+        Self {
+            params,
+            sums,
+            passes: 0,
+        }
     }
 
     /// Adds the gradients of one backward pass.
@@ -29,11 +33,17 @@ impl GradAccumulator {
     /// Adds `scale` times the gradients of one backward pass.
     pub fn add_scaled(&mut self, grads: &GradStore, scale: f32) -> Result<()> {
         for ((name, var), sum) in self.params.iter().zip(self.sums.iter_mut()) {
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
             let held = host_grad(g)?;
             let g = held.view();
             if g.len() != var.elem_count() {
-                bail!("GradAccumulator: gradient of `{name}` has {} values, the parameter {}", g.len(), var.elem_count());
+                bail!(
+                    "GradAccumulator: gradient of `{name}` has {} values, the parameter {}",
+                    g.len(),
+                    var.elem_count()
+                );
             }
             match sum {
                 None => {
@@ -78,12 +88,17 @@ impl GradAccumulator {
         for (i, (name, var)) in params.enumerate() {
             match self.params.get(i) {
                 Some((n, v)) if n == name && v.as_tensor().id() == var.as_tensor().id() => {}
-                _ => bail!("GradAccumulator does not belong to this optimiser (parameter {i} `{name}`)"),
+                _ => bail!(
+                    "GradAccumulator does not belong to this optimiser (parameter {i} `{name}`)"
+                ),
             }
             count += 1;
         }
         if count != self.params.len() {
-            bail!("GradAccumulator has {} parameters, the optimiser {count}", self.params.len());
+            bail!(
+                "GradAccumulator has {} parameters, the optimiser {count}",
+                self.params.len()
+            );
         }
         Ok(())
     }

@@ -44,7 +44,13 @@ pub struct AdamWConfig {
 impl Default for AdamWConfig {
     /// The paper's optimiser: lr 1e-6, betas (0.9, 0.999), weight decay 0.01, clip 1.0.
     fn default() -> Self {
-        Self { lr: 1e-6, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.01, max_grad_norm: Some(1.0) }
+        Self {
+            lr: 1e-6,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.01,
+            max_grad_norm: Some(1.0),
+        }
     }
 }
 
@@ -118,7 +124,10 @@ impl AdamW {
                 bail!("AdamW: parameter name `{name}` appears twice");
             }
             if !matches!(var.dtype(), DType::F32 | DType::BF16 | DType::F16) {
-                bail!("AdamW: parameter `{name}` has dtype {:?}; f32, bf16 or f16 expected", var.dtype());
+                bail!(
+                    "AdamW: parameter `{name}` has dtype {:?}; f32, bf16 or f16 expected",
+                    var.dtype()
+                );
             }
             let master = match host_grad(var.as_tensor())? {
                 HostGrad::Owned(v) => v,
@@ -134,7 +143,11 @@ impl AdamW {
                 step: 0,
             });
         }
-        Ok(Self { cfg, slots, steps: 0 })
+        Ok(Self {
+            cfg,
+            slots,
+            steps: 0,
+        })
     }
 
     pub fn config(&self) -> &AdamWConfig {
@@ -157,7 +170,12 @@ impl AdamW {
 
     /// An empty accumulator for this optimiser's parameters.
     pub fn accumulator(&self) -> GradAccumulator {
-        GradAccumulator::new(self.slots.iter().map(|s| (s.name.clone(), s.var.clone())).collect())
+        GradAccumulator::new(
+            self.slots
+                .iter()
+                .map(|s| (s.name.clone(), s.var.clone()))
+                .collect(),
+        )
     }
 
     /// One step from the gradients of a single backward pass.
@@ -167,14 +185,21 @@ impl AdamW {
             .iter()
             .map(|s| grads.get(s.var.as_tensor()).map(host_grad).transpose())
             .collect::<Result<_>>()?;
-        let views: Vec<Option<GradView>> = held.iter().map(|h| h.as_ref().map(HostGrad::view)).collect();
+        let views: Vec<Option<GradView>> = held
+            .iter()
+            .map(|h| h.as_ref().map(HostGrad::view))
+            .collect();
         self.step_views(&views, lr)
     }
 
     /// One step from gradients summed over micro-batches.
     pub fn step_accumulated(&mut self, acc: &GradAccumulator, lr: f64) -> Result<StepStats> {
         acc.check_matches(self.slots.iter().map(|s| (&s.name, &s.var)))?;
-        let views: Vec<Option<GradView>> = acc.views().into_iter().map(|g| g.map(GradView::F32)).collect();
+        let views: Vec<Option<GradView>> = acc
+            .views()
+            .into_iter()
+            .map(|g| g.map(GradView::F32))
+            .collect();
         self.step_views(&views, lr)
     }
 
@@ -186,7 +211,11 @@ impl AdamW {
 
     fn step_views(&mut self, grads: &[Option<GradView>], lr: f64) -> Result<StepStats> {
         if grads.len() != self.slots.len() {
-            bail!("AdamW: {} gradients for {} parameters", grads.len(), self.slots.len());
+            bail!(
+                "AdamW: {} gradients for {} parameters",
+                grads.len(),
+                self.slots.len()
+            );
         }
         if !(lr.is_finite() && lr >= 0.0) {
             bail!("AdamW: learning rate {lr} must be finite and >= 0");
@@ -217,13 +246,20 @@ impl AdamW {
             }
         }
         self.steps += 1;
-        Ok(StepStats { grad_norm, clip_coef, step: self.steps })
+        Ok(StepStats {
+            grad_norm,
+            clip_coef,
+            step: self.steps,
+        })
     }
 
     /// Global L2 norm (f64 accumulation); fails naming the first parameter whose gradient is
     /// not finite or has the wrong length.
     fn global_grad_norm(&self, grads: &[Option<GradView>]) -> Result<f64> {
-        let sums: Vec<f64> = grads.par_iter().map(|g| g.map_or(0.0, |g| g.sum_sq())).collect();
+        let sums: Vec<f64> = grads
+            .par_iter()
+            .map(|g| g.map_or(0.0, |g| g.sum_sq()))
+            .collect();
         for ((slot, g), s) in self.slots.iter().zip(grads).zip(&sums) {
             if let Some(g) = g {
                 if g.len() != slot.master.len() {
@@ -236,7 +272,10 @@ impl AdamW {
                 }
             }
             if !s.is_finite() {
-                bail!("AdamW: non-finite gradient in parameter `{}`; step refused", slot.name);
+                bail!(
+                    "AdamW: non-finite gradient in parameter `{}`; step refused",
+                    slot.name
+                );
             }
         }
         Ok(sums.iter().sum::<f64>().sqrt())
@@ -312,7 +351,11 @@ impl StepScalars {
     #[inline]
     fn update<G: Copy + Into<f32>>(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[G]) {
         for i in 0..p.len() {
-            let g = if self.clipping { g[i].into() * self.clip_coef } else { g[i].into() };
+            let g = if self.clipping {
+                g[i].into() * self.clip_coef
+            } else {
+                g[i].into()
+            };
             let p_i = p[i] * self.decay_scale;
             let m_i = m[i] + self.one_minus_b1 * (g - m[i]);
             let v_i = v[i] * self.beta2 + self.one_minus_b2 * g * g;

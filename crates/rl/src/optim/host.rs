@@ -56,12 +56,14 @@ impl GradView<'_> {
     /// `dst += scale * self` (or `dst = scale * self` when `overwrite`), in parallel.
     pub(crate) fn add_into(&self, dst: &mut [f32], scale: f32, overwrite: bool) {
         fn go<T: Copy + Into<f32> + Sync>(src: &[T], dst: &mut [f32], scale: f32, overwrite: bool) {
-            dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
-                for (d, &s) in d.iter_mut().zip(s) {
-                    let v = s.into() * scale;
-                    *d = if overwrite { v } else { *d + v };
-                }
-            });
+            dst.par_chunks_mut(CHUNK)
+                .zip(src.par_chunks(CHUNK))
+                .for_each(|(d, s)| {
+                    for (d, &s) in d.iter_mut().zip(s) {
+                        let v = s.into() * scale;
+                        *d = if overwrite { v } else { *d + v };
+                    }
+                });
         }
         match self {
             GradView::F32(v) => go(v, dst, scale, overwrite),
@@ -103,7 +105,9 @@ pub(crate) fn host_grad(t: &Tensor) -> Result<HostGrad<'_>> {
         return Ok(HostGrad::Borrowed(guard, start, end));
     }
     drop(guard);
-    Ok(HostGrad::Owned(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?))
+    Ok(HostGrad::Owned(
+        t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+    ))
 }
 
 /// Copies f32 values into the parameter tensor's own storage (converting to its dtype).
@@ -119,7 +123,11 @@ impl InplaceOp1 for WriteBack<'_> {
             candle_core::bail!("adamw write-back needs a contiguous parameter")
         };
         if end - start != self.0.len() {
-            candle_core::bail!("adamw write-back: {} values for {} elements", self.0.len(), end - start)
+            candle_core::bail!(
+                "adamw write-back: {} values for {} elements",
+                self.0.len(),
+                end - start
+            )
         }
         let src = self.0;
         match storage {
@@ -130,11 +138,19 @@ impl InplaceOp1 for WriteBack<'_> {
             CpuStorage::BF16(v) => v[start..end]
                 .par_chunks_mut(CHUNK)
                 .zip(src.par_chunks(CHUNK))
-                .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d = bf16::from_f32(s))),
+                .for_each(|(d, s)| {
+                    d.iter_mut()
+                        .zip(s)
+                        .for_each(|(d, &s)| *d = bf16::from_f32(s))
+                }),
             CpuStorage::F16(v) => v[start..end]
                 .par_chunks_mut(CHUNK)
                 .zip(src.par_chunks(CHUNK))
-                .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d = f16::from_f32(s))),
+                .for_each(|(d, s)| {
+                    d.iter_mut()
+                        .zip(s)
+                        .for_each(|(d, &s)| *d = f16::from_f32(s))
+                }),
             _ => candle_core::bail!("adamw write-back: parameter dtype must be f32, bf16 or f16"),
         }
         Ok(())
@@ -144,7 +160,11 @@ impl InplaceOp1 for WriteBack<'_> {
 /// Overwrites the values of `var` with `values` (f32, in the parameter's element order).
 pub(crate) fn write_param(var: &Var, values: &[f32]) -> Result<()> {
     if values.len() != var.elem_count() {
-        bail!("write_param: {} values for {} elements", values.len(), var.elem_count());
+        bail!(
+            "write_param: {} values for {} elements",
+            values.len(),
+            var.elem_count()
+        );
     }
     match var.device() {
         Device::Cpu => var.as_tensor().inplace_op1(&WriteBack(values))?,

@@ -24,21 +24,37 @@ impl CandleOpsAdamW {
                 Ok((v, master, zeros.clone(), zeros))
             })
             .collect::<Result<_>>()?;
-        Ok(Self { cfg, params, steps: 0 })
+        Ok(Self {
+            cfg,
+            params,
+            steps: 0,
+        })
     }
 
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<StepStats> {
         let gs: Vec<Option<Tensor>> = self
             .params
             .iter()
-            .map(|(v, ..)| grads.get(v.as_tensor()).map(|g| g.to_dtype(DType::F32)).transpose())
+            .map(|(v, ..)| {
+                grads
+                    .get(v.as_tensor())
+                    .map(|g| g.to_dtype(DType::F32))
+                    .transpose()
+            })
             .collect::<candle_core::Result<_>>()?;
         let mut sq = 0f64;
         for g in gs.iter().flatten() {
-            sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            sq += g
+                .sqr()?
+                .sum_all()?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
         }
         let grad_norm = sq.sqrt();
-        let clip_coef = self.cfg.max_grad_norm.map_or(1.0, |m| (m / (grad_norm + CLIP_EPS)).min(1.0));
+        let clip_coef = self
+            .cfg
+            .max_grad_norm
+            .map_or(1.0, |m| (m / (grad_norm + CLIP_EPS)).min(1.0));
         self.steps += 1;
         let t = self.steps as f64;
         let (b1, b2) = self.cfg.betas;
@@ -53,6 +69,10 @@ impl CandleOpsAdamW {
             *master = (p - ((&*m / &denom)? * (lr / bc1))?)?;
             var.set(&master.to_dtype(var.dtype())?)?;
         }
-        Ok(StepStats { grad_norm, clip_coef, step: self.steps })
+        Ok(StepStats {
+            grad_norm,
+            clip_coef,
+            step: self.steps,
+        })
     }
 }

@@ -67,10 +67,18 @@ impl AdamW {
         let mut params = Vec::with_capacity(self.slots.len());
         for s in &self.slots {
             let shape = s.var.dims().to_vec();
-            for (suffix, data) in
-                [("master", &s.master), ("exp_avg", &s.exp_avg), ("exp_avg_sq", &s.exp_avg_sq)]
-            {
-                tensors.push((format!("{}.{suffix}", s.name), F32View { data, shape: shape.clone() }));
+            for (suffix, data) in [
+                ("master", &s.master),
+                ("exp_avg", &s.exp_avg),
+                ("exp_avg_sq", &s.exp_avg_sq),
+            ] {
+                tensors.push((
+                    format!("{}.{suffix}", s.name),
+                    F32View {
+                        data,
+                        shape: shape.clone(),
+                    },
+                ));
             }
             params.push(ParamMeta {
                 name: s.name.clone(),
@@ -82,7 +90,12 @@ impl AdamW {
         let state_path = dir.join(STATE_FILE);
         safetensors::tensor::serialize_to_file(tensors, None, &state_path)
             .with_context(|| format!("writing {}", state_path.display()))?;
-        let meta = StateMeta { format: FORMAT.into(), config: self.cfg, steps: self.steps, params };
+        let meta = StateMeta {
+            format: FORMAT.into(),
+            config: self.cfg,
+            steps: self.steps,
+            params,
+        };
         let meta_path = dir.join(META_FILE);
         std::fs::write(&meta_path, serde_json::to_string_pretty(&meta)?)
             .with_context(|| format!("writing {}", meta_path.display()))?;
@@ -95,12 +108,18 @@ impl AdamW {
         let meta_path = dir.join(META_FILE);
         let text = std::fs::read_to_string(&meta_path)
             .with_context(|| format!("reading {}", meta_path.display()))?;
-        let meta: StateMeta =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", meta_path.display()))?;
+        let meta: StateMeta = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", meta_path.display()))?;
         if meta.format != FORMAT {
-            bail!("{}: format `{}`, expected `{FORMAT}`", meta_path.display(), meta.format);
+            bail!(
+                "{}: format `{}`, expected `{FORMAT}`",
+                meta_path.display(),
+                meta.format
+            );
         }
-        meta.config.validate().with_context(|| format!("{}: config", meta_path.display()))?;
+        meta.config
+            .validate()
+            .with_context(|| format!("{}: config", meta_path.display()))?;
         if meta.params.len() != self.slots.len() {
             bail!(
                 "{}: {} parameters saved, the optimiser has {}",
@@ -157,9 +176,15 @@ impl AdamW {
             }
         }
         for (s, p) in self.slots.iter_mut().zip(&meta.params) {
-            s.master = loaded.remove(&format!("{}.master", s.name)).expect("read above");
-            s.exp_avg = loaded.remove(&format!("{}.exp_avg", s.name)).expect("read above");
-            s.exp_avg_sq = loaded.remove(&format!("{}.exp_avg_sq", s.name)).expect("read above");
+            s.master = loaded
+                .remove(&format!("{}.master", s.name))
+                .expect("read above");
+            s.exp_avg = loaded
+                .remove(&format!("{}.exp_avg", s.name))
+                .expect("read above");
+            s.exp_avg_sq = loaded
+                .remove(&format!("{}.exp_avg_sq", s.name))
+                .expect("read above");
             s.step = p.step;
             write_param(&s.var, &s.master)
                 .with_context(|| format!("restoring parameter `{}`", s.name))?;

@@ -9,7 +9,9 @@
 //!   of the bandwidth limit (weight bytes per token / read bandwidth).
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
-use oneshot_model::{parse_dtype, Batch, GenerateOptions, LogprobOptions, Model, ModelConfig, SamplerConfig};
+use oneshot_model::{
+    parse_dtype, Batch, GenerateOptions, LogprobOptions, Model, ModelConfig, SamplerConfig,
+};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -64,7 +66,10 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(n) = args.threads {
         // candle's CPU matmul reads RAYON_NUM_THREADS; our kernels use the global rayon pool.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .ok();
     }
     if args.prompt == 0 || args.prompt >= args.seq {
         anyhow::bail!("--prompt must be in 1..{} (--seq)", args.seq);
@@ -84,29 +89,47 @@ pub fn run(args: Args) -> Result<i32> {
     );
     let t = Instant::now();
     let matmul: oneshot_model::MatmulPrecision = args.matmul.parse()?;
-    let model = Model::random(cfg.clone(), dtype, &device, 0).context("building random model")?.with_matmul_precision(matmul);
+    let model = Model::random(cfg.clone(), dtype, &device, 0)
+        .context("building random model")?
+        .with_matmul_precision(matmul);
     println!("random init: {:.1} s", t.elapsed().as_secs_f64());
     let vocab = cfg.vocab_size as u32;
     let token = |i: usize| ((i as u64 * 2654435761) % vocab as u64) as u32;
 
     // Forward log-probs.
-    let prompts: Vec<Vec<u32>> = (0..args.rows).map(|r| (0..args.prompt).map(|i| token(r * 1000 + i)).collect()).collect();
-    let responses: Vec<Vec<u32>> =
-        (0..args.rows).map(|r| (0..args.seq - args.prompt).map(|i| token(r * 1000 + 500 + i)).collect()).collect();
+    let prompts: Vec<Vec<u32>> = (0..args.rows)
+        .map(|r| (0..args.prompt).map(|i| token(r * 1000 + i)).collect())
+        .collect();
+    let responses: Vec<Vec<u32>> = (0..args.rows)
+        .map(|r| {
+            (0..args.seq - args.prompt)
+                .map(|i| token(r * 1000 + 500 + i))
+                .collect()
+        })
+        .collect();
     let (batch, start) = Batch::prompt_response(&prompts, &responses, 0)?;
-    let opts = LogprobOptions { chunk_rows: args.chunk_rows, checkpoint_layers: args.checkpoint_layers };
+    let opts = LogprobOptions {
+        chunk_rows: args.chunk_rows,
+        checkpoint_layers: args.checkpoint_layers,
+    };
     let tokens = args.rows * args.seq;
     let faults0 = minor_faults();
     let reps = args.forward_reps.max(1);
-    let fwd = time(reps, || model.token_logprobs(&batch, start, 0.6, &opts).map(|_| ()))?;
-    let faults = minor_faults().zip(faults0).map(|(b, a)| (b - a) / (reps as u64 + 1));
+    let fwd = time(reps, || {
+        model.token_logprobs(&batch, start, 0.6, &opts).map(|_| ())
+    })?;
+    let faults = minor_faults()
+        .zip(faults0)
+        .map(|(b, a)| (b - a) / (reps as u64 + 1));
     println!(
         "forward log-probs {}x{}: {:.3} s, {:.1} tok/s{}",
         args.rows,
         args.seq,
         fwd,
         tokens as f64 / fwd,
-        faults.map(|f| format!(" ({} MiB of fresh pages per call)", f * 4 / 1024)).unwrap_or_default()
+        faults
+            .map(|f| format!(" ({} MiB of fresh pages per call)", f * 4 / 1024))
+            .unwrap_or_default()
     );
 
     let bw = bandwidth::measure(1 << 30, 3);
@@ -122,23 +145,40 @@ pub fn run(args: Args) -> Result<i32> {
         oneshot_model::MatmulPrecision::Bf16 if v.rank() == 2 => 2,
         _ => v.dtype().size_in_bytes(),
     };
-    let weight_bytes = model.vars().iter().map(|(_, v)| v.elem_count() * bytes_per_weight(v)).sum::<usize>();
+    let weight_bytes = model
+        .vars()
+        .iter()
+        .map(|(_, v)| v.elem_count() * bytes_per_weight(v))
+        .sum::<usize>();
 
     // Decoding.
     for &b in &args.decode_batches {
-        let prompts: Vec<Vec<u32>> = (0..b).map(|r| (0..16 + r % 8).map(|i| token(r * 77 + i)).collect()).collect();
+        let prompts: Vec<Vec<u32>> = (0..b)
+            .map(|r| (0..16 + r % 8).map(|i| token(r * 77 + i)).collect())
+            .collect();
         let seeds: Vec<u64> = (0..b as u64).collect();
         let gen = GenerateOptions {
-            sampler: SamplerConfig { temperature: 0.6, top_p: 1.0, top_k: 0 },
+            sampler: SamplerConfig {
+                temperature: 0.6,
+                top_p: 1.0,
+                top_k: 0,
+            },
             max_new_tokens: args.decode_tokens,
             eos_token_ids: vec![],
             stop_sequences: vec![],
             pad_token_id: 0,
         };
         // Prefill + 1 token, to subtract the prefill from the full run.
-        let one = GenerateOptions { max_new_tokens: 1, ..gen.clone() };
-        let t_one = time(1, || model.generate(&prompts, &seeds, &one, None).map(|_| ()))?;
-        let t_all = time(1, || model.generate(&prompts, &seeds, &gen, None).map(|_| ()))?;
+        let one = GenerateOptions {
+            max_new_tokens: 1,
+            ..gen.clone()
+        };
+        let t_one = time(1, || {
+            model.generate(&prompts, &seeds, &one, None).map(|_| ())
+        })?;
+        let t_all = time(1, || {
+            model.generate(&prompts, &seeds, &gen, None).map(|_| ())
+        })?;
         let steps = (args.decode_tokens - 1) as f64;
         let per_step = (t_all - t_one) / steps;
         println!(
@@ -166,7 +206,10 @@ pub fn run(args: Args) -> Result<i32> {
     let mut optimizer = if args.plain_adamw {
         Optimizer::Plain(AdamW::new(&vars)?)
     } else {
-        let cfg = oneshot_rl::AdamWConfig { max_grad_norm: None, ..Default::default() };
+        let cfg = oneshot_rl::AdamWConfig {
+            max_grad_norm: None,
+            ..Default::default()
+        };
         Optimizer::Fused(oneshot_rl::AdamW::new(model.vars(), cfg)?)
     };
     let n_tok = (tokens - args.rows * args.prompt) as f64;
@@ -198,7 +241,11 @@ pub fn run(args: Args) -> Result<i32> {
         fwd_bwd,
         if args.plain_adamw { "plain" } else { "fused" },
         opt,
-        if args.checkpoint_layers { ", layers recomputed" } else { "" }
+        if args.checkpoint_layers {
+            ", layers recomputed"
+        } else {
+            ""
+        }
     );
     Ok(0)
 }
@@ -238,7 +285,11 @@ struct AdamW {
 impl AdamW {
     fn new(vars: &[Var]) -> Result<Self> {
         let z = |v: &Var| Tensor::zeros(v.shape(), DType::F32, v.device());
-        Ok(Self { m: vars.iter().map(z).collect::<candle_core::Result<_>>()?, v: vars.iter().map(z).collect::<candle_core::Result<_>>()?, t: 0 })
+        Ok(Self {
+            m: vars.iter().map(z).collect::<candle_core::Result<_>>()?,
+            v: vars.iter().map(z).collect::<candle_core::Result<_>>()?,
+            t: 0,
+        })
     }
 
     fn step(&mut self, vars: &[Var], grads: &candle_core::backprop::GradStore) -> Result<()> {
@@ -246,7 +297,9 @@ impl AdamW {
         self.t += 1;
         let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
         for (i, var) in vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
             let g = g.to_dtype(DType::F32)?;
             self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
             self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
@@ -279,7 +332,9 @@ mod bandwidth {
         // Non-constant contents so the sum cannot be folded; written in parallel so the pages
         // are spread over the threads that will read them.
         let mut src = vec![0f32; n];
-        src.par_chunks_mut(1 << 16).enumerate().for_each(|(i, c)| c.iter_mut().for_each(|x| *x = (i % 7) as f32));
+        src.par_chunks_mut(1 << 16)
+            .enumerate()
+            .for_each(|(i, c)| c.iter_mut().for_each(|x| *x = (i % 7) as f32));
         let mut dst = vec![0f32; n];
         dst.par_chunks_mut(1 << 16).for_each(|c| c.fill(1.0));
         let chunk = n.div_ceil(rayon::current_num_threads() * 8).max(1);
@@ -288,14 +343,19 @@ mod bandwidth {
         let mut sink = 0f32;
         for _ in 0..reps {
             let t = Instant::now();
-            dst.par_chunks_mut(chunk).zip(src.par_chunks(chunk)).for_each(|(d, s)| d.copy_from_slice(s));
+            dst.par_chunks_mut(chunk)
+                .zip(src.par_chunks(chunk))
+                .for_each(|(d, s)| d.copy_from_slice(s));
             copy = copy.min(t.elapsed().as_secs_f64());
             let t = Instant::now();
             sink += src.par_chunks(chunk).map(sum_lanes).sum::<f32>();
             read = read.min(t.elapsed().as_secs_f64());
         }
         std::hint::black_box((sink, &dst));
-        Bandwidth { copy_gbs: 2.0 * bytes as f64 / copy / 1e9, read_gbs: bytes as f64 / read / 1e9 }
+        Bandwidth {
+            copy_gbs: 2.0 * bytes as f64 / copy / 1e9,
+            read_gbs: bytes as f64 / read / 1e9,
+        }
     }
 
     /// Sum with 16 independent accumulators so the loop is bound by loads, not by the

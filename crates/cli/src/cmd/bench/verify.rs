@@ -32,38 +32,60 @@ struct Case {
 }
 
 fn default_cases() -> PathBuf {
-    let shared = std::env::var("ONESHOT_SHARED").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("../shared"));
+    let shared = std::env::var("ONESHOT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("../shared"));
     shared.join("data/verifier/dev_cases.jsonl")
 }
 
 fn load(path: &PathBuf, base: &CheckerOptions) -> Result<Vec<Case>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read cases from {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read cases from {}", path.display()))?;
     let mut cases = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
         let s = |k: &str| -> Result<String> {
             v.get(k)
                 .and_then(|x| x.as_str())
                 .map(String::from)
-                .with_context(|| format!("{}:{}: missing string field `{k}`", path.display(), i + 1))
+                .with_context(|| {
+                    format!("{}:{}: missing string field `{k}`", path.display(), i + 1)
+                })
         };
         let expected = v
             .get("expected")
             .and_then(|x| x.as_bool())
-            .with_context(|| format!("{}:{}: missing boolean field `expected`", path.display(), i + 1))?;
+            .with_context(|| {
+                format!(
+                    "{}:{}: missing boolean field `expected`",
+                    path.display(),
+                    i + 1
+                )
+            })?;
         // Cases may carry the options they were labelled under (precision, choices).
         let mut opts = base.clone();
         if let Some(p) = v.pointer("/options/precision").and_then(|x| x.as_u64()) {
             opts.precision = Some(p as u32);
         }
-        if let Some(list) = v.pointer("/options/string_extraction/strings").and_then(|x| x.as_array()) {
-            opts.choices = list.iter().filter_map(|x| x.as_str().map(String::from)).collect();
+        if let Some(list) = v
+            .pointer("/options/string_extraction/strings")
+            .and_then(|x| x.as_array())
+        {
+            opts.choices = list
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect();
         }
-        cases.push(Case { prediction: s("prediction")?, gold: s("gold")?, expected, checker: Checker::new(opts) });
+        cases.push(Case {
+            prediction: s("prediction")?,
+            gold: s("gold")?,
+            expected,
+            checker: Checker::new(opts),
+        });
     }
     if cases.is_empty() {
         bail!("{}: no cases", path.display());
@@ -77,7 +99,10 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let path = args.cases.clone().unwrap_or_else(default_cases);
     let cases = load(&path, &args.checker.options()?)?;
-    let agree = cases.iter().filter(|c| c.checker.check(&c.prediction, &c.gold).correct == c.expected).count();
+    let agree = cases
+        .iter()
+        .filter(|c| c.checker.check(&c.prediction, &c.gold).correct == c.expected)
+        .count();
     let checks = cases.len() * args.repeat;
 
     let t = Instant::now();
@@ -112,8 +137,17 @@ pub fn run(args: Args) -> Result<i32> {
         });
         println!("{v}");
     } else {
-        println!("cases: {} from {} (x{} repeats = {checks} checks)", cases.len(), path.display(), args.repeat);
-        println!("agreement with labels: {agree}/{} = {:.2}%", cases.len(), 100.0 * agreement);
+        println!(
+            "cases: {} from {} (x{} repeats = {checks} checks)",
+            cases.len(),
+            path.display(),
+            args.repeat
+        );
+        println!(
+            "agreement with labels: {agree}/{} = {:.2}%",
+            cases.len(),
+            100.0 * agreement
+        );
         println!(
             "single thread: {single_s:.3} s total, {:.1} us/check, {:.0} checks/s",
             1e6 * single_s / checks as f64,
