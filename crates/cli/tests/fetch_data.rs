@@ -3,8 +3,9 @@
 //! upstream tree (`ONESHOT_FETCH_UPSTREAM=file://...`, since the tests run without network).
 //!
 //! The shared data is `$ONESHOT_SHARED`, else `shared/` beside the repository. Without it the
-//! tests print a `skipped:` line and pass, except under `CI=true`, where they fail.
+//! tests print a `skipped:` line and pass, except under `CI=true` (or `1`), where they fail.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -24,10 +25,12 @@ fn shared_dir() -> Option<PathBuf> {
         "shared data not found at {}, set ONESHOT_SHARED",
         dir.display()
     );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (CI=true: the data is required)");
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    if ci {
+        panic!("{msg} (CI=true: missing data is a failure)");
     }
-    eprintln!("skipped: {msg}");
+    // Straight to the process's stderr, so the harness's output capture does not hide it.
+    let _ = writeln!(std::io::stderr(), "skipped: {msg}");
     None
 }
 
