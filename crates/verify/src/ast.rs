@@ -17,6 +17,9 @@ pub enum Func {
     Sinh,
     Cosh,
     Tanh,
+    Asinh,
+    Acosh,
+    Atanh,
     /// Natural logarithm.
     Ln,
     /// `log(x)` (one argument, natural log as in SymPy) or `log_b(x)` (second argument = base).
@@ -49,6 +52,10 @@ impl Func {
             "sinh" => Func::Sinh,
             "cosh" => Func::Cosh,
             "tanh" => Func::Tanh,
+            // Every spelling in use: ISO `arsinh`, the common `arcsinh`, SymPy's `asinh`.
+            "arsinh" | "arcsinh" | "asinh" | "argsinh" => Func::Asinh,
+            "arcosh" | "arccosh" | "acosh" | "argcosh" => Func::Acosh,
+            "artanh" | "arctanh" | "atanh" | "argtanh" => Func::Atanh,
             "ln" => Func::Ln,
             "log" | "lg" => Func::Log,
             "exp" => Func::Exp,

@@ -574,8 +574,14 @@ impl Cas<'_> {
     }
 
     fn pow(&mut self, a: &Node, e: &Node) -> CResult<RatFn> {
-        let ex = self.convert(e)?;
         let base = self.convert(a)?;
+        let mut infinite = false;
+        e.visit(&mut |n| infinite |= matches!(n, Node::Inf));
+        if base.as_rational().is_some_and(|b| b.is_one()) && !e.has_symbols() && !infinite {
+            // 1^x = 1 for every finite x: the exponent (`2^{235423523}`) is never evaluated.
+            return Ok(base);
+        }
+        let ex = self.convert(e)?;
         let Some(q) = ex.as_rational() else {
             // Symbolic exponent: an opaque power, with e^x and exp(x) sharing a key.
             return Ok(self.opaque(format!("pow[{}][{}]", base.key(), ex.key())));
@@ -665,16 +671,23 @@ impl Cas<'_> {
         let from_int = |v: BigInt| Ok(RatFn::constant(BigRational::from_integer(v)));
         match f {
             Func::Gcd | Func::Lcm => {
-                let v = ints.ok_or(CasFail::Unsupported)?;
-                let mut acc = v[0].abs();
-                for x in &v[1..] {
+                // Rationals (`gcd(2.4, 3.6) = 6/5`): over a common denominator d the gcd/lcm
+                // of a_i/d is gcd/lcm(a_i)/d, which is the integer one when d = 1.
+                let v = rats.ok_or(CasFail::Unsupported)?;
+                let d = v.iter().fold(BigInt::one(), |acc, r| acc.lcm(r.denom()));
+                let scaled: Vec<BigInt> = v
+                    .iter()
+                    .map(|r| (r * BigRational::from_integer(d.clone())).to_integer())
+                    .collect();
+                let mut acc = scaled[0].abs();
+                for x in &scaled[1..] {
                     acc = if f == Func::Gcd {
                         acc.gcd(x)
                     } else {
                         acc.lcm(x)
                     };
                 }
-                from_int(acc)
+                Ok(RatFn::constant(BigRational::new(acc, d)))
             }
             Func::Binom => {
                 let v = ints.ok_or(CasFail::Unsupported)?;

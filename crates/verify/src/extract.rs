@@ -31,15 +31,90 @@ pub fn extract_answer(text: &str, opts: &CheckerOptions) -> Option<String> {
     let text = cut_special_tokens(text);
     if let Some(pos) = text.rfind("</think>") {
         let after = &text[pos + "</think>".len()..];
-        if let Some(a) = extract_plain(after, opts) {
+        if let Some(a) = extract_plain(after, opts, Kind::Prediction) {
             return Some(a);
         }
+    } else if text.contains("<think>") {
+        // The model never left its reasoning (cut at the token limit): whatever it boxed
+        // there is a draft, not an answer.
+        return None;
     }
     let text = text.strip_prefix("<think>").unwrap_or(text);
-    extract_plain(text, opts)
+    extract_plain(text, opts, Kind::Prediction)
 }
 
-fn extract_plain(text: &str, opts: &CheckerOptions) -> Option<String> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Prediction,
+    Gold,
+}
+
+/// The answer of a gold solution. Golds are trusted text, not generations that may have been
+/// cut off: a box missing its closing brace (a typo in the data) still holds the answer.
+pub fn extract_gold(text: &str, opts: &CheckerOptions) -> Option<String> {
+    let text = cut_special_tokens(text);
+    let text = match text.rfind("</think>") {
+        Some(p) => &text[p + "</think>".len()..],
+        None => text.strip_prefix("<think>").unwrap_or(text),
+    };
+    extract_plain(text, opts, Kind::Gold)
+}
+
+/// The text up to the start of an unfinished trailing fragment: a `\boxed{`, `$`, `$$`, `\(`
+/// or `\[` opened and never closed (a response cut at the token limit mid-formula). Nothing
+/// read from such a fragment is an answer (`... of $555_{` does not answer "555").
+pub fn complete_prefix(text: &str) -> &str {
+    let b = text.as_bytes();
+    let mut cut = text.len();
+    // Unclosed box: the first one whose brace group never closes.
+    for bx in find_boxes_raw(text) {
+        if !bx.closed {
+            cut = cut.min(bx.start);
+            break;
+        }
+    }
+    // Unclosed math delimiter, scanning left to right like `math_segments`.
+    let mut i = 0;
+    while i < cut {
+        let (open, close): (&str, &str) = if b[i..].starts_with(b"$$") {
+            ("$$", "$$")
+        } else if b[i] == b'$' {
+            ("$", "$")
+        } else if b[i..].starts_with(b"\\(") {
+            ("\\(", "\\)")
+        } else if b[i..].starts_with(b"\\[") {
+            ("\\[", "\\]")
+        } else if b[i] == b'\\' {
+            i += 2;
+            continue;
+        } else {
+            i += 1;
+            continue;
+        };
+        let inner = i + open.len();
+        match find_unescaped(&text[inner.min(text.len())..], close) {
+            Some(rel) => i = inner + rel + close.len(),
+            None => {
+                // A lone `$` is more often a currency sign; it opens a cut-off formula when what
+                // follows it stops mid-expression (an open brace, a dangling operator).
+                let tail = &text[inner.min(text.len())..];
+                if open != "$" || ends_mid_expression(tail) {
+                    cut = cut.min(i);
+                }
+                break;
+            }
+        }
+    }
+    &text[..cut]
+}
+
+fn extract_plain(text: &str, opts: &CheckerOptions, kind: Kind) -> Option<String> {
+    let gold = kind == Kind::Gold;
+    let full_len = text.len();
+    let text = if gold { text } else { complete_prefix(text) };
+    // What is left of a cut-off response is the lead-in to the missing answer ("thus"),
+    // never a bare answer itself.
+    let truncated = text.len() < full_len;
     if !opts.choices.is_empty() {
         if let Some(c) = last_choice(text, &opts.choices) {
             return Some(c);
@@ -48,7 +123,11 @@ fn extract_plain(text: &str, opts: &CheckerOptions) -> Option<String> {
     if opts.boxed_only {
         return last_boxed_only(text);
     }
-    let boxes = find_boxes(text);
+    let boxes = if gold {
+        find_boxes_raw(text).into_iter().map(|b| b.boxed).collect()
+    } else {
+        find_boxes(text)
+    };
     let phrase = last_phrase(text, &["final answer"]);
     let box_pos = boxes.last().map(|b| b.start);
     match (box_pos, &phrase) {
@@ -67,7 +146,7 @@ fn extract_plain(text: &str, opts: &CheckerOptions) -> Option<String> {
     }
     let has_delims =
         find_unescaped(body, "$").is_some() || body.contains("\\(") || body.contains("\\[");
-    if !has_delims && !is_prose(body) && !body.contains('\n') {
+    if !has_delims && !truncated && !is_prose(body) && !body.contains('\n') {
         return Some(body.to_string());
     }
     // Only the final paragraph matters; scanning at most its last MATH_WINDOW bytes keeps huge
@@ -114,8 +193,36 @@ pub struct Boxed {
     pub content: String,
 }
 
-/// All top-level `\boxed`/`\fbox` occurrences (nested boxes are inside their parent's content).
+/// Whether `s` stops inside an expression: more `{` than `}`, or a trailing operator, script
+/// mark or command.
+fn ends_mid_expression(s: &str) -> bool {
+    let opens = s.bytes().filter(|&c| c == b'{').count();
+    let closes = s.bytes().filter(|&c| c == b'}').count();
+    let t = s.trim_end();
+    opens > closes
+        || t.ends_with(['{', '^', '_', '\\', '+', '-', '=', '(', '[', ','])
+        || t.rsplit('\\').next().is_some_and(|cmd| {
+            t.contains('\\') && !cmd.is_empty() && cmd.bytes().all(|c| c.is_ascii_alphabetic())
+        })
+}
+
+/// All complete top-level `\boxed`/`\fbox` occurrences (nested boxes are inside their
+/// parent's content). A box whose brace never closes is not an answer.
 pub fn find_boxes(text: &str) -> Vec<Boxed> {
+    find_boxes_raw(text)
+        .into_iter()
+        .filter(|b| b.closed)
+        .map(|b| b.boxed)
+        .collect()
+}
+
+struct RawBox {
+    start: usize,
+    closed: bool,
+    boxed: Boxed,
+}
+
+fn find_boxes_raw(text: &str) -> Vec<RawBox> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -146,11 +253,16 @@ pub fn find_boxes(text: &str) -> Vec<Boxed> {
         }
         if j < b.len() && b[j] == b'{' {
             let (content_end, close) = match_brace(b, j);
+            let closed = content_end < b.len();
             let content = text[j + 1..content_end].trim().to_string();
-            out.push(Boxed {
+            out.push(RawBox {
                 start,
-                end: close,
-                content,
+                closed,
+                boxed: Boxed {
+                    start,
+                    end: close,
+                    content,
+                },
             });
             i = close;
         } else {
@@ -161,10 +273,14 @@ pub fn find_boxes(text: &str) -> Vec<Boxed> {
             }
             let content = text[s..j].trim_end_matches(['.', ',']).to_string();
             if !content.is_empty() {
-                out.push(Boxed {
+                out.push(RawBox {
                     start,
-                    end: j,
-                    content,
+                    closed: true,
+                    boxed: Boxed {
+                        start,
+                        end: j,
+                        content,
+                    },
                 });
             }
             i = j.max(i + 1);
@@ -174,7 +290,7 @@ pub fn find_boxes(text: &str) -> Vec<Boxed> {
 }
 
 /// Given `b[open] == '{'`, returns (end of content, index after the closing brace); an unclosed
-/// group runs to the end of the text (a truncated box keeps what was written).
+/// group runs to the end of the text (content end == text length marks it unclosed).
 fn match_brace(b: &[u8], open: usize) -> (usize, usize) {
     let mut depth = 0usize;
     let mut k = open;
@@ -211,15 +327,31 @@ pub fn last_boxed_only(text: &str) -> Option<String> {
 
 fn join_boxes(text: &str, boxes: &[Boxed]) -> String {
     let mut k = boxes.len() - 1;
-    while k > 0 && boxes.len() - k < 16 && is_separator_gap(&text[boxes[k - 1].end..boxes[k].start])
-    {
+    while k > 0 && boxes.len() - k < 16 && {
+        let gap = &text[boxes[k - 1].end..boxes[k].start];
+        is_separator_gap(gap) || is_part_label_gap(gap)
+    } {
         k -= 1;
     }
-    boxes[k..]
-        .iter()
-        .map(|b| b.content.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    // The same answer boxed twice (restated at the end) is one answer.
+    let mut parts: Vec<&str> = Vec::new();
+    for b in &boxes[k..] {
+        if !parts
+            .iter()
+            .any(|p| crate::normalize::loose_text(p) == crate::normalize::loose_text(&b.content))
+        {
+            parts.push(b.content.as_str());
+        }
+    }
+    parts.join(", ")
+}
+
+/// A short stretch of prose inside one paragraph between two boxes ("for part (a), and for
+/// part (b)"): the boxes answer parts of one question and are read together. Two different
+/// boxes read together never match a single gold value, so a hedge ("\\boxed{3}, or maybe
+/// \\boxed{5}") still earns nothing.
+fn is_part_label_gap(gap: &str) -> bool {
+    gap.len() <= 100 && !gap.contains("\n\n") && !gap.contains('=')
 }
 
 /// Whether the text between two answers only separates them (commas, "and", spacing, math

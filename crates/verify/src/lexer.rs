@@ -45,6 +45,8 @@ pub enum Tok {
 const IGNORED: &[&str] = &[
     "left",
     "right",
+    "mleft",
+    "mright",
     "big",
     "Big",
     "bigg",
@@ -173,6 +175,25 @@ const KNOWN: &[&str] = &[
     "sinh",
     "cosh",
     "tanh",
+    "arsinh",
+    "arcsinh",
+    "asinh",
+    "argsinh",
+    "arcosh",
+    "arccosh",
+    "acosh",
+    "argcosh",
+    "artanh",
+    "arctanh",
+    "atanh",
+    "argtanh",
+    "lgroup",
+    "rgroup",
+    "llcorner",
+    "lrcorner",
+    "ulcorner",
+    "urcorner",
+    "exponentialE",
     "ln",
     "log",
     "lg",
@@ -505,8 +526,10 @@ impl Lexer<'_, '_> {
         }
         let n = name.as_str();
         if IGNORED.contains(&n) {
-            if matches!(n, "left" | "right" | "bigl" | "bigr" | "Bigl" | "Bigr")
-                && self.peek(0) == Some('.')
+            if matches!(
+                n,
+                "left" | "right" | "mleft" | "mright" | "bigl" | "bigr" | "Bigl" | "Bigr"
+            ) && self.peek(0) == Some('.')
             {
                 self.i += 1;
             }
@@ -542,14 +565,16 @@ impl Lexer<'_, '_> {
             "cup" => Tok::Cup,
             "cap" => Tok::Cap,
             "setminus" => Tok::Setminus,
-            "lfloor" => Tok::Lfloor,
-            "rfloor" => Tok::Rfloor,
-            "lceil" => Tok::Lceil,
-            "rceil" => Tok::Rceil,
+            "lfloor" | "llcorner" => Tok::Lfloor,
+            "rfloor" | "lrcorner" => Tok::Rfloor,
+            "lceil" | "ulcorner" => Tok::Lceil,
+            "rceil" | "urcorner" => Tok::Rceil,
+            "exponentialE" => Tok::Word("e".into()),
             "lvert" | "rvert" | "vert" | "mid" | "Vert" | "lVert" | "rVert" => Tok::Ch('|'),
             "lbrace" => Tok::SetOpen,
             "rbrace" => Tok::SetClose,
-            "langle" => Tok::Ch('('),
+            "langle" | "lgroup" => Tok::Ch('('),
+            "rgroup" => Tok::Ch(')'),
             "rangle" => Tok::Ch(')'),
             "prime" => Tok::Ch('\''),
             "infin" => Tok::Cmd("infty".into()),
@@ -667,6 +692,7 @@ impl Lexer<'_, '_> {
             '−' | '–' | '—' => Tok::Ch('-'),
             '÷' => Tok::Ch('/'),
             'π' => Tok::Cmd("pi".into()),
+            '∅' => Tok::Cmd("emptyset".into()),
             '∞' => Tok::Cmd("infty".into()),
             '√' => Tok::Cmd("sqrt".into()),
             '²' => {

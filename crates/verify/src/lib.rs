@@ -109,7 +109,7 @@ impl Checker {
             last_number_fallback: false,
             ..self.opts.clone()
         };
-        let gold_extracted = extract_answer(gold, &gold_opts);
+        let gold_extracted = extract::extract_gold(gold, &gold_opts);
         let mut budget = Budget::new(self.opts.work_limit);
         let correct = match (&extracted, &gold_extracted) {
             (Some(p), Some(g)) => equal_with_budget(p, g, &self.opts, &mut budget),
@@ -155,6 +155,20 @@ fn equal_with_budget(
     if !lp.is_empty() && lp == lg {
         return true;
     }
+    if let Some((digits, radix)) = normalize::base_numeral(&lg) {
+        // A base-conversion question asks for the digits in that base: `4210_5` (or `4210`
+        // alone) answers it, its decimal value 555 does not.
+        return match normalize::base_numeral(&lp) {
+            Some((d, r)) => r == radix && same_digits(&d, &digits),
+            None => {
+                let bare = lp.trim_start_matches('-');
+                !bare.is_empty()
+                    && bare.bytes().all(|c| c.is_ascii_alphanumeric())
+                    && lp.starts_with('-') == digits.starts_with('-')
+                    && same_digits(bare, digits.trim_start_matches('-'))
+            }
+        };
+    }
     let parse_all = |s: &str, budget: &mut Budget| -> Vec<ast::Node> {
         normalize::readings(s)
             .iter()
@@ -180,6 +194,12 @@ fn equal_with_budget(
         }
     }
     false
+}
+
+fn same_digits(a: &str, b: &str) -> bool {
+    let strip = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
+    let (a, b) = (strip(a), strip(b));
+    a == b
 }
 
 #[cfg(test)]

@@ -230,3 +230,26 @@ fn compound_number_words(s: &str) -> String {
     }
     s.to_string()
 }
+
+/// A numeral written with its base, `4210_{5}`, `4210_5`, `\\text{A3}_{16}`, `1011_{(2)}`, from
+/// its loose text: (digits with sign, radix). Every digit must be valid in the base.
+pub fn base_numeral(loose: &str) -> Option<(String, u32)> {
+    let (digits, radix) = loose.rsplit_once('_')?;
+    let radix = radix.trim_matches(['{', '}', '(', ')']);
+    let radix: u32 = radix.parse().ok().filter(|r| (2..=36).contains(r))?;
+    let mut d = digits;
+    for wrap in ["\\text{", "\\mathrm{", "{"] {
+        if let Some(inner) = d.strip_prefix(wrap).and_then(|x| x.strip_suffix('}')) {
+            d = inner;
+        }
+    }
+    let (sign, body) = match d.strip_prefix('-') {
+        Some(b) => ("-", b),
+        None => ("", d),
+    };
+    let valid = !body.is_empty()
+        && body
+            .chars()
+            .all(|c| c.to_digit(36).is_some_and(|v| v < radix));
+    valid.then(|| (format!("{sign}{body}"), radix))
+}

@@ -183,6 +183,9 @@ fn func(f: Func, xs: &[Complex64]) -> Option<Complex64> {
         Func::Sinh => x.sinh(),
         Func::Cosh => x.cosh(),
         Func::Tanh => x.tanh(),
+        Func::Asinh => x.asinh(),
+        Func::Acosh => x.acosh(),
+        Func::Atanh => x.atanh(),
         Func::Ln => x.ln(),
         Func::Log => {
             if xs.len() == 2 {

@@ -862,6 +862,9 @@ impl Parser<'_> {
                     Func::Sin => Func::Asin,
                     Func::Cos => Func::Acos,
                     Func::Tan => Func::Atan,
+                    Func::Sinh => Func::Asinh,
+                    Func::Cosh => Func::Acosh,
+                    Func::Tanh => Func::Atanh,
                     _ => return Ok(Node::Pow(Box::new(call), Box::new(power.unwrap()))),
                 };
                 match call {
@@ -903,6 +906,10 @@ fn apply_subscript(base: Node, sub: &str) -> PResult<Node> {
             Ok(Node::rat(BigRational::from_integer(v)))
         }
         Node::Pi | Node::E | Node::I => Ok(Node::Sym(format!("{base:?}_{sub}"))),
+        // `x^2_3`: LaTeX attaches both scripts to the base, in either order.
+        Node::Pow(b, e) if matches!(*b, Node::Sym(_)) => {
+            Ok(Node::Pow(Box::new(apply_subscript(*b, sub)?), e))
+        }
         Node::Mul(mut f) if matches!(f.last(), Some(Node::Sym(_))) => {
             let last = f.pop().unwrap();
             f.push(apply_subscript(last, sub)?);

@@ -23,21 +23,32 @@ fn extracts_last_boxed_with_nested_braces() {
 }
 
 #[test]
-fn last_box_wins_over_earlier_boxes() {
-    assert!(
-        !check(
-            "I think $\\boxed{3}$. Wait, recomputing gives $\\boxed{5}$.",
-            "3"
-        )
-        .correct
-    );
-    assert!(
-        check(
-            "I think $\\boxed{3}$. Wait, recomputing gives $\\boxed{5}$.",
-            "5"
-        )
-        .correct
-    );
+fn last_box_wins_over_boxes_of_earlier_paragraphs() {
+    let resp = "First try: $\\boxed{3}$.\n\nWait, recomputing gives $\\boxed{5}$.";
+    assert!(!check(resp, "3").correct);
+    assert!(check(resp, "5").correct);
+}
+
+#[test]
+fn hedging_between_boxes_is_not_an_answer() {
+    // Two different boxes in one breath: neither single gold value is rewarded.
+    let resp = "I think $\\boxed{3}$. Wait, maybe it is $\\boxed{5}$.";
+    assert!(!check(resp, "3").correct);
+    assert!(!check(resp, "5").correct);
+    assert!(!check("The answer is $\\boxed{3}$ or $\\boxed{5}$.", "5").correct);
+    // A boxed list of options is not a choice.
+    assert!(!check("$\\boxed{3, 5}$", "5").correct);
+    assert!(!check("$\\boxed{A, B, C}$", "B").correct);
+    // The same answer boxed twice is one answer.
+    assert!(check("So $\\boxed{12}$. Checking: yes, $\\boxed{12}$.", "12").correct);
+}
+
+#[test]
+fn boxes_for_the_parts_of_a_question_are_read_together() {
+    let resp = "For part (a) the answer is $\\boxed{4}$ and for part (b) it is $\\boxed{9}$.";
+    assert!(check(resp, "4, 9").correct);
+    assert!(check(resp, "(4, 9)").correct);
+    assert!(!check(resp, "9").correct);
 }
 
 #[test]
@@ -56,10 +67,15 @@ fn unbraced_and_truncated_boxes() {
         extract_answer("thus \\boxed 5 is it", &CheckerOptions::default()).as_deref(),
         Some("5")
     );
+    // A box cut off at the token limit is not an answer, in the prediction...
     assert_eq!(
-        extract_answer("thus \\boxed{\\frac{1}{2", &CheckerOptions::default()).as_deref(),
-        Some("\\frac{1}{2")
+        extract_answer("thus \\boxed{\\frac{1}{2", &CheckerOptions::default()),
+        None
     );
+    assert!(!check("so the answer is \\boxed{12", "12").correct);
+    assert!(!check("so the answer is $\\boxed{12", "12").correct);
+    // ...but a gold missing its closing brace is a typo in trusted data.
+    assert!(check("$\\boxed{12}$", "\\boxed{12").correct);
     assert_eq!(last_boxed_only("a \\fbox{7} b"), Some("7".to_string()));
     assert_eq!(last_boxed_only("no box, the answer is 7"), None);
 }
@@ -114,8 +130,10 @@ fn think_block_is_skipped_when_closed() {
         )
         .correct
     );
-    // An unclosed think block (truncated reasoning) is searched as is.
-    assert!(check("<think> long reasoning \\(\\boxed{143}\\).", "143").correct);
+    // An unclosed think block is reasoning cut off at the token limit: a box inside it,
+    // followed by nothing, is a draft and earns nothing.
+    assert!(!check("<think> long reasoning \\(\\boxed{143}\\).", "143").correct);
+    assert!(!check("<think> so x = 143, i.e. \\boxed{143} and then", "143").correct);
 }
 
 #[test]
@@ -501,4 +519,50 @@ fn pathological_inputs_stay_within_budget() {
     let nested = format!("{}x{}", "(".repeat(10_000), ")".repeat(10_000));
     assert!(!eq(&nested, "y"));
     assert!(!eq("\\frac{1}{0}", "\\frac{1}{0}x"));
+}
+
+#[test]
+fn a_number_from_an_unfinished_fragment_is_not_an_answer() {
+    // Cut off at the token limit while restating the question.
+    let resp = "We need the base 5 representation of $555_{";
+    assert!(!check(resp, "4210_{5}").correct);
+    assert!(!check(resp, "555").correct);
+    assert!(!check("The final answer is $\\frac{3}{", "3").correct);
+    assert!(!check("So we get \\[ x = 12 +", "12").correct);
+    // A lone dollar sign is a currency, not a cut-off formula.
+    assert!(check("The price is 2,74 $ a piece", "2.74").correct);
+}
+
+#[test]
+fn base_conversion_answers_are_digits_in_that_base() {
+    assert!(check("The answer is $\\boxed{4210_{5}}$", "4210_{5}").correct);
+    assert!(check("The answer is $\\boxed{4210_5}$", "4210_{5}").correct);
+    assert!(check("The answer is $\\boxed{4210}$", "4210_{5}").correct);
+    // The decimal value of the gold is not the requested answer.
+    assert!(!check("The answer is $\\boxed{555}$", "4210_{5}").correct);
+    assert!(!check("The answer is $\\boxed{4211_5}$", "4210_{5}").correct);
+    assert!(
+        check("$\\boxed{A3_{16}}$", "\\text{A3}_{16}").correct
+            || check("$\\boxed{A3_{16}}$", "A3_{16}").correct
+    );
+}
+
+#[test]
+fn a_power_of_one_needs_no_exponent() {
+    assert!(check("$\\boxed{1^{(2^{235423523})}}$", "1").correct);
+    assert!(!check("$\\boxed{2^{(2^{235423523})}}$", "1").correct);
+}
+
+#[test]
+fn inverse_hyperbolic_functions() {
+    for p in [
+        "\\sinh^{-1}(x)",
+        "\\arsinh(x)",
+        "\\operatorname{arcsinh}(x)",
+        "\\ln(x+\\sqrt{x^2+1})",
+    ] {
+        assert!(check(p, "\\operatorname{asinh}(x)").correct, "{p}");
+    }
+    assert!(check("\\tanh^{-1}(1/2)", "\\frac{1}{2}\\ln 3").correct);
+    assert!(!check("\\cosh^{-1}(2)", "\\sinh^{-1}(2)").correct);
 }
