@@ -7,7 +7,10 @@ use oneshot_data::registry::{benchmark, BenchmarkSource, BENCHMARKS};
 
 #[test]
 fn every_benchmark_loads_with_its_size_and_labels() {
-    let source = BenchmarkSource::Dir(common::shared_data().join("benchmarks"));
+    let Some(dir) = common::benchmarks() else {
+        return;
+    };
+    let source = BenchmarkSource::Dir(dir);
     let sizes: Vec<(&str, usize)> = BENCHMARKS.iter().map(|b| (b.name, b.size)).collect();
     assert_eq!(
         sizes,
@@ -43,7 +46,10 @@ fn every_benchmark_loads_with_its_size_and_labels() {
 
 #[test]
 fn labels_follow_each_benchmarks_rule() {
-    let source = BenchmarkSource::Dir(common::shared_data().join("benchmarks"));
+    let Some(dir) = common::benchmarks() else {
+        return;
+    };
+    let source = BenchmarkSource::Dir(dir);
     let first = |name: &str| {
         benchmark(name)
             .unwrap()

@@ -49,6 +49,7 @@ pub fn strict() -> bool {
 ///     return;
 /// };
 /// ```
+#[track_caller]
 pub fn require(what: &str, rel_path: impl AsRef<Path>) -> Option<PathBuf> {
     let full = path(rel_path);
     if full.exists() {

@@ -1,23 +1,19 @@
-//! Locating `shared/data` for the tests that need the real files: `$ONESHOT_SHARED`, else
-//! `<workspace root>/../shared`. Missing data fails the test with a message (never a skip).
+//! The paper's data for the tests that need it (see `oneshot_shared_data`): a missing file skips
+//! the test with a line saying so, or fails it under `CI=true`.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
-pub fn shared_data() -> PathBuf {
-    let root = match std::env::var_os("ONESHOT_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    };
-    let data = root.join("data");
-    assert!(
-        data.join("train/dsr_sub.parquet").is_file() && data.join("benchmarks/math500/test.jsonl").is_file(),
-        "shared data not found at {} (set ONESHOT_SHARED to the directory holding data/train and data/benchmarks)",
-        data.display()
-    );
-    data
+/// `data/train/<file>` (the pool, the few-shot files, the variance history).
+pub fn train(file: &str) -> Option<PathBuf> {
+    oneshot_shared_data::require(
+        &format!("the training file {file}"),
+        format!("data/train/{file}"),
+    )
 }
 
-pub fn train(file: &str) -> PathBuf {
-    shared_data().join("train").join(file)
+/// `data/benchmarks` (`<name>/test.jsonl` for the six benchmarks).
+pub fn benchmarks() -> Option<PathBuf> {
+    oneshot_shared_data::require("the benchmark files", "data/benchmarks/math500/test.jsonl")
+        .map(|_| oneshot_shared_data::path("data/benchmarks"))
 }
