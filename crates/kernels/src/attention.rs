@@ -116,7 +116,7 @@ multiversion! {
         }
         let inv = 1.0 / l;
         out.iter_mut().for_each(|o| *o *= inv);
-        m + l.ln()
+        m + simd::ln(l)
     }
 }
 

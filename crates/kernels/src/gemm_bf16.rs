@@ -15,6 +15,7 @@
 //! L1) and runs it against every `MR`-row panel of the block. Odd `k`, and rows or columns that
 //! do not fill a panel, are zero-padded in the packed copies, so the micro-kernel has no edge
 //! cases; only the stores are masked.
+use crate::isa::Isa;
 use crate::linear_bf16::ToBf16;
 use half::bf16;
 use rayon::prelude::*;
@@ -31,18 +32,16 @@ const KC: usize = 256;
 /// x rows per packed block.
 const MC: usize = 48 * MR;
 
-/// Whether the CPU runs this kernel.
+/// Whether the CPU runs this kernel (a safety check; which kernel runs is decided by
+/// [`best_kernel_for`] from the level of [`crate::isa`]).
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::isa::detected().allows(Isa::Avx512Bf16)
+}
+
+/// Whether the CPU has AMX-BF16 and AMX-TILE and the OS lets this process use the tile
+/// state (asked once per process). Part of [`crate::isa::detected`].
+pub(crate) fn amx_supported() -> bool {
+    amx::supported()
 }
 
 /// A pair of bf16 values as one u32, low half first (the lane layout of `vdpbf16ps`).
@@ -115,7 +114,7 @@ fn pack_rows<T: PackSource>(
     out: &mut [u32],
 ) {
     assert!(available(), "gemm_bf16: the packers need AVX512_BF16");
-    assert!(pairs_pad >= kc.div_ceil(2) && out.len() % pairs_pad == 0);
+    assert!(pairs_pad >= kc.div_ceil(2) && out.len().is_multiple_of(pairs_pad));
     // SAFETY: features checked; every row read (< total_rows) holds p0 + kc values.
     #[cfg(target_arch = "x86_64")]
     return unsafe { vpack::rows(src, k, total_rows, r0, p0, kc, pairs_pad, out) };
@@ -176,7 +175,7 @@ mod vpack {
         let o = out.as_mut_ptr();
         // Blocks of 16 rows: 16 vectors of 16 pairs are transposed in registers and stored
         // as 16 contiguous runs (the weight panels; width 32).
-        if width % 16 == 0 {
+        if width.is_multiple_of(16) {
             for rb in (0..width).step_by(16) {
                 for g in 0..groups {
                     let mut v = [_mm512_setzero_si512(); 16];
@@ -197,7 +196,7 @@ mod vpack {
             }
             // The tail pairs of every row are left to the loop below.
         }
-        let g_start = if width % 16 == 0 { groups } else { 0 };
+        let g_start = if width.is_multiple_of(16) { groups } else { 0 };
         let mut tmp = [0u32; 16];
         for r in 0..width {
             let row = r0 + r;
@@ -385,7 +384,7 @@ mod vpack {
 
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint column ranges of y (see `gemm_nt`).
+// SAFETY: tasks write disjoint column ranges of y (see `gemm_nt_with`).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 impl OutPtr {
@@ -404,16 +403,16 @@ pub(crate) enum Kernel {
     Avx512,
 }
 
-/// Whether AMX runs here (the `nn` / `tn` products need it).
-pub(crate) fn amx_available() -> bool {
-    amx::available()
+/// Whether level `isa` runs AMX here (the `nn` / `tn` products need it).
+pub(crate) fn amx_allowed(isa: Isa) -> bool {
+    isa.allows(Isa::Amx) && amx::available()
 }
 
-/// The fastest kernel this CPU (and OS) runs, if any.
-pub(crate) fn best_kernel() -> Option<Kernel> {
-    if amx::available() {
+/// The fastest kernel that level `isa` allows on this CPU (and OS), if any.
+pub(crate) fn best_kernel_for(isa: Isa) -> Option<Kernel> {
+    if amx_allowed(isa) {
         Some(Kernel::Amx)
-    } else if available() {
+    } else if isa.allows(Isa::Avx512Bf16) && available() {
         Some(Kernel::Avx512)
     } else {
         None
@@ -421,29 +420,11 @@ pub(crate) fn best_kernel() -> Option<Kernel> {
 }
 
 /// `y = x . w^T` (or `y += x . w^T` with `accumulate`) for x `[m, k]`, w `[n, k]`, y `[m, n]`,
-/// all row-major, with the [`best_kernel`].
-///
-/// # Panics
-/// If no kernel is available or a slice has the wrong length.
-pub(crate) fn gemm_nt<X: PackSource, W: PackSource>(
-    x: &[X],
-    m: usize,
-    k: usize,
-    w: &[W],
-    n: usize,
-    y: &mut [f32],
-    accumulate: bool,
-) {
-    match best_kernel() {
-        Some(kernel) => gemm_nt_with(kernel, x, m, k, w, n, y, accumulate),
-        None => panic!("gemm_bf16: CPU lacks AVX512_BF16"),
-    }
-}
-
-/// [`gemm_nt`] with a chosen kernel.
+/// all row-major, with the chosen kernel (see [`best_kernel_for`]).
 ///
 /// # Panics
 /// If that kernel is not available or a slice has the wrong length.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nt_with<X: PackSource, W: PackSource>(
     kernel: Kernel,
     x: &[X],
@@ -457,10 +438,12 @@ pub(crate) fn gemm_nt_with<X: PackSource, W: PackSource>(
     match kernel {
         Kernel::Amx => {
             assert!(amx::available(), "gemm_bf16: AMX is not available");
+            crate::isa::path::GEMM_BF16_AMX.hit();
             gemm_nt_amx(x, m, k, w, n, y, accumulate)
         }
         Kernel::Avx512 => {
             assert!(available(), "gemm_bf16: CPU lacks AVX512_BF16");
+            crate::isa::path::GEMM_BF16_AVX512.hit();
             gemm_nt_avx512(x, m, k, w, n, y, accumulate)
         }
     }
@@ -736,6 +719,7 @@ pub(crate) fn gemm_nn_amx<A: PackSource, B: PackSource>(
     accumulate: bool,
 ) {
     assert!(amx::available(), "gemm_bf16: AMX is not available");
+    crate::isa::path::GEMM_BF16_AMX.hit();
     assert_eq!(a.len(), m * k, "gemm_bf16: a length");
     assert_eq!(b.len(), k * n, "gemm_bf16: b length");
     blocked(
@@ -766,6 +750,7 @@ pub(crate) fn gemm_tn_amx<A: PackSource, B: PackSource>(
     accumulate: bool,
 ) {
     assert!(amx::available(), "gemm_bf16: AMX is not available");
+    crate::isa::path::GEMM_BF16_AMX.hit();
     assert_eq!(at.len(), k * m, "gemm_bf16: a^T length");
     assert_eq!(b.len(), k * n, "gemm_bf16: b length");
     blocked(
@@ -812,7 +797,7 @@ fn pack_rows_t<T: PackSource>(
     out: &mut [u32],
 ) {
     assert_eq!(AMX_MR, NR, "pack_rows_t reuses the weight-panel packer");
-    assert!(pairs_pad % 16 == 0 && out.len() == AMX_MR * pairs_pad);
+    assert!(pairs_pad.is_multiple_of(16) && out.len() == AMX_MR * pairs_pad);
     let mut panel = vec![0u32; pairs_pad * NR];
     pack_nn(at, total_rows, r0, p0, kc, &mut panel);
     // SAFETY: pack_nn checked the features; panel is [pairs_pad][32], out [32][pairs_pad].
@@ -830,20 +815,21 @@ mod amx {
     use std::sync::OnceLock;
 
     /// AMX-BF16 and AMX-TILE in CPUID, and Linux lets this process use the tile data state
-    /// (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, once per process).
-    /// `ONESHOT_AMX=0` turns it off (A/B comparisons).
-    pub(super) fn available() -> bool {
+    /// (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, once per process). Asked by
+    /// the level detection only after AVX512_BF16 (the packers' conversions) was found.
+    pub(super) fn supported() -> bool {
         static OK: OnceLock<bool> = OnceLock::new();
         *OK.get_or_init(|| {
-            if std::env::var("ONESHOT_AMX").is_ok_and(|v| v == "0") {
-                return false;
-            }
             // SAFETY: CPUID leaf 7 exists on every x86_64 CPU that has AVX-512.
             let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
             let (bf16, tile) = (leaf7.edx & (1 << 22) != 0, leaf7.edx & (1 << 24) != 0);
-            // The packers use AVX512_BF16 conversions.
-            bf16 && tile && super::available() && request_permission()
+            bf16 && tile && request_permission()
         })
+    }
+
+    /// Whether this CPU and OS run the AMX kernels (a safety check, whatever the cap).
+    pub(super) fn available() -> bool {
+        crate::isa::detected() == crate::isa::Isa::Amx
     }
 
     #[cfg(target_os = "linux")]
@@ -974,6 +960,9 @@ mod amx {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod amx {
+    pub(super) fn supported() -> bool {
+        false
+    }
     pub(super) fn available() -> bool {
         false
     }
@@ -1004,6 +993,7 @@ mod avx512 {
     /// AVX-512F/BW/BF16 available; `a` holds `pairs * MR` and `b` `pairs * NR` u32; the
     /// stored region is valid.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn micro(
         a: *const u32,
         b: *const u32,

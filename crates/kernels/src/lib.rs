@@ -8,13 +8,18 @@
 //! Inputs may be non-contiguous and of any float dtype; the CPU kernels compute in f32 and
 //! return the input dtype (except [`logprobs_and_entropy`], which always returns f32).
 
+// Tile loops index several arrays by the same register row / column on purpose.
+#![allow(clippy::needless_range_loop)]
+
 pub mod alloc;
 mod attention;
 mod buffer;
 mod gemm_bf16;
+pub mod isa;
 mod linear;
 mod linear_bf16;
 mod logprob;
+mod portable_matmul;
 pub mod reference;
 mod rms_norm;
 mod rope;
@@ -224,6 +229,12 @@ pub fn causal_attention(
 /// Refuses inputs that track gradients (use `matmul` for those): the result would silently
 /// drop out of the graph. Off-CPU it falls back to candle's matmul.
 pub fn matmul_nt_inference(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    matmul_nt_inference_at(isa::active(), x, w)
+}
+
+/// [`matmul_nt_inference`] with the kernels of level `level` (limited to what the CPU runs),
+/// so one process can run and compare every path; [`isa::paths_used`] names the one taken.
+pub fn matmul_nt_inference_at(level: isa::Isa, x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (n, k) = w.dims2()?;
     if x.dim(D::Minus1)? != k {
         bail!(
@@ -247,9 +258,9 @@ pub fn matmul_nt_inference(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if m >= 4
         && x.dtype() == DType::BF16
         && w.dtype() == DType::BF16
-        && linear::bf16_dot_available()
+        && linear::bf16_dot_allowed(level)
     {
-        return matmul_nt_bf16_dot(x, w, m, n, k, out_dims);
+        return matmul_nt_bf16_dot(level, x, w, m, n, k, out_dims);
     }
     let xf = f32_contiguous(x)?;
     let (xs, xl) = xf.storage_and_layout();
@@ -275,9 +286,55 @@ pub fn matmul_nt_inference(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         }
     };
     let mut y = vec![0f32; m * n];
-    linear::matmul_nt(xd, m, k, rows, n, &mut y);
+    linear::matmul_nt_with(level, xd, m, k, rows, n, &mut y);
     drop((xs, ws));
     Tensor::from_vec(y, out_dims, x.device())?.to_dtype(x.dtype())
+}
+
+/// Differentiable `x W^T` whose sums have an order fixed by the code (see [`isa`]): the same
+/// bits on every CPU and with any thread count, also in the backward pass (`dx = dy W`,
+/// `dW = dy^T x`, the same kernel on transposed copies). x `[..., m, k]`; w either `[n, k]`
+/// (shared, the HF `Linear` layout; x may then have any leading dims) or `[..., n, k]` with
+/// the same leading dims as x. Returns `[..., m, n]` in x's dtype, computed in f32. Slower
+/// than the level-dispatched products; the model uses it under `ONESHOT_ISA=portable`.
+/// Off the CPU it is candle's matmul.
+pub fn portable_matmul_nt(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let k = w.dim(D::Minus1)?;
+    if x.dim(D::Minus1)? != k || w.rank() < 2 {
+        bail!(
+            "portable_matmul_nt: x {:?} and w {:?} must be [..., k] and [..., n, k]",
+            x.shape(),
+            w.shape()
+        );
+    }
+    let n = w.dim(D::Minus2)?;
+    let batch: Vec<usize> = w.dims()[..w.rank() - 2].to_vec();
+    if !batch.is_empty() && (x.rank() != w.rank() || x.dims()[..x.rank() - 2] != batch[..]) {
+        bail!(
+            "portable_matmul_nt: batched w {:?} needs x [..., m, k] with the same leading dims, got {:?}",
+            w.shape(),
+            x.shape()
+        );
+    }
+    let mut out_dims = x.dims().to_vec();
+    *out_dims.last_mut().expect("x has a last dim") = n;
+    if !on_cpu(x) {
+        let y = if batch.is_empty() {
+            x.broadcast_matmul(&w.t()?)?
+        } else {
+            x.matmul(&w.t()?)?
+        };
+        return Ok(y);
+    }
+    let b: usize = batch.iter().product();
+    let (x3, w3) = if batch.is_empty() {
+        (x.reshape((1, (), k))?, w.reshape((1, n, k))?)
+    } else {
+        (x.reshape((b, (), k))?, w.reshape((b, n, k))?)
+    };
+    let y =
+        f32_contiguous(&x3)?.apply_op2(&f32_contiguous(&w3)?, portable_matmul::PortableMatmulNt)?;
+    y.reshape(out_dims)?.to_dtype(x.dtype())
 }
 
 /// `t` rounded to bf16 (round to nearest even), as a bf16 tensor. On the CPU an f32 tensor is
@@ -330,7 +387,14 @@ pub fn linear_bf16(x: &Tensor, w: &Tensor, copy: Option<&Bf16Weight>) -> Result<
             w.shape()
         );
     }
+    if on_cpu(x) && isa::is_portable() {
+        let round = reference::round_to_bf16_straight_through;
+        return portable_matmul_nt(&round(x)?, &round(w)?)?.to_dtype(x.dtype());
+    }
     if !on_cpu(x) || !linear::bf16_dot_available() {
+        if on_cpu(x) {
+            isa::path::LINEAR_BF16_REFERENCE.hit();
+        }
         return reference::linear_bf16(x, w);
     }
     let mut out_dims = x.dims().to_vec();
@@ -355,6 +419,7 @@ pub fn linear_bf16(x: &Tensor, w: &Tensor, copy: Option<&Bf16Weight>) -> Result<
 
 /// bf16 x bf16 with AVX512_BF16 dot products (see `linear::matmul_nt_bf16`).
 fn matmul_nt_bf16_dot(
+    level: isa::Isa,
     x: &Tensor,
     w: &Tensor,
     m: usize,
@@ -375,7 +440,7 @@ fn matmul_nt_bf16_dot(
     let xd = storage::contiguous_part(xv, xl, "matmul_nt_inference", "x")?;
     let wd = storage::contiguous_part(wv, wl, "matmul_nt_inference", "w")?;
     let mut y = vec![0f32; m * n];
-    linear::matmul_nt_bf16(xd, m, k, wd, n, &mut y);
+    linear::matmul_nt_bf16_with(level, xd, m, k, wd, n, &mut y);
     drop((xs, ws));
     Tensor::from_vec(y, out_dims, x.device())?.to_dtype(DType::BF16)
 }

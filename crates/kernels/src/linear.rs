@@ -10,6 +10,7 @@
 //! activation rows. bf16 weights are widened to f32 in registers (a shift), halving the bytes
 //! read, which is what bounds decoding.
 use crate::gemm_bf16::PackSource;
+use crate::isa::Isa;
 use half::bf16;
 use rayon::prelude::*;
 
@@ -34,28 +35,67 @@ const MB: usize = 64;
 /// cost more to schedule than to run.
 const MIN_TASK_WORK: usize = 1 << 17;
 
-/// `y[i, j] = sum_p x[i, p] * w[j, p]` for x `[m, k]`, w `[n, k]`, y `[m, n]` (all row-major).
-pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: WeightRows, n: usize, y: &mut [f32]) {
+/// The tile kernel of the f32 / bf16-weight products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TileKernel {
+    /// Scalar code with a fixed summation order: the same bits on every CPU.
+    Portable,
+    /// AVX-512F tiles.
+    Avx512,
+}
+
+impl TileKernel {
+    /// The fastest kernel level `isa` allows that this CPU runs.
+    pub(crate) fn for_level(isa: Isa) -> Self {
+        let cpu = crate::isa::detected();
+        if cfg!(target_arch = "x86_64") && isa.allows(Isa::Avx512) && cpu.allows(Isa::Avx512) {
+            return TileKernel::Avx512;
+        }
+        TileKernel::Portable
+    }
+
+    fn path(self) -> &'static crate::isa::Path {
+        use crate::isa::path;
+        match self {
+            TileKernel::Portable => &path::MATMUL_NT_PORTABLE,
+            TileKernel::Avx512 => &path::MATMUL_NT_AVX512,
+        }
+    }
+}
+
+/// `y[i, j] = sum_p x[i, p] * w[j, p]` for x `[m, k]`, w `[n, k]`, y `[m, n]` (all row-major),
+/// with the kernel of level `isa` (capped by what the CPU runs). Under
+/// [`Isa::Portable`] every output is [`dot`] of its two rows, whatever the tiling or the
+/// thread count, so the result is bit-identical on every machine.
+pub(crate) fn matmul_nt_with(
+    isa: Isa,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: WeightRows,
+    n: usize,
+    y: &mut [f32],
+) {
     assert_eq!(x.len(), m * k, "matmul_nt: x length");
     match w {
         WeightRows::F32(s) => assert_eq!(s.len(), n * k, "matmul_nt: w length"),
         WeightRows::Bf16(s) => assert_eq!(s.len(), n * k, "matmul_nt: w length"),
     }
+    let kernel = TileKernel::for_level(isa);
+    kernel.path().hit();
     run_strips(m, k, n, y, false, |i, mr, j, nr, out| {
-        tile(&x[i * k..(i + mr) * k], mr, k, w, j, nr, out)
+        tile(kernel, &x[i * k..(i + mr) * k], mr, k, w, j, nr, out)
     });
 }
 
-/// Whether [`matmul_nt_bf16`] can run on this CPU.
+/// Whether the active level runs [`matmul_nt_bf16`] on this CPU.
 pub(crate) fn bf16_dot_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        bf16dot::available()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    bf16_dot_allowed(crate::isa::active())
+}
+
+/// Whether level `isa` runs [`matmul_nt_bf16_with`] on this CPU.
+pub(crate) fn bf16_dot_allowed(isa: Isa) -> bool {
+    isa.allows(Isa::Avx512Bf16) && crate::isa::detected().allows(Isa::Avx512Bf16)
 }
 
 /// [`matmul_nt`] with both operands rounded to bf16 (f32 or bf16 inputs) and f32
@@ -66,7 +106,7 @@ pub(crate) fn bf16_dot_available() -> bool {
 /// bf16 products per f32 lane per instruction).
 ///
 /// # Panics
-/// If [`bf16_dot_available`] is false.
+/// If the CPU lacks AVX512_BF16.
 pub(crate) fn matmul_nt_bf16<X: PackSource, W: PackSource>(
     x: &[X],
     m: usize,
@@ -75,15 +115,33 @@ pub(crate) fn matmul_nt_bf16<X: PackSource, W: PackSource>(
     n: usize,
     y: &mut [f32],
 ) {
+    matmul_nt_bf16_with(crate::isa::active(), x, m, k, w, n, y)
+}
+
+/// [`matmul_nt_bf16`] at level `isa`: it picks AMX or AVX512_BF16 for the packed kernels.
+/// The dot-product tiles need AVX512_BF16 whatever `isa` says (callers check
+/// [`bf16_dot_allowed`] first).
+pub(crate) fn matmul_nt_bf16_with<X: PackSource, W: PackSource>(
+    isa: Isa,
+    x: &[X],
+    m: usize,
+    k: usize,
+    w: &[W],
+    n: usize,
+    y: &mut [f32],
+) {
     assert!(
-        bf16_dot_available(),
+        crate::isa::detected().allows(Isa::Avx512Bf16),
         "matmul_nt_bf16: CPU lacks AVX512_BF16"
     );
     assert_eq!(x.len(), m * k, "matmul_nt_bf16: x length");
     assert_eq!(w.len(), n * k, "matmul_nt_bf16: w length");
-    if m >= crate::gemm_bf16::MIN_ROWS && crate::gemm_bf16::best_kernel().is_some() {
-        return crate::gemm_bf16::gemm_nt(x, m, k, w, n, y, false);
+    if m >= crate::gemm_bf16::MIN_ROWS {
+        if let Some(kernel) = crate::gemm_bf16::best_kernel_for(isa) {
+            return crate::gemm_bf16::gemm_nt_with(kernel, x, m, k, w, n, y, false);
+        }
     }
+    crate::isa::path::MATMUL_NT_BF16DOT.hit();
     let (x, w) = (X::bf16_rows(x), W::bf16_rows(w));
     let (x, w): (&[bf16], &[bf16]) = (&x, &w);
     // The inner dim is cut into blocks of KC so a block of MB activation rows stays in L2
@@ -183,10 +241,21 @@ unsafe fn strip(
 }
 
 /// Dot products of `mr` activation rows with weight rows `j..j + nr`.
-fn tile(x: &[f32], mr: usize, k: usize, w: WeightRows, j: usize, nr: usize, out: &mut TileOut) {
+#[allow(clippy::too_many_arguments)]
+fn tile(
+    kernel: TileKernel,
+    x: &[f32],
+    mr: usize,
+    k: usize,
+    w: WeightRows,
+    j: usize,
+    nr: usize,
+    out: &mut TileOut,
+) {
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        // SAFETY: AVX-512F was detected; slices cover mr rows of x and rows j..j+nr of w.
+    if kernel == TileKernel::Avx512 {
+        // SAFETY: `TileKernel::for_level` picks Avx512 only where the CPU has AVX-512F; the
+        // slices cover mr rows of x and rows j..j+nr of w.
         unsafe {
             match w {
                 WeightRows::F32(s) => avx512::tile_f32(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
@@ -209,8 +278,11 @@ fn tile(x: &[f32], mr: usize, k: usize, w: WeightRows, j: usize, nr: usize, out:
     }
 }
 
-/// Portable dot product with independent partial sums (vectorisable).
-fn dot<T: Copy>(x: &[f32], w: &[T], widen: impl Fn(T) -> f32) -> f32 {
+/// Portable dot product with independent partial sums (vectorisable). The summation order
+/// is fixed by this code: 16 running sums over the blocks of 16, added left to right, then the
+/// tail added left to right; Rust neither reassociates nor fuses float operations, so this
+/// gives the same bits on every CPU.
+pub(crate) fn dot<T: Copy>(x: &[f32], w: &[T], widen: impl Fn(T) -> f32) -> f32 {
     const L: usize = 16;
     let mut acc = [0f32; L];
     let (xc, wc) = (x.chunks_exact(L), w.chunks_exact(L));
@@ -229,10 +301,6 @@ mod avx512 {
     use super::{TileOut, MR, NR};
     use half::bf16;
     use std::arch::x86_64::*;
-
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
 
     /// Defines a tile kernel for one weight element type: `$load(ptr)` / `$load_mask(mask,
     /// ptr)` give 16 weights as f32.
@@ -398,12 +466,6 @@ mod bf16dot {
     use half::bf16;
     use std::arch::x86_64::*;
 
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-
     /// 32 bf16 values (the last `k - p < 32` zero-filled when `tail` is set).
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     #[inline]
@@ -448,7 +510,7 @@ mod bf16dot {
     }
 
     /// # Safety
-    /// `available()` must hold; `x` holds `mr` rows and `w` `nr` rows of `len` values, rows
+    /// The CPU must have AVX512_BF16; `x` holds `mr` rows and `w` `nr` rows of `len` values, rows
     /// `stride` apart.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     pub(super) unsafe fn tile(

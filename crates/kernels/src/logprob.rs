@@ -131,7 +131,7 @@ multiversion! {
             s += e;
             su += e * u;
         }
-        let log_s = s.ln();
+        let log_s = simd::ln(s);
         let lse = m + log_s;
         let logp = row[target].to_f32() * inv_temp - lse;
         let entropy = log_s - su / s;

@@ -52,10 +52,7 @@ pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// gradients are those of the product of the rounded values, kept in f32.
 pub fn linear_bf16(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (n, k) = w.dims2()?;
-    let round = |t: &Tensor| -> Result<Tensor> {
-        let t = t.to_dtype(DType::F32)?;
-        t.broadcast_add(&(t.to_dtype(DType::BF16)?.to_dtype(DType::F32)? - &t)?.detach())
-    };
+    let round = round_to_bf16_straight_through;
     let mut dims = x.dims().to_vec();
     if let Some(last) = dims.last_mut() {
         *last = n;
@@ -65,6 +62,13 @@ pub fn linear_bf16(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         .matmul(&round(w)?.t()?)?
         .reshape(dims)?
         .to_dtype(x.dtype())
+}
+
+/// `t` in f32 with its values rounded to bf16, the gradient passing straight through (as if
+/// the rounding were the identity): the operand rounding of [`linear_bf16`].
+pub fn round_to_bf16_straight_through(t: &Tensor) -> Result<Tensor> {
+    let t = t.to_dtype(DType::F32)?;
+    t.broadcast_add(&(t.to_dtype(DType::BF16)?.to_dtype(DType::F32)? - &t)?.detach())
 }
 
 /// SwiGLU gate: silu(gate) * up.

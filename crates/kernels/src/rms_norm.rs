@@ -5,6 +5,10 @@ use crate::storage::{f32_slice, min_rows_per_task};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+/// Most row blocks (and dweight partials) of the backward pass: enough tasks for any
+/// machine's threads to share.
+const DWEIGHT_BLOCKS: usize = 64;
+
 /// Rows of work handed to one rayon task (keeps tiny rows from drowning in scheduling).
 const MIN_ELEMS_PER_TASK: usize = 16 * 1024;
 
@@ -140,8 +144,10 @@ impl CustomOp3 for RmsNormBackward {
         if d > 0 && n > 0 {
             let (dx, dw_total) = out.split_at_mut(n * d);
             // Each task owns a block of rows and a private dweight partial; partials are summed
-            // afterwards, so no locking and a deterministic result for a given thread count.
-            let block_rows = n.div_ceil(4 * rayon::current_num_threads()).max(1);
+            // afterwards in block order, so no locking. The blocks depend on n only (at most
+            // DWEIGHT_BLOCKS of them), never on the thread count, so dweight has the same bits
+            // with any number of threads.
+            let block_rows = n.div_ceil(DWEIGHT_BLOCKS).max(1);
             let block = block_rows * d;
             let partials: Vec<Vec<f32>> = dx
                 .par_chunks_mut(block)

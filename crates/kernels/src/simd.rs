@@ -8,15 +8,25 @@
 /// Number of independent accumulators in reductions: two SSE or one AVX register of f32.
 pub(crate) const LANES: usize = 8;
 
-/// Whether the running CPU supports the AVX2 + FMA code paths.
+/// Whether the AVX2 + FMA builds of [`multiversion!`] kernels run: the active level of
+/// [`crate::isa`] allows them (the level never exceeds what the CPU has). Records the path.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-pub(crate) fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+pub(crate) fn use_avx2_fma() -> bool {
+    let yes = crate::isa::active().allows(crate::isa::Isa::Avx2);
+    if yes {
+        crate::isa::path::SIMD_AVX2.hit();
+    } else {
+        crate::isa::path::SIMD_PORTABLE.hit();
+    }
+    yes
 }
 
-/// Defines `fn name(..)` that runs its body compiled for AVX2+FMA when the CPU has it, and the
-/// portable build otherwise. The body must be safe code; generics take `T: Bound` form.
+/// Defines `fn name(..)` that runs its body compiled for AVX2+FMA when the active level of
+/// [`crate::isa`] allows it, and the portable build otherwise. The body must be safe code;
+/// generics take `T: Bound` form. Both builds compute the same bits: the body is plain Rust,
+/// which the compiler neither reassociates nor contracts into FMAs, so the AVX2 build only
+/// runs the same operations on wider registers.
 macro_rules! multiversion {
     (
         $(#[$meta:meta])*
@@ -34,11 +44,13 @@ macro_rules! multiversion {
                 unsafe fn avx2 $(<$($gen: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
                     portable $(::<$($gen),*>)? ($($arg),*)
                 }
-                if $crate::simd::has_avx2_fma() {
+                if $crate::simd::use_avx2_fma() {
                     // SAFETY: the CPU was just checked to support every enabled feature.
                     return unsafe { avx2 $(::<$($gen),*>)? ($($arg),*) };
                 }
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            $crate::isa::path::SIMD_PORTABLE.hit();
             portable $(::<$($gen),*>)? ($($arg),*)
         }
     };
@@ -78,6 +90,33 @@ pub(crate) fn exp(x: f32) -> f32 {
     } else {
         y
     }
+}
+
+/// ln(x) for f32 from IEEE arithmetic only (libm's `logf` has CPU-specific builds, e.g. an FMA
+/// variant picked at load time, which may differ in the last bit), so the result is the same
+/// on every machine. Computed in f64: x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m =
+/// 2 atanh(s) with s = (m - 1) / (m + 1), |s| <= 0.172, summed to s^15 (truncation < 1e-13),
+/// then rounded once to f32. Zero, negative, infinite and NaN inputs give libm's exact special
+/// values. Meant for once-per-row normalisers, not for inner loops.
+#[inline]
+pub(crate) fn ln(x: f32) -> f32 {
+    if !(x > 0.0 && x.is_finite()) {
+        return x.ln();
+    }
+    let bits = (x as f64).to_bits();
+    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut p = 1.0 / 15.0;
+    for c in [13.0, 11.0, 9.0, 7.0, 5.0, 3.0, 1.0] {
+        p = p * s2 + 1.0 / c;
+    }
+    (e as f64 * std::f64::consts::LN_2 + 2.0 * s * p) as f32
 }
 
 /// Sum of the lanes of an accumulator array.
@@ -177,6 +216,24 @@ mod tests {
         assert!(exp(-1e9) < 1e-37);
         assert!(exp(f32::NEG_INFINITY) < 1e-37);
         assert!(exp(1e9).is_finite());
+    }
+
+    #[test]
+    fn ln_is_within_one_ulp_of_the_f64_logarithm() {
+        let mut worst = 0f64;
+        // Every 9973rd positive finite f32, subnormals included.
+        for b in (1..0x7f80_0000u32).step_by(9973) {
+            let x = f32::from_bits(b);
+            let want = (x as f64).ln();
+            let near = (want as f32).abs();
+            let ulp = (f32::from_bits(near.to_bits() + 1) - near) as f64;
+            worst = worst.max((ln(x) as f64 - want).abs() / ulp);
+        }
+        assert!(worst <= 1.0, "worst error {worst} ulp");
+        assert_eq!(ln(1.0), 0.0);
+        assert_eq!(ln(0.0), f32::NEG_INFINITY);
+        assert!(ln(-1.0).is_nan() && ln(f32::NAN).is_nan());
+        assert_eq!(ln(f32::INFINITY), f32::INFINITY);
     }
 
     #[test]

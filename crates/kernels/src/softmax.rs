@@ -63,7 +63,7 @@ multiversion! {
         for &v in tail {
             total += simd::exp(v - m);
         }
-        let shift = m + total.ln();
+        let shift = m + simd::ln(total);
         for (o, &v) in out.iter_mut().zip(x) {
             *o = v - shift;
         }

@@ -64,7 +64,12 @@ pub struct LayerInputs<'a> {
 /// otherwise candle's matmul.
 ///
 /// `ONESHOT_CANDLE_MATMUL=1` in the environment forces candle's matmul everywhere (for A/B
-/// speed comparisons).
+/// speed comparisons), except under `ONESHOT_ISA=portable` (`oneshot_kernels::isa`): there
+/// every product on the CPU, with or without autograd, f32 or bf16 precision, is the
+/// fixed-order kernel (`oneshot_kernels::portable_matmul_nt`, and `matmul_nt_inference`, which
+/// runs the same dot products at that level), so results do not depend on the CPU or the
+/// thread count. candle's CPU matmul picks micro-kernels and blocking from the CPU's features
+/// and cache sizes, which changes the order of its sums.
 pub fn project(x: &Tensor, weight: &Tensor, matmul: MatmulPrecision) -> Result<Tensor> {
     project_with(x, weight, matmul, None)
 }
@@ -83,6 +88,15 @@ pub fn project_with(
     // Above ~64 rows candle's packed f32 GEMM is as fast as ours (measured, see
     // docs/BENCHMARKS.md); for bf16 weights ours wins at every size.
     let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);
+    if x.device().is_cpu() && k::isa::is_portable() {
+        return Ok(match matmul {
+            MatmulPrecision::Bf16 => k::linear_bf16(x, weight, copy)?,
+            MatmulPrecision::F32 if x.track_op() || weight.track_op() => {
+                k::portable_matmul_nt(x, weight)?
+            }
+            MatmulPrecision::F32 => k::matmul_nt_inference(x, weight)?,
+        });
+    }
     if !force_candle && matmul == MatmulPrecision::Bf16 {
         return Ok(k::linear_bf16(x, weight, copy)?);
     }
@@ -90,7 +104,22 @@ pub fn project_with(
     if !force_candle && ours_faster && x.device().is_cpu() && !x.track_op() && !weight.track_op() {
         return Ok(k::matmul_nt_inference(x, weight)?);
     }
+    if x.device().is_cpu() {
+        k::isa::path::CANDLE_MATMUL.hit();
+    }
     Ok(x.matmul(&weight.t()?)?)
+}
+
+/// Batched `a b^T` for a `[.., m, d]`, b `[.., n, d]` (same leading dims): candle's matmul, or
+/// under the portable level (on the CPU) the fixed-order kernel.
+fn matmul_nt_batched(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.device().is_cpu() && k::isa::is_portable() {
+        return Ok(k::portable_matmul_nt(a, b)?);
+    }
+    if a.device().is_cpu() {
+        k::isa::path::CANDLE_MATMUL.hit();
+    }
+    Ok(a.matmul(&b.t()?)?)
 }
 
 /// `x W^T + b` for x `[n, in]`.
@@ -164,12 +193,13 @@ fn attention(
     let t_k = key.dim(2)?;
     // [b, heads, t, d] -> [b, kv_heads, rep * t, d]: heads h*rep..(h+1)*rep share kv head h.
     let q = q.reshape((b, kv_heads, rep * t, d))?;
-    let scores = (q.matmul(&key.t()?)? * (1.0 / (d as f64).sqrt()))?;
+    let scores = (matmul_nt_batched(&q, &key)? * (1.0 / (d as f64).sqrt()))?;
     let scores = scores
         .reshape((b, kv_heads, rep, t, t_k))?
         .broadcast_add(inp.mask)?;
     let probs = k::softmax_last_dim(&scores)?.reshape((b, kv_heads, rep * t, t_k))?;
-    let out = probs.matmul(&val)?; // [b, kv_heads, rep * t, d]
+    // [b, kv_heads, rep * t, d]
+    let out = matmul_nt_batched(&probs, &val.transpose(2, 3)?)?;
     let out = out
         .reshape((b, heads, t, d))?
         .transpose(1, 2)?

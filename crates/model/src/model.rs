@@ -310,11 +310,14 @@ impl Model {
         let h = self.hidden_states(batch, true)?;
         let w = self.weights(true);
         let (b, t, hid) = h.dims3()?;
-        Ok(h.reshape((b * t, hid))?.matmul(&w.lm_head.t()?)?.reshape((
-            b,
-            t,
-            self.config.vocab_size,
-        ))?)
+        let h2 = h.reshape((b * t, hid))?;
+        Ok(
+            crate::layers::project(&h2, &w.lm_head, MatmulPrecision::F32)?.reshape((
+                b,
+                t,
+                self.config.vocab_size,
+            ))?,
+        )
     }
 }
 
