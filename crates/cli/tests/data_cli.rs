@@ -6,18 +6,12 @@ use std::process::{Command, Output};
 use oneshot_data::verl::read_verl_parquet;
 use serde_json::{json, Value};
 
-fn shared_data() -> PathBuf {
-    let root = match std::env::var_os("ONESHOT_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    };
-    let data = root.join("data");
-    assert!(
-        data.join("train/dsr_sub.parquet").is_file(),
-        "shared data not found at {} (set ONESHOT_SHARED to the directory holding data/)",
-        data.display()
-    );
-    data
+/// `shared/data` with the training pool and the benchmarks, or `None` (the test skips; it fails
+/// under `CI=true`).
+fn shared_data() -> Option<PathBuf> {
+    oneshot_shared_data::require("the training pool", "data/train/dsr_sub.parquet")?;
+    oneshot_shared_data::require("the benchmark files", "data/benchmarks/math500/test.jsonl")?;
+    Some(oneshot_shared_data::path("data"))
 }
 
 fn oneshot(args: &[&str]) -> Output {
@@ -39,7 +33,9 @@ fn stdout(out: &Output) -> String {
 
 #[test]
 fn select_writes_the_papers_pi1_file_and_prints_the_ranking() {
-    let data = shared_data();
+    let Some(data) = shared_data() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("pi1.parquet");
     let out = oneshot(&[
@@ -69,7 +65,9 @@ fn select_writes_the_papers_pi1_file_and_prints_the_ranking() {
 
 #[test]
 fn select_two_ranks_builds_the_merged_file() {
-    let data = shared_data();
+    let Some(data) = shared_data() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("m.parquet");
     let out = oneshot(&[
@@ -92,7 +90,9 @@ fn select_two_ranks_builds_the_merged_file() {
 
 #[test]
 fn select_random_is_seeded_and_variance_needs_history() {
-    let data = shared_data();
+    let Some(data) = shared_data() else {
+        return;
+    };
     let pool = data.join("train/dsr_sub.parquet");
     let run = |seed: &str| {
         stdout(&oneshot(&[
@@ -134,7 +134,9 @@ fn write_responses(path: &std::path::Path) {
 
 #[test]
 fn score_hand_written_responses_exactly() {
-    let data = shared_data();
+    let Some(data) = shared_data() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let responses = dir.path().join("responses.jsonl");
     write_responses(&responses);
@@ -259,7 +261,9 @@ fn score_hand_written_responses_exactly() {
 
 #[test]
 fn score_reports_missing_responses_and_missing_data() {
-    let data = shared_data();
+    let Some(data) = shared_data() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let responses = dir.path().join("responses.jsonl");
     write_responses(&responses);

@@ -81,8 +81,9 @@ struct Job<'p> {
 }
 
 /// Generates and checks every (problem, sample) of `spec` for which `done(idx, sample)` is false,
-/// in (problem, sample) order, handing each to `on_sample` as soon as its batch is finished.
-/// Returns how many samples were generated.
+/// in (problem, sample) order, handing each to `on_sample` as soon as its batch is finished
+/// (`progress` hears of each sample as its generation ends). Returns how many samples were
+/// generated.
 pub fn run_samples(
     generator: &Generator,
     spec: &EvalSpec,
@@ -137,7 +138,8 @@ pub fn run_samples(
             .iter()
             .map(|j| sample_seed(spec.decoding.seed, &spec.benchmark, j.problem.idx, j.sample))
             .collect();
-        let generated = generator.generate(&ids, &seeds, &spec.decoding)?;
+        let generated = generator
+            .generate_reporting(&ids, &seeds, &spec.decoding, &mut || progress.advance(1))?;
         let scored: Vec<EvalSample> = batch
             .par_iter()
             .zip(generated)
@@ -162,7 +164,6 @@ pub fn run_samples(
         for sample in scored {
             on_sample(sample)?;
         }
-        progress.advance(batch.len());
     }
     progress.finish();
     Ok(jobs.len())

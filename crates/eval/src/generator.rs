@@ -126,6 +126,21 @@ impl<'a> Generator<'a> {
         seeds: &[u64],
         decoding: &Decoding,
     ) -> Result<Vec<Generated>> {
+        self.generate_reporting(prompts, seeds, decoding, &mut || {})
+    }
+
+    /// [`Generator::generate`], calling `on_finished` as each sequence finishes (progress
+    /// within an engine call, which can run for minutes).
+    pub fn generate_reporting(
+        &self,
+        prompts: &[Vec<u32>],
+        seeds: &[u64],
+        decoding: &Decoding,
+        on_finished: &mut dyn FnMut(),
+    ) -> Result<Vec<Generated>> {
+        // The engine reports no finishes, so the stop ids are checked here instead, in the
+        // per-token stop check: it sees every token of every sequence before the length limit
+        // is applied. Only this check can end a sequence with `Stop`, so `Stop` means a stop id.
         let options = GenerateOptions {
             sampler: SamplerConfig {
                 temperature: decoding.temperature,
@@ -133,14 +148,26 @@ impl<'a> Generator<'a> {
                 top_k: 0,
             },
             max_new_tokens: decoding.max_new_tokens,
-            eos_token_ids: self.eos_ids.clone(),
+            eos_token_ids: Vec::new(),
             stop_sequences: Vec::new(),
             pad_token_id: 0,
         };
+        let mut finished = 0usize;
+        let mut check = |_seq: usize, tokens: &[u32]| {
+            let stop = tokens.last().is_some_and(|t| self.eos_ids.contains(t));
+            if stop || tokens.len() >= decoding.max_new_tokens {
+                finished += 1;
+                on_finished();
+            }
+            stop
+        };
         let generations = self
             .model
-            .generate_continuous(prompts, seeds, &options, self.batch_size, None)
+            .generate_continuous(prompts, seeds, &options, self.batch_size, Some(&mut check))
             .context("generating responses")?;
+        for _ in finished..prompts.len() {
+            on_finished();
+        }
         let ids: Vec<Vec<u32>> = generations.iter().map(|g| g.tokens.clone()).collect();
         let texts = self.tokenizer.decode_batch(&ids, true)?;
         Ok(generations
@@ -149,7 +176,10 @@ impl<'a> Generator<'a> {
             .map(|(g, text)| Generated {
                 text,
                 n_tokens: g.tokens.len(),
-                finish: g.finish,
+                finish: match g.finish {
+                    FinishReason::Stop => FinishReason::Eos,
+                    other => other,
+                },
             })
             .collect())
     }

@@ -1,5 +1,5 @@
 //! Evaluation harness of `oneshot eval`: generate responses on the math benchmarks with the
-//! paper's protocol (paper-notes §4), check them with the project's answer checker, report
+//! paper's protocol (docs/PAPER.md §4), check them with the project's answer checker, report
 //! accuracy / avg@k, pass@k, lengths, truncation and self-reflection, and resume interrupted runs.
 //!
 //! - [`evaluate`] / [`evaluate_samples`]: one benchmark in memory, no files (the trainer's
@@ -25,7 +25,7 @@ pub mod testing;
 
 pub use evaluate::{evaluate, evaluate_samples, run_samples, EvalSample, EvalSpec};
 pub use generator::{Generated, Generator};
-pub use progress::{Bar, Progress, Silent};
+pub use progress::{Console, Progress, Silent};
 pub use protocol::DecodingOverrides;
 pub use runner::{run_benchmarks, BenchmarkRun, RunOptions, RunReport};
 pub use seeds::sample_seed;

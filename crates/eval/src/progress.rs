@@ -1,9 +1,10 @@
 //! Progress reporting of an evaluation: a trait the harness calls, a silent implementation for
-//! in-process callers (the trainer's validation) and a terminal bar with ETA for the CLI.
+//! in-process callers (the trainer's validation) and [`Console`] for the CLI: a bar on a
+//! terminal, otherwise a line every `ONESHOT_PROGRESS_SECS` seconds (see `oneshot_run::progress`).
 
 use std::sync::Mutex;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use oneshot_run::progress::{Progress as Display, Style};
 
 /// Told about each benchmark's samples as they finish.
 pub trait Progress: Sync {
@@ -20,43 +21,54 @@ pub struct Silent;
 
 impl Progress for Silent {}
 
-/// An indicatif bar on stderr (hidden when stderr is not a terminal), one per benchmark.
-#[derive(Default)]
-pub struct Bar {
-    bar: Mutex<Option<ProgressBar>>,
+/// One `oneshot_run` progress display per benchmark, labelled `eval <benchmark>` and counting
+/// samples.
+pub struct Console {
+    style: Style,
+    current: Mutex<Option<Display>>,
 }
 
-impl Bar {
+impl Console {
+    /// A bar on a terminal, lines otherwise.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_style(Style::Auto)
+    }
+
+    pub fn with_style(style: Style) -> Self {
+        Console {
+            style,
+            current: Mutex::new(None),
+        }
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<Display>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-impl Progress for Bar {
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress for Console {
     fn start(&self, benchmark: &str, total: usize, already_done: usize) {
-        let bar = ProgressBar::new(total as u64);
-        let style = ProgressStyle::with_template(
-            "{prefix:>14} [{elapsed_precise}] {wide_bar} {pos}/{len} samples, ETA {eta}",
-        )
-        .expect("the progress template is valid")
-        .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_prefix(benchmark.to_owned());
-        // Resumed samples are counted as done without counting towards the rate (and the ETA).
-        bar.set_position(already_done as u64);
-        bar.reset_eta();
-        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+        let display = Display::with_style(format!("eval {benchmark}"), total as u64, self.style)
+            .unit("samples")
+            .resumed(already_done as u64);
+        *self.current() = Some(display);
     }
 
     fn advance(&self, n: usize) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            bar.inc(n as u64);
+        if let Some(display) = self.current().as_ref() {
+            display.inc(n as u64);
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            bar.finish();
+        if let Some(display) = self.current().take() {
+            display.finish();
         }
     }
 }

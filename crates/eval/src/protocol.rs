@@ -1,5 +1,5 @@
 //! The decoding protocol of a benchmark run: the registry's default for the benchmark
-//! (paper-notes §4: greedy for MATH500/Minerva/OlympiadBench, temperature 0.6 x 8 samples for
+//! (docs/PAPER.md §4: greedy for MATH500/Minerva/OlympiadBench, temperature 0.6 x 8 samples for
 //! AIME24/AIME25/AMC23, 3,072 new tokens, seed 0) with the command line's overrides on top.
 
 use anyhow::{ensure, Result};

@@ -27,6 +27,9 @@ fn texts(samples: &[EvalSample]) -> Vec<(usize, usize, String, usize)> {
 
 #[test]
 fn samples_do_not_depend_on_batch_size_or_subset_but_on_the_seed() {
+    if !have_benchmarks() {
+        return;
+    }
     let tiny = tiny();
     let amc = |limit, seed| {
         spec(
@@ -76,6 +79,9 @@ fn samples_do_not_depend_on_batch_size_or_subset_but_on_the_seed() {
 
 #[test]
 fn evaluate_matches_the_runner_and_greedy_is_deterministic() {
+    if !have_benchmarks() {
+        return;
+    }
     let tiny = tiny();
     let math = || spec("math500", short(12), Some(Limit::First(3)));
     let summary = evaluate(&tiny.generator(2), &math(), &Silent).unwrap();
@@ -111,6 +117,9 @@ fn evaluate_matches_the_runner_and_greedy_is_deterministic() {
 
 #[test]
 fn chat_template_prompts_use_the_models_template_and_the_training_suffix() {
+    if !have_benchmarks() {
+        return;
+    }
     let tiny = tiny();
     let mut s = spec("math500", short(4), Some(Limit::First(1)));
     s.template = PromptTemplate::Chat;
@@ -129,6 +138,9 @@ fn chat_template_prompts_use_the_models_template_and_the_training_suffix() {
 
 #[test]
 fn stop_tokens_end_generation_and_are_not_in_the_text() {
+    if !have_benchmarks() {
+        return;
+    }
     let tiny = tiny();
     // The harness stop tokens the tokenizer has, plus generation_config's eos.
     let g = tiny.generator(1);

@@ -81,6 +81,9 @@ fn cut(path: &Path, keep: usize, torn: &str) {
 
 #[test]
 fn runner_writes_consistent_files_and_resumes_without_regenerating() {
+    if !have_benchmarks() {
+        return;
+    }
     let tiny = tiny();
     let generator = tiny.generator(6);
     let dir = tempfile::tempdir().unwrap();
@@ -214,6 +217,9 @@ fn runner_writes_consistent_files_and_resumes_without_regenerating() {
 
 #[test]
 fn resuming_under_other_settings_is_refused_unless_overwriting() {
+    if !have_benchmarks() {
+        return;
+    }
     let tiny = tiny();
     let generator = tiny.generator(8);
     let dir = tempfile::tempdir().unwrap();
@@ -304,6 +310,9 @@ fn resuming_under_other_settings_is_refused_unless_overwriting() {
 
 #[test]
 fn a_benchmark_listed_twice_is_an_error() {
+    if !have_benchmarks() {
+        return;
+    }
     let tiny = tiny();
     let dir = tempfile::tempdir().unwrap();
     let s = spec("math500", short(2), Some(Limit::First(1)));

@@ -6,7 +6,7 @@
 //!   "command": "oneshot eval --model ... --out runs/eval",
 //!   "oneshot_version": "0.1.0",
 //!   "git": { "commit": "ae537f3...", "dirty": false },
-//!   "cpu": { "model": "Intel(R) Xeon(R) ...", "flags": ["avx2", "avx512f", ...] },
+//!   "cpu": { "model": "Intel(R) Xeon(R) ...", "flags": "fpu ... avx2 ... avx512f ..." },
 //!   "threads": 16,
 //!   "started_at": "2025-01-31T12:00:00Z",
 //!   "finished_at": "2025-01-31T12:03:37Z",
@@ -108,10 +108,10 @@ pub fn cpu_info() -> Value {
         })
     };
     let model = field(&["model name", "Hardware", "CPU part"]).unwrap_or_else(|| "unknown".into());
-    let flags: Value = match field(&["flags", "Features"]) {
-        Some(flags) => flags.split_whitespace().collect::<Vec<_>>().into(),
-        None => "unknown".into(),
-    };
+    // One space-separated string: a JSON array would put each of ~100 flags on its own line.
+    let flags = field(&["flags", "Features"])
+        .map(|f| f.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into());
     json!({ "model": model, "flags": flags })
 }
 

@@ -3,18 +3,20 @@
 //! resumes from its `samples.jsonl`. The work is `oneshot_eval`'s; this module only wires the
 //! command line to it.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use oneshot_data::checker::VerifyChecker;
 use oneshot_data::prompt::PromptTemplate;
-use oneshot_data::registry::{benchmark, BenchmarkSource, BENCHMARKS};
+use oneshot_data::registry::{benchmark, BENCHMARKS};
 use oneshot_data::scoring::{details_table, results_table};
-use oneshot_data::subset::Limit;
-use oneshot_eval::{run_benchmarks, Bar, DecodingOverrides, EvalSpec, Generator, RunOptions};
+use oneshot_eval::{run_benchmarks, Console, DecodingOverrides, EvalSpec, Generator, RunOptions};
 use oneshot_hf::{resolve_model_dir, ChatTemplate, GenerationConfig, Tokenizer};
 use oneshot_model::{parse_dtype, Model};
+use oneshot_run::{command_line, write_run_json, Style};
+use serde_json::json;
+
+use crate::cmd::benchmarks::BenchmarkArgs;
+use crate::cmd::threads::Threads;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,17 +30,8 @@ pub struct Args {
         default_value = "math500,aime24,amc23,minerva_math,olympiadbench,aime25"
     )]
     benchmarks: Vec<String>,
-    /// Output directory (see `oneshot_eval::runner` for the layout).
-    #[arg(long)]
-    out: PathBuf,
-    /// Benchmark data directory laid out as DIR/<benchmark>/test.jsonl [default: $ONESHOT_DATA].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Hugging Face dataset repo with the same layout, used when no data directory is given.
-    #[arg(long)]
-    hub_repo: Option<String>,
-    #[arg(long)]
-    hub_revision: Option<String>,
+    #[command(flatten)]
+    data: BenchmarkArgs,
     /// Weight dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     dtype: String,
@@ -51,9 +44,8 @@ pub struct Args {
     /// Sequences decoding at once (continuous batching: finished ones are replaced).
     #[arg(long, default_value_t = oneshot_eval::generator::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
     /// Sampling temperature for every benchmark (0 = greedy) [default: the benchmark's].
     #[arg(long)]
     temperature: Option<f64>,
@@ -70,17 +62,15 @@ pub struct Args {
     /// number [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Evaluate only N problems per benchmark: the first N, or N drawn with --limit-seed.
-    #[arg(long)]
-    limit: Option<usize>,
-    #[arg(long, requires = "limit")]
-    limit_seed: Option<u64>,
     /// Row label in the table [default: the model directory's name].
     #[arg(long)]
     name: Option<String>,
     /// Discard samples already in OUT instead of resuming from them.
     #[arg(long)]
     overwrite: bool,
+    /// No progress bar or progress lines.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 fn device(spec: &str) -> Result<Device> {
@@ -95,14 +85,7 @@ fn device(spec: &str) -> Result<Device> {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    if let Some(n) = args.threads {
-        // candle's CPU matmul reads RAYON_NUM_THREADS; our kernels use the global rayon pool.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .ok();
-    }
+    args.threads.apply()?;
     let overrides = DecodingOverrides {
         temperature: args.temperature,
         top_p: args.top_p,
@@ -110,13 +93,9 @@ pub fn run(args: Args) -> Result<i32> {
         max_new_tokens: args.max_tokens,
         seed: args.seed,
     };
-    let limit = args.limit.map(|n| Limit::new(n, args.limit_seed));
+    let limit = args.data.limit();
     // Everything cheap is checked before the model is loaded.
-    let source = BenchmarkSource::resolve(
-        args.data_dir.as_deref(),
-        args.hub_repo.as_deref(),
-        args.hub_revision.as_deref(),
-    )?;
+    let source = args.data.source()?;
     let mut specs = Vec::new();
     for name in &args.benchmarks {
         let spec = benchmark(name.trim())?;
@@ -163,8 +142,27 @@ pub fn run(args: Args) -> Result<i32> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| args.model.clone())
     });
+    let out = args.data.out.clone();
+    let config = json!({
+        "model": model_id,
+        "name": name,
+        "dtype": args.dtype,
+        "device": args.device,
+        "template": args.template.name(),
+        "batch_size": args.batch_size,
+        "threads": rayon::current_num_threads(),
+        "overwrite": args.overwrite,
+        "data": args.data.record(),
+        "benchmarks": specs.iter().map(|s| json!({
+            "benchmark": s.benchmark,
+            "decoding": s.decoding,
+            "limit": s.limit.map(|l| l.to_string()),
+            "problems": s.selected().len(),
+        })).collect::<Vec<_>>(),
+    });
+    let mut record = write_run_json(&out, &command_line(), config)?;
     let options = RunOptions {
-        out: args.out.clone(),
+        out: out.clone(),
         name,
         model: model_id,
         dtype: args.dtype.clone(),
@@ -175,8 +173,13 @@ pub fn run(args: Args) -> Result<i32> {
         &specs,
         &VerifyChecker::default(),
         &options,
-        &Bar::new(),
+        &Console::with_style(if args.no_progress {
+            Style::Quiet
+        } else {
+            Style::Auto
+        }),
     )?;
+    record.finish(&crate::cmd::kernel_report())?;
     for run in &report.runs {
         eprintln!(
             "{}: {} samples generated, {} resumed from an earlier run",
@@ -193,6 +196,6 @@ pub fn run(args: Args) -> Result<i32> {
             "note: Avg is the six-benchmark average; it is shown only when all six are evaluated"
         );
     }
-    eprintln!("wrote {}", args.out.display());
+    eprintln!("wrote {}", out.display());
     Ok(0)
 }

@@ -4,15 +4,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use oneshot_data::prompt::PromptTemplate;
-use oneshot_data::registry::{benchmark, BenchmarkSource};
+use oneshot_data::registry::benchmark;
 use oneshot_data::responses::{attach_responses, read_responses};
 use oneshot_data::sample_log::SampleLog;
 use oneshot_data::scoring::{report_markdown, score_response, summarize, write_report, RunSummary};
-use oneshot_data::subset::Limit;
+use oneshot_run::{command_line, write_run_json, Progress};
 use rayon::prelude::*;
+use serde_json::json;
 
+use crate::cmd::benchmarks::BenchmarkArgs;
 use oneshot_data::checker::VerifyChecker;
 
 #[derive(clap::Args)]
@@ -23,26 +24,12 @@ pub struct Args {
     /// Benchmark name: math500, aime24, aime25, amc23, minerva_math, olympiadbench.
     #[arg(long)]
     benchmark: String,
-    /// Output directory (samples.jsonl, summary.json, table.md).
-    #[arg(long)]
-    out: PathBuf,
-    /// Benchmark data directory laid out as DIR/<benchmark>/test.jsonl [default: $ONESHOT_DATA].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Hugging Face dataset repo with the same layout, used when no data directory is given.
-    #[arg(long)]
-    hub_repo: Option<String>,
-    #[arg(long)]
-    hub_revision: Option<String>,
+    #[command(flatten)]
+    data: BenchmarkArgs,
     /// Template that rebuilds the prompt recorded for lines without a `prompt` field
     /// (qwen25-math-cot or plain; chat needs a model, so it is for `eval`).
     #[arg(long, default_value = "qwen25-math-cot")]
     template: PromptTemplate,
-    /// Score only N problems: the first N, or N drawn with --limit-seed (ascending order).
-    #[arg(long)]
-    limit: Option<usize>,
-    #[arg(long, requires = "limit")]
-    limit_seed: Option<u64>,
     /// Row label in the table.
     #[arg(long, default_value = "model")]
     name: String,
@@ -57,15 +44,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         "--template chat needs the model's chat template; use `oneshot eval`, or qwen25-math-cot / plain"
     );
     let spec = benchmark(&args.benchmark)?;
-    let source = BenchmarkSource::resolve(
-        args.data_dir.as_deref(),
-        args.hub_repo.as_deref(),
-        args.hub_revision.as_deref(),
-    )?;
+    let source = args.data.source()?;
     let checker = VerifyChecker::default();
     let problems = spec.load(&source, VerifyChecker::extract_boxed)?;
-    let keep = match args.limit {
-        Some(n) => Limit::new(n, args.limit_seed).select(problems.len()),
+    let keep = match args.data.limit() {
+        Some(limit) => limit.select(problems.len()),
         None => (0..problems.len()).collect(),
     };
     let chosen: Vec<_> = keep.iter().map(|&i| problems[i].clone()).collect();
@@ -79,28 +62,45 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         eprintln!("note: {outside} response(s) are for problems outside the --limit subset and were not scored");
     }
 
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let (mut log, mut records) = SampleLog::open(&args.out.join("samples.jsonl"), args.resume)?;
+    let out = &args.data.out;
+    let config = json!({
+        "responses": args.responses,
+        "benchmark": spec.name,
+        "template": template.name(),
+        "name": args.name,
+        "resume": args.resume,
+        "data": args.data.record(),
+        "responses_scored": responses.len(),
+    });
+    let mut run = write_run_json(out, &command_line(), config)?;
+    let (mut log, mut records) = SampleLog::open(&out.join("samples.jsonl"), args.resume)?;
     let todo: Vec<_> = responses
         .into_iter()
         .filter(|r| !log.is_done(r.idx, r.sample))
         .collect();
+    let progress =
+        Progress::new(format!("score {}", spec.name), todo.len() as u64).unit("responses");
     let scored: Vec<_> = todo
         .into_par_iter()
-        .map(|r| score_response(&checker, spec.name, r))
+        .map(|r| {
+            let record = score_response(&checker, spec.name, r);
+            progress.inc(1);
+            record
+        })
         .collect();
+    progress.finish();
     for record in scored {
         log.append(&record)?;
         records.push(record);
     }
     records.sort_by_key(|r| r.key());
 
-    let run = RunSummary::new(
+    let summary = RunSummary::new(
         args.name,
         vec![summarize(spec.name, spec.column, &records)?],
     );
-    write_report(&args.out, &run)?;
-    print!("{}", report_markdown(&run));
+    write_report(out, &summary)?;
+    run.finish(&crate::cmd::kernel_report())?;
+    print!("{}", report_markdown(&summary));
     Ok(0)
 }

@@ -13,20 +13,16 @@ use oneshot_eval::{DecodingOverrides, EvalSpec};
 use oneshot_hf::{ChatTemplate, GenerationConfig, Tokenizer};
 use oneshot_model::Model;
 
-/// `<shared>/data/benchmarks`, from `ONESHOT_SHARED` or `<workspace>/../shared`; fails (never
-/// skips) when absent.
+/// Whether the paper's benchmark files are there; without them the calling test skips (and
+/// fails under `CI=true`), see `oneshot_shared_data::require`.
+pub fn have_benchmarks() -> bool {
+    oneshot_shared_data::require("the benchmark files", "data/benchmarks/math500/test.jsonl")
+        .is_some()
+}
+
+/// `<shared>/data/benchmarks`; tests check [`have_benchmarks`] first.
 pub fn benchmarks_dir() -> PathBuf {
-    let root = match std::env::var_os("ONESHOT_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    };
-    let dir = root.join("data/benchmarks");
-    assert!(
-        dir.join("math500/test.jsonl").is_file(),
-        "benchmark data not found at {} (set ONESHOT_SHARED to the directory holding data/)",
-        dir.display()
-    );
-    dir
+    oneshot_shared_data::path("data/benchmarks")
 }
 
 /// A loaded tiny model with its tokenizer, chat template and eos ids.

@@ -11,7 +11,7 @@ use std::time::Instant;
 #[derive(clap::Args)]
 pub struct Args {
     /// Labelled cases (JSONL with prediction, gold, expected; optional options). Default:
-    /// $ONESHOT_SHARED/data/verifier/dev_cases.jsonl, else ../shared/data/verifier/dev_cases.jsonl.
+    /// data/verifier/dev_cases.jsonl in $ONESHOT_SHARED, else in shared/ beside the workspace.
     #[arg(long)]
     cases: Option<PathBuf>,
     /// How many times the whole case set is checked in each timed run.
@@ -32,10 +32,7 @@ struct Case {
 }
 
 fn default_cases() -> PathBuf {
-    let shared = std::env::var("ONESHOT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("../shared"));
-    shared.join("data/verifier/dev_cases.jsonl")
+    oneshot_shared_data::path("data/verifier/dev_cases.jsonl")
 }
 
 fn load(path: &PathBuf, base: &CheckerOptions) -> Result<Vec<Case>> {
