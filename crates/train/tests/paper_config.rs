@@ -1,5 +1,6 @@
-//! `configs/one_shot_pi1.toml` is the paper's recipe and its training file loads (needs the
-//! shared data: `$ONESHOT_SHARED` or `<workspace>/../shared`; fails, not skips, without it).
+//! `configs/one_shot_pi1.toml` is the paper's recipe and its training file loads (the second
+//! part needs the paper's data, see `oneshot_shared_data`: it skips without it, except under
+//! `CI=true`).
 
 use std::path::PathBuf;
 
@@ -8,18 +9,6 @@ use oneshot_train::{toy, TrainConfig};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("ONESHOT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared"));
-    assert!(
-        dir.join("data/train/pi1_r128.parquet").is_file(),
-        "shared data not found at {} (set ONESHOT_SHARED to the shared/ directory)",
-        dir.display()
-    );
-    dir
 }
 
 #[test]
@@ -45,25 +34,23 @@ fn the_paper_config_is_the_recipe_and_its_data_loads() {
     );
 
     // The training file through a chat template and tokenizer (the toy's, word-level).
+    let Some(file) =
+        oneshot_shared_data::require("the pi1 training file", "data/train/pi1_r128.parquet")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     toy::write_toy_task(dir.path(), 0).unwrap();
     let tok = oneshot_hf::Tokenizer::from_dir(&dir.path().join("model")).unwrap();
     let chat = oneshot_hf::ChatTemplate::from_dir(&dir.path().join("model"))
         .unwrap()
         .unwrap();
-    let file = shared().join("data/train/pi1_r128.parquet");
-    let prompts = load_prompts(&[file], &PromptRenderer::Chat(&chat), &tok, 1024).unwrap();
+    let prompts = load_prompts(&[file.clone()], &PromptRenderer::Chat(&chat), &tok, 1024).unwrap();
     assert_eq!(prompts.len(), 128);
     assert!(prompts.iter().all(|p| p.index == 124 && p.label == "12.8"));
     let err = format!(
         "{:#}",
-        load_prompts(
-            &[shared().join("data/train/pi1_r128.parquet")],
-            &PromptRenderer::Chat(&chat),
-            &tok,
-            3
-        )
-        .unwrap_err()
+        load_prompts(&[file], &PromptRenderer::Chat(&chat), &tok, 3).unwrap_err()
     );
     assert!(
         err.contains("row 0") && err.contains("max_prompt_length"),
