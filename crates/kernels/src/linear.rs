@@ -40,6 +40,8 @@ const MIN_TASK_WORK: usize = 1 << 17;
 pub(crate) enum TileKernel {
     /// Scalar code with a fixed summation order: the same bits on every CPU.
     Portable,
+    /// AVX2 + FMA tiles (8-lane vectors), for CPUs without AVX-512.
+    Avx2,
     /// AVX-512F tiles.
     Avx512,
 }
@@ -51,6 +53,10 @@ impl TileKernel {
         if cfg!(target_arch = "x86_64") && isa.allows(Isa::Avx512) && cpu.allows(Isa::Avx512) {
             return TileKernel::Avx512;
         }
+        if cfg!(target_arch = "x86_64") && isa.allows(Isa::Avx2) && cpu.allows(Isa::Avx2) {
+            return TileKernel::Avx2;
+        }
+        // aarch64 runs the portable tiles, which the compiler vectorises for NEON.
         TileKernel::Portable
     }
 
@@ -58,6 +64,7 @@ impl TileKernel {
         use crate::isa::path;
         match self {
             TileKernel::Portable => &path::MATMUL_NT_PORTABLE,
+            TileKernel::Avx2 => &path::MATMUL_NT_AVX2,
             TileKernel::Avx512 => &path::MATMUL_NT_AVX512,
         }
     }
@@ -266,6 +273,18 @@ fn tile(
         }
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if kernel == TileKernel::Avx2 {
+        // SAFETY: `TileKernel::for_level` picks Avx2 only where the CPU has AVX2 and FMA; the
+        // slices cover mr rows of x and rows j..j+nr of w.
+        unsafe {
+            match w {
+                WeightRows::F32(s) => avx2::tile_f32(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
+                WeightRows::Bf16(s) => avx2::tile_bf16(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
+            }
+        }
+        return;
+    }
     for r in 0..mr {
         let xr = &x[r * k..(r + 1) * k];
         for c in 0..nr {
@@ -458,6 +477,193 @@ mod avx512 {
 
     tile_kernel!(tile_f32, f32, load_f32, load_f32_mask);
     tile_kernel!(tile_bf16, bf16, load_bf16, load_bf16_mask);
+}
+
+/// AVX2 + FMA tiles: the shapes of the AVX-512 ones on 8-lane vectors. x86 has 16 vector
+/// registers here (32 with AVX-512), so a full 4 x 4 tile runs as two 4 x 2 halves (8
+/// accumulators, 2 weight vectors, 1 activation vector): each weight row is still read once,
+/// the 4 activation rows twice (from L1/L2, where the row block lives).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{TileOut, MR, NR};
+    use half::bf16;
+    use std::arch::x86_64::*;
+
+    /// Sum of the 8 lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Lane mask selecting the first `n < 8` lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn first_lanes(n: usize) -> __m256i {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load_f32(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load_f32_tail(p: *const f32, n: usize) -> __m256 {
+        _mm256_maskload_ps(p, first_lanes(n))
+    }
+
+    /// bf16 is the top half of an f32: zero-extend to 32 bits and shift left by 16.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load_bf16(p: *const bf16) -> __m256 {
+        let h = _mm_loadu_si128(p as *const __m128i);
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+    }
+
+    /// Fewer than 8 bf16 values, through a zeroed buffer (AVX2 has no 16-bit masked load).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load_bf16_tail(p: *const bf16, n: usize) -> __m256 {
+        let mut buf = [bf16::ZERO; 8];
+        std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
+        load_bf16(buf.as_ptr())
+    }
+
+    /// Defines a tile kernel for one weight element type: `$load(ptr)` gives 8 weights as
+    /// f32, `$load_tail(ptr, n)` the first `n < 8` (the rest zero).
+    macro_rules! tile_kernel {
+        ($name:ident, $wty:ty, $load:ident, $load_tail:ident) => {
+            /// # Safety
+            /// AVX2 and FMA must be available; `x` holds `mr` rows of `k`, `w` `nr` rows of `k`.
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn $name(
+                x: &[f32],
+                mr: usize,
+                k: usize,
+                w: &[$wty],
+                nr: usize,
+                out: &mut TileOut,
+            ) {
+                if mr == MR && nr == NR {
+                    let (x, w) = (x.as_ptr(), w.as_ptr());
+                    kernel::<MR, 2>(x, k, w, out, 0);
+                    kernel::<MR, 2>(x, k, w.add(2 * k), out, 2);
+                } else {
+                    kernel_dyn(x.as_ptr(), mr, k, w.as_ptr(), nr, out);
+                }
+
+                /// Columns `c0..c0 + C` of the tile from weight rows at `w`.
+                #[target_feature(enable = "avx2,fma")]
+                #[inline]
+                unsafe fn kernel<const R: usize, const C: usize>(
+                    x: *const f32,
+                    k: usize,
+                    w: *const $wty,
+                    out: &mut TileOut,
+                    c0: usize,
+                ) {
+                    let mut acc = [[_mm256_setzero_ps(); C]; R];
+                    let mut p = 0;
+                    while p + 8 <= k {
+                        let mut wv = [_mm256_setzero_ps(); C];
+                        for c in 0..C {
+                            wv[c] = $load(w.add(c * k + p));
+                        }
+                        for r in 0..R {
+                            let xv = _mm256_loadu_ps(x.add(r * k + p));
+                            for c in 0..C {
+                                acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+                            }
+                        }
+                        p += 8;
+                    }
+                    if p < k {
+                        let mut wv = [_mm256_setzero_ps(); C];
+                        for c in 0..C {
+                            wv[c] = $load_tail(w.add(c * k + p), k - p);
+                        }
+                        for r in 0..R {
+                            let xv = load_f32_tail(x.add(r * k + p), k - p);
+                            for c in 0..C {
+                                acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+                            }
+                        }
+                    }
+                    for r in 0..R {
+                        for c in 0..C {
+                            out[r][c0 + c] = hsum(acc[r][c]);
+                        }
+                    }
+                }
+
+                /// Edge tiles (and decoding below 4 rows): each weight row is read as one
+                /// sequential stream with 4 independent accumulators, against each
+                /// activation row in turn (the weight row is then in L1).
+                #[target_feature(enable = "avx2,fma")]
+                #[inline]
+                unsafe fn kernel_dyn(
+                    x: *const f32,
+                    mr: usize,
+                    k: usize,
+                    w: *const $wty,
+                    nr: usize,
+                    out: &mut TileOut,
+                ) {
+                    for c in 0..nr {
+                        let wr = w.add(c * k);
+                        for r in 0..mr {
+                            let xr = x.add(r * k);
+                            let mut acc = [_mm256_setzero_ps(); 4];
+                            let mut p = 0;
+                            while p + 32 <= k {
+                                for u in 0..4 {
+                                    let o = p + 8 * u;
+                                    acc[u] = _mm256_fmadd_ps(
+                                        _mm256_loadu_ps(xr.add(o)),
+                                        $load(wr.add(o)),
+                                        acc[u],
+                                    );
+                                }
+                                p += 32;
+                            }
+                            while p + 8 <= k {
+                                acc[0] = _mm256_fmadd_ps(
+                                    _mm256_loadu_ps(xr.add(p)),
+                                    $load(wr.add(p)),
+                                    acc[0],
+                                );
+                                p += 8;
+                            }
+                            if p < k {
+                                acc[1] = _mm256_fmadd_ps(
+                                    load_f32_tail(xr.add(p), k - p),
+                                    $load_tail(wr.add(p), k - p),
+                                    acc[1],
+                                );
+                            }
+                            let sum = _mm256_add_ps(
+                                _mm256_add_ps(acc[0], acc[1]),
+                                _mm256_add_ps(acc[2], acc[3]),
+                            );
+                            out[r][c] = hsum(sum);
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    tile_kernel!(tile_f32, f32, load_f32, load_f32_tail);
+    tile_kernel!(tile_bf16, bf16, load_bf16, load_bf16_tail);
 }
 
 #[cfg(target_arch = "x86_64")]
