@@ -270,7 +270,9 @@ fn side_dir(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.tokenizer-files"))
 }
 
-/// Where progress goes: a bar (interactive) and/or log lines.
+/// Whether progress is shown: a bar on a terminal, otherwise a line every
+/// `ONESHOT_PROGRESS_SECS` seconds (see `oneshot_run::progress`). The `log_every` lines are
+/// printed either way.
 pub struct Progress {
     pub bar: bool,
 }
@@ -333,15 +335,13 @@ pub fn pretrain(
     let schedule = cfg.schedule();
     let opts = LogprobOptions::default();
 
-    let bar = if progress.bar {
-        indicatif::ProgressBar::new(cfg.steps as u64)
+    let style = if progress.bar {
+        oneshot_run::Style::Auto
     } else {
-        indicatif::ProgressBar::hidden()
+        oneshot_run::Style::Quiet
     };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar =
+        oneshot_run::Progress::with_style("lab pretrain", cfg.steps as u64, style).unit("steps");
     let mut report = PretrainReport {
         parameters,
         vocab_size: vocab,
@@ -389,7 +389,7 @@ pub fn pretrain(
         report.tokens += n_tok;
         report.loss_tokens += n_loss;
         window_tokens += n_tok;
-        bar.set_message(format!("loss {loss:.3} lr {lr:.2e}"));
+        bar.message(format!("loss {loss:.3} lr {lr:.2e}"));
         bar.inc(1);
         if cfg.log_every > 0 && ((step + 1) % cfg.log_every == 0 || step + 1 == cfg.steps) {
             let k = cfg.log_every.min(report.curve.len());
@@ -418,7 +418,7 @@ pub fn pretrain(
             }
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     report.seconds = started.elapsed().as_secs_f64();
     if let (Some(out), Some(side)) = (out, &side) {
         write_report(out, cfg, &report, cfg.steps)?;

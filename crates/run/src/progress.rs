@@ -200,6 +200,18 @@ impl Progress {
         });
     }
 
+    /// Runs `f`, which prints to stderr, with the bar cleared so that its output is not torn.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        let bar = self.with(|s| match &s.output {
+            Output::Bar(bar) => Some(bar.clone()),
+            _ => None,
+        });
+        match bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
     /// Items finished so far.
     pub fn done(&self) -> u64 {
         self.with(|s| s.done)
