@@ -41,6 +41,7 @@ enum Command {
 
 fn main() {
     oneshot_kernels::alloc::keep_freed_memory();
+    oneshot_run::set_build_commit(env!("ONESHOT_GIT_COMMIT"));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify(args) => cmd::verify::run(args),

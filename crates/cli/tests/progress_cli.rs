@@ -121,5 +121,20 @@ fn eval_on_a_pipe_prints_progress_lines_and_writes_run_json() {
         run["finished_at"].is_string(),
         "the record is completed at the end"
     );
-    assert!(run.get("kernels").is_some());
+    // The tiny model's forward passes ran some matmul kernel path, and the ISA line says which
+    // level was active.
+    let paths = run["kernels"]["paths"].as_array().unwrap();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.contains("matmul"))),
+        "{paths:?}"
+    );
+    assert!(
+        run["kernels"]["isa"]
+            .as_str()
+            .is_some_and(|s| s.contains("active")),
+        "{}",
+        run["kernels"]
+    );
 }

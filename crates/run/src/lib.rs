@@ -7,5 +7,6 @@ pub mod record;
 
 pub use progress::{Progress, Style};
 pub use record::{
-    command_line, set_build_commit, write_run_json, KernelReport, NoKernelReport, RunRecord,
+    command_line, set_build_commit, write_run_json, KernelReport, Kernels, NoKernelReport,
+    RunRecord,
 };

@@ -37,6 +37,19 @@ pub trait KernelReport {
     fn summary(&self) -> String;
 }
 
+/// The kernel paths this process ran and its instruction-set level, from `oneshot_kernels::isa`
+/// (the dispatch sites record each path they take).
+pub struct Kernels;
+
+impl KernelReport for Kernels {
+    fn paths_used(&self) -> Vec<String> {
+        oneshot_kernels::isa::paths_used()
+    }
+    fn summary(&self) -> String {
+        oneshot_kernels::isa::summary().to_string()
+    }
+}
+
 /// Reports nothing (`kernels` stays `null`).
 pub struct NoKernelReport;
 
