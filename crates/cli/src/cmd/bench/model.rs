@@ -27,9 +27,8 @@ pub struct Args {
     /// backward; PyTorch's CPU autocast semantics).
     #[arg(long, default_value = "f32")]
     matmul: String,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: crate::cmd::threads::Threads,
     /// Rows of the forward / training batch.
     #[arg(long, default_value_t = 4)]
     rows: usize,
@@ -63,14 +62,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    if let Some(n) = args.threads {
-        // candle's CPU matmul reads RAYON_NUM_THREADS; our kernels use the global rayon pool.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .ok();
-    }
+    args.threads.apply()?;
     if args.prompt == 0 || args.prompt >= args.seq {
         anyhow::bail!("--prompt must be in 1..{} (--seq)", args.seq);
     }
