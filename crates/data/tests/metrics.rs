@@ -110,7 +110,7 @@ fn summary_of_a_sampled_benchmark() {
     assert_eq!(s.max_response_tokens, Some(80));
     assert!(close(
         s.mean_response_chars,
-        (4 + 2 + 14 + 0 + 1 + 7 + 1 + 1) as f64 / 8.0
+        [4, 2, 14, 0, 1, 7, 1, 1].iter().sum::<u32>() as f64 / 8.0
     ));
     assert_eq!(s.max_response_chars, 14);
     assert_eq!(s.truncation_rate, Some(25.0));

@@ -315,7 +315,7 @@ fn record(idx: usize, sample: usize) -> SampleRecord {
         response: format!("r{idx}.{sample}"),
         gold: "1".into(),
         extracted: Some("1".into()),
-        correct: idx % 2 == 0,
+        correct: idx.is_multiple_of(2),
         n_tokens: Some(3),
         truncated: Some(false),
         // Odd problems carry a finish reason, even ones do not (as `oneshot score` writes them).

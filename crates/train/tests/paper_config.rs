@@ -45,7 +45,13 @@ fn the_paper_config_is_the_recipe_and_its_data_loads() {
     let chat = oneshot_hf::ChatTemplate::from_dir(&dir.path().join("model"))
         .unwrap()
         .unwrap();
-    let prompts = load_prompts(&[file.clone()], &PromptRenderer::Chat(&chat), &tok, 1024).unwrap();
+    let prompts = load_prompts(
+        std::slice::from_ref(&file),
+        &PromptRenderer::Chat(&chat),
+        &tok,
+        1024,
+    )
+    .unwrap();
     assert_eq!(prompts.len(), 128);
     assert!(prompts.iter().all(|p| p.index == 124 && p.label == "12.8"));
     let err = format!(
