@@ -117,6 +117,31 @@ pub enum SeqKind {
     Ratio,
 }
 
+/// Operators that bind a variable: compared by their structure (same operator, variable and
+/// bounds) and the CAS equality of their bodies, never evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CalcOp {
+    Integral,
+    Sum,
+    Product,
+    /// `\lim`; the direction is `+1`, `-1`, or `+1` when unwritten (SymPy's default, which the
+    /// peers' suites follow).
+    Limit(i8),
+    Derivative,
+}
+
+/// `\int_a^b f\,dx`, `\sum_{k=1}^n f`, `\lim_{x\to a} f`, `\frac{d}{dx} f`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calculus {
+    pub op: CalcOp,
+    /// The bound variable; None for an integral written without its differential.
+    pub var: Option<String>,
+    /// Lower bound (the limit point for `\lim`).
+    pub lower: Option<Node>,
+    pub upper: Option<Node>,
+    pub body: Node,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
     /// An exact number; `decimals` is set when it was written with a decimal point.
@@ -149,6 +174,11 @@ pub enum Node {
     Percent(Box<Node>),
     Seq(SeqKind, Vec<Node>),
     Union(Vec<Node>),
+    /// `A \cap B \cap ...`.
+    Inter(Vec<Node>),
+    /// `A \setminus B`.
+    Diff(Box<Node>, Box<Node>),
+    Calc(Box<Calculus>),
     Matrix(Vec<Vec<Node>>),
     Rel {
         parts: Vec<Node>,
@@ -202,9 +232,17 @@ impl Node {
             | Node::Func(_, v)
             | Node::Apply(_, v)
             | Node::Seq(_, v)
-            | Node::Union(v) => v.iter().for_each(|c| c.visit(f)),
+            | Node::Union(v)
+            | Node::Inter(v) => v.iter().for_each(|c| c.visit(f)),
             Node::Neg(a) | Node::Factorial(a) | Node::Percent(a) => a.visit(f),
-            Node::Div(a, b) | Node::Pow(a, b) | Node::Pm { a, b, .. } => {
+            Node::Calc(c) => {
+                c.lower
+                    .iter()
+                    .chain(c.upper.iter())
+                    .for_each(|x| x.visit(f));
+                c.body.visit(f)
+            }
+            Node::Div(a, b) | Node::Diff(a, b) | Node::Pow(a, b) | Node::Pm { a, b, .. } => {
                 a.visit(f);
                 b.visit(f)
             }
@@ -229,6 +267,15 @@ impl Node {
             Node::Apply(s, v) => Node::Apply(s.clone(), v.iter().map(r).collect()),
             Node::Seq(k, v) => Node::Seq(*k, v.iter().map(r).collect()),
             Node::Union(v) => Node::Union(v.iter().map(r).collect()),
+            Node::Inter(v) => Node::Inter(v.iter().map(r).collect()),
+            Node::Diff(a, b) => Node::Diff(Box::new(r(a)), Box::new(r(b))),
+            Node::Calc(c) => Node::Calc(Box::new(Calculus {
+                op: c.op,
+                var: c.var.clone(),
+                lower: c.lower.as_ref().map(r),
+                upper: c.upper.as_ref().map(r),
+                body: r(&c.body),
+            })),
             Node::Neg(a) => Node::Neg(Box::new(r(a))),
             Node::Factorial(a) => Node::Factorial(Box::new(r(a))),
             Node::Percent(a) => Node::Percent(Box::new(r(a))),

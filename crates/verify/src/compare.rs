@@ -65,6 +65,26 @@ impl<'a> Comparer<'a> {
                 return self.eq(p, &v[0], depth + 1);
             }
         }
+        // Set algebra: evaluated on finite sets, else compared as written.
+        if is_set_algebra(p) || is_set_algebra(g) {
+            if let (Some(a), Some(b)) = (self.finite_set(p, depth), self.finite_set(g, depth)) {
+                return self.unordered(&a, &b, depth);
+            }
+            if let (Some(a), Some(b)) = (self.intervals(p), self.intervals(g)) {
+                if self.interval_sets_eq(a, b) {
+                    return true;
+                }
+            }
+            return match (p, g) {
+                (Union(a), Union(b)) | (Inter(a), Inter(b)) => {
+                    a.len() == b.len() && self.unordered(a, b, depth)
+                }
+                (Diff(a1, b1), Diff(a2, b2)) => {
+                    self.eq(a1, a2, depth + 1) && self.eq(b1, b2, depth + 1)
+                }
+                _ => false,
+            };
+        }
         // Intervals and inequalities.
         if is_interval_like(p) || is_interval_like(g) {
             if let (Some(a), Some(b)) = (self.intervals(p), self.intervals(g)) {
@@ -124,11 +144,16 @@ impl<'a> Comparer<'a> {
 
     fn seq_eq(&mut self, ka: SeqKind, a: &[Node], kb: SeqKind, b: &[Node], depth: u32) -> bool {
         use SeqKind::*;
-        if a.len() != b.len() || a.len() > MAX_ITEMS {
+        if a.len() > MAX_ITEMS || b.len() > MAX_ITEMS {
+            return false;
+        }
+        if let (List | Set, List | Set) = (ka, kb) {
+            return self.unordered(a, b, depth);
+        }
+        if a.len() != b.len() {
             return false;
         }
         match (ka, kb) {
-            (List | Set, List | Set) => self.unordered(a, b, depth),
             (Tuple(o1, c1), Tuple(o2, c2)) => {
                 // Brackets matter for pairs (intervals); longer tuples only need the same order.
                 (a.len() != 2 || (o1 == o2 && c1 == c2)) && self.ordered(a, b, depth)
@@ -144,8 +169,95 @@ impl<'a> Comparer<'a> {
         a.iter().zip(b).all(|(x, y)| self.eq(x, y, depth + 1))
     }
 
-    /// Multiset equality by greedy matching.
+    /// Equality of collections by greedy matching; a repeated element counts once (`{1, 1, 2}`
+    /// is `{1, 2}`).
     fn unordered(&mut self, a: &[Node], b: &[Node], depth: u32) -> bool {
+        if a.len() != b.len() {
+            let (a, b) = (self.dedup(a, depth), self.dedup(b, depth));
+            return a.len() == b.len() && self.matching(&a, &b, depth);
+        }
+        self.matching(a, b, depth)
+    }
+
+    fn dedup(&mut self, v: &[Node], depth: u32) -> Vec<Node> {
+        let mut out: Vec<Node> = Vec::with_capacity(v.len());
+        for x in v {
+            if !out.iter().any(|y| y == x)
+                && !(0..out.len()).any(|k| {
+                    let y = out[k].clone();
+                    self.eq(x, &y, depth + 1)
+                })
+            {
+                out.push(x.clone());
+            }
+        }
+        out
+    }
+
+    /// The elements of a finite set expression (`{1,2} \cup {3}`, `(0,1) \cap \{0.5\}`,
+    /// `\{1,2\} \setminus \{2\}`); None when it is not finite or not evaluable.
+    fn finite_set(&mut self, n: &Node, depth: u32) -> Option<Vec<Node>> {
+        if depth > 8 {
+            return None;
+        }
+        match n {
+            Node::Seq(SeqKind::Set | SeqKind::List, items) => Some(items.clone()),
+            Node::Union(items) => {
+                let mut out = Vec::new();
+                for it in items {
+                    out.extend(self.finite_set(it, depth + 1)?);
+                }
+                Some(out)
+            }
+            Node::Inter(items) => {
+                let k = items
+                    .iter()
+                    .position(|it| !matches!(it, Node::Seq(SeqKind::Tuple(..), _)))?;
+                let mut keep = self.finite_set(&items[k], depth + 1)?;
+                for (j, it) in items.iter().enumerate() {
+                    if j == k {
+                        continue;
+                    }
+                    if let Some(other) = self.finite_set(it, depth + 1) {
+                        let mut kept = Vec::new();
+                        for x in keep {
+                            if other.iter().any(|y| self.eq(&x, y, depth + 1)) {
+                                kept.push(x);
+                            }
+                        }
+                        keep = kept;
+                    } else {
+                        let ivs = self.intervals(it)?;
+                        let mut kept = Vec::new();
+                        for x in keep {
+                            let v = numeric::eval_constant(&x, &mut self.budget)?;
+                            if v.im.abs() < 1e-12 && ivs.iter().any(|iv| iv.contains(v.re)) {
+                                kept.push(x);
+                            }
+                        }
+                        keep = kept;
+                    }
+                }
+                Some(keep)
+            }
+            Node::Diff(a, b) => {
+                let a = self.finite_set(a, depth + 1)?;
+                let b = self.finite_set(b, depth + 1)?;
+                let mut kept = Vec::new();
+                for x in a {
+                    if !b.iter().any(|y| self.eq(&x, y, depth + 1)) {
+                        kept.push(x);
+                    }
+                }
+                Some(kept)
+            }
+            other if is_scalar(other) => Some(vec![other.clone()]),
+            _ => None,
+        }
+    }
+
+    /// Multiset equality by greedy matching.
+    fn matching(&mut self, a: &[Node], b: &[Node], depth: u32) -> bool {
         let mut used = vec![false; b.len()];
         'outer: for x in a {
             for (j, y) in b.iter().enumerate() {
@@ -341,7 +453,7 @@ impl<'a> Comparer<'a> {
             }
             if constant {
                 if let (Some(x), Some(y)) = (a.as_rational(), b.as_rational()) {
-                    return self.rational_close(p, &x, &y);
+                    return self.rational_close(p, g, &x, &y);
                 }
             }
         }
@@ -368,7 +480,7 @@ impl<'a> Comparer<'a> {
     }
 
     /// Exact rationals: tolerance, `precision` rounding, and the rounded-decimal policy.
-    fn rational_close(&mut self, p: &Node, x: &BigRational, y: &BigRational) -> bool {
+    fn rational_close(&mut self, p: &Node, g: &Node, x: &BigRational, y: &BigRational) -> bool {
         let diff = (x - y).abs();
         let scale = x.abs().max(y.abs());
         if let Some(tol) = BigRational::from_float(self.opts.tolerance) {
@@ -381,14 +493,19 @@ impl<'a> Comparer<'a> {
             let round = |v: &BigRational| (v * &ten).round();
             return round(x) == round(y);
         }
+        let half_ulp = |decimals: u32| {
+            BigRational::new(
+                BigInt::from(1),
+                BigInt::from(2) * num_traits::pow(BigInt::from(10), decimals as usize),
+            )
+        };
         if let Some((decimals, sig)) = decimal_literal(p) {
-            if sig >= self.opts.rounded_min_sig_digits {
-                let half_ulp = BigRational::new(
-                    BigInt::from(1),
-                    BigInt::from(2) * num_traits::pow(BigInt::from(10), decimals as usize),
-                );
-                return diff <= half_ulp;
+            if sig >= self.opts.rounded_min_sig_digits && diff <= half_ulp(decimals) {
+                return true;
             }
+        }
+        if let Some(decimals) = gold_rounding(p, g) {
+            return diff <= half_ulp(decimals);
         }
         false
     }
@@ -412,10 +529,16 @@ impl<'a> Comparer<'a> {
             return (x.re * f).round() == (y.re * f).round();
         }
         if let Some((decimals, sig)) = decimal_literal(p) {
-            if sig >= self.opts.rounded_min_sig_digits {
-                let half_ulp = 0.5 * 10f64.powi(-(decimals as i32));
-                return (x.re - y.re).abs() <= half_ulp * (1.0 + 1e-9);
+            let half_ulp = 0.5 * 10f64.powi(-(decimals as i32));
+            if sig >= self.opts.rounded_min_sig_digits
+                && (x.re - y.re).abs() <= half_ulp * (1.0 + 1e-9)
+            {
+                return true;
             }
+        }
+        if let Some(decimals) = gold_rounding(p, g) {
+            let half_ulp = 0.5 * 10f64.powi(-(decimals as i32));
+            return (x.re - y.re).abs() <= half_ulp * (1.0 + 1e-9);
         }
         false
     }
@@ -439,7 +562,17 @@ impl<'a> Comparer<'a> {
             Node::Rel { parts, ops } if ops.len() == 1 && ops[0] == RelOp::In => {
                 self.intervals(&parts[1])
             }
-            Node::Rel { parts, ops } => self.solve_inequalities(parts, ops),
+            Node::Rel { parts, ops } => self
+                .solve_inequalities(parts, ops)
+                .or_else(|| self.range_of_expression(parts, ops)),
+            Node::Seq(SeqKind::Set, items) if items.iter().all(|i| !i.has_symbols()) => {
+                let mut out = Vec::new();
+                for it in items {
+                    let lo = self.bound(it, true)?;
+                    out.push(Interval { hi: lo.clone(), lo });
+                }
+                Some(out)
+            }
             Node::Seq(SeqKind::List, items)
                 if items.iter().all(|i| matches!(i, Node::Rel { .. })) =>
             {
@@ -451,6 +584,31 @@ impl<'a> Comparer<'a> {
             }
             _ => None,
         }
+    }
+
+    /// `a < f(x) < b` (or with `≤`, either direction) with constant ends: the interval of values
+    /// of the middle expression, whatever it is.
+    fn range_of_expression(&mut self, parts: &[Node], ops: &[RelOp]) -> Option<Vec<Interval>> {
+        if parts.len() != 3 || parts[0].has_symbols() || parts[2].has_symbols() {
+            return None;
+        }
+        let up = |o: &RelOp| matches!(o, RelOp::Lt | RelOp::Le);
+        let down = |o: &RelOp| matches!(o, RelOp::Gt | RelOp::Ge);
+        let closed = |o: &RelOp| matches!(o, RelOp::Le | RelOp::Ge);
+        let (lo, hi) = if ops.iter().all(up) {
+            (
+                self.bound(&parts[0], closed(&ops[0]))?,
+                self.bound(&parts[2], closed(&ops[1]))?,
+            )
+        } else if ops.iter().all(down) {
+            (
+                self.bound(&parts[2], closed(&ops[1]))?,
+                self.bound(&parts[0], closed(&ops[0]))?,
+            )
+        } else {
+            return None;
+        };
+        Some(vec![Interval { lo, hi }])
     }
 
     fn bound(&mut self, n: &Node, closed: bool) -> Option<Bound> {
@@ -701,6 +859,25 @@ struct Interval {
     hi: Bound,
 }
 
+impl Interval {
+    fn contains(&self, v: f64) -> bool {
+        let above = v > self.lo.value || (v == self.lo.value && self.lo.closed);
+        let below = v < self.hi.value || (v == self.hi.value && self.hi.closed);
+        above && below
+    }
+}
+
+/// `\cap`, `\setminus`, or a union involving a set of elements.
+fn is_set_algebra(n: &Node) -> bool {
+    match n {
+        Node::Inter(_) | Node::Diff(..) => true,
+        Node::Union(items) => items
+            .iter()
+            .any(|i| matches!(i, Node::Seq(SeqKind::Set, _))),
+        _ => false,
+    }
+}
+
 fn cross(p: &cas::Poly, den: &cas::Poly, budget: &mut Budget) -> Option<cas::Poly> {
     p.mul(den, budget).ok()
 }
@@ -728,6 +905,8 @@ fn is_scalar(n: &Node) -> bool {
         n,
         Node::Seq(..)
             | Node::Union(_)
+            | Node::Inter(_)
+            | Node::Diff(..)
             | Node::Matrix(_)
             | Node::Rel { .. }
             | Node::Text(_)
@@ -768,21 +947,81 @@ fn expand_pm(n: &Node) -> Node {
     }
 }
 
-/// `M N` for matrices (and scalars) becomes the product matrix.
+/// Arithmetic on matrices written out (`\theta A - B`, `A + B`, `A B`) becomes the result
+/// matrix, entries left as expressions for the comparison.
 fn fold_matrix_product(n: &Node) -> Option<Node> {
-    let Node::Mul(factors) = n else { return None };
-    if !factors.iter().any(|f| matches!(f, Node::Matrix(_))) {
+    if !matches!(n, Node::Mul(_) | Node::Add(_) | Node::Neg(_)) {
         return None;
     }
-    let mut acc: Option<Vec<Vec<Node>>> = None;
-    let mut scalars = Vec::new();
-    for f in factors {
-        match f {
-            Node::Matrix(m) => {
+    let mut has_matrix = false;
+    n.visit(&mut |x| has_matrix |= matches!(x, Node::Matrix(_)));
+    if !has_matrix {
+        return None;
+    }
+    matrix_value(n, 0).map(Node::Matrix)
+}
+
+type Rows = Vec<Vec<Node>>;
+
+/// Entry count above which matrix arithmetic is not expanded.
+const MAX_MATRIX_WORK: usize = 4096;
+
+/// The value of a matrix expression: None when it is not one (a scalar) or is ill-formed.
+fn matrix_value(n: &Node, depth: u32) -> Option<Rows> {
+    if depth > 16 {
+        return None;
+    }
+    match n {
+        Node::Matrix(m) => Some(m.clone()),
+        Node::Neg(a) => Some(map_entries(matrix_value(a, depth + 1)?, |c| {
+            Node::Neg(Box::new(c))
+        })),
+        Node::Add(terms) => {
+            let mut acc: Option<Rows> = None;
+            for t in terms {
+                let m = matrix_value(t, depth + 1)?;
                 acc = Some(match acc {
-                    None => m.clone(),
+                    None => m,
                     Some(a) => {
-                        if a[0].len() != m.len() || a.len() * m[0].len() * m.len() > 4096 {
+                        if a.len() != m.len() || a[0].len() != m[0].len() {
+                            return None;
+                        }
+                        a.into_iter()
+                            .zip(m)
+                            .map(|(ra, rm)| {
+                                ra.into_iter()
+                                    .zip(rm)
+                                    .map(|(x, y)| Node::Add(vec![x, y]))
+                                    .collect()
+                            })
+                            .collect()
+                    }
+                });
+            }
+            acc
+        }
+        Node::Mul(factors) => {
+            let mut acc: Option<Rows> = None;
+            let mut scalars = Vec::new();
+            for f in factors {
+                let mut inner = false;
+                f.visit(&mut |x| inner |= matches!(x, Node::Matrix(_)));
+                if !inner {
+                    if matches!(
+                        f,
+                        Node::Seq(..) | Node::Rel { .. } | Node::Union(_) | Node::Text(_)
+                    ) {
+                        return None;
+                    }
+                    scalars.push(f.clone());
+                    continue;
+                }
+                let m = matrix_value(f, depth + 1)?;
+                acc = Some(match acc {
+                    None => m,
+                    Some(a) => {
+                        if a[0].len() != m.len() || a.len() * m[0].len() * m.len() > MAX_MATRIX_WORK
+                        {
                             return None;
                         }
                         (0..a.len())
@@ -806,31 +1045,30 @@ fn fold_matrix_product(n: &Node) -> Option<Node> {
                     }
                 });
             }
-            Node::Seq(..) | Node::Rel { .. } | Node::Union(_) | Node::Text(_) => return None,
-            s => scalars.push(s.clone()),
-        }
-    }
-    let m = acc?;
-    Some(Node::Matrix(
-        m.into_iter()
-            .map(|row| {
-                row.into_iter()
-                    .map(|c| {
-                        if scalars.is_empty() {
-                            c
-                        } else {
-                            Node::Mul(scalars.iter().cloned().chain([c]).collect())
-                        }
-                    })
-                    .collect()
+            let m = acc?;
+            Some(if scalars.is_empty() {
+                m
+            } else {
+                map_entries(m, |c| {
+                    Node::Mul(scalars.iter().cloned().chain([c]).collect())
+                })
             })
-            .collect(),
-    ))
+        }
+        _ => None,
+    }
+}
+
+fn map_entries(m: Rows, f: impl Fn(Node) -> Node) -> Rows {
+    m.into_iter()
+        .map(|row| row.into_iter().map(&f).collect())
+        .collect()
 }
 
 /// Cuts an `=`-chain at its first `\approx` (the value before it is the answer).
 fn cut_approx(parts: &[Node], ops: &[RelOp]) -> (Vec<Node>, bool) {
     match ops.iter().position(|o| *o == RelOp::Approx) {
+        // `x \approx 11`: the name is not a value; the rounding after it is all there is.
+        Some(0) if is_name_like(&parts[0]) && parts.len() >= 2 => (parts[..2].to_vec(), true),
         Some(k) => (parts[..=k].to_vec(), true),
         None => (parts.to_vec(), false),
     }
@@ -865,6 +1103,11 @@ fn is_name_like(n: &Node) -> bool {
             .iter()
             .all(|x| matches!(x, Node::Sym(_) | Node::E | Node::I)),
         Node::Seq(SeqKind::Tuple(..) | SeqKind::Ratio, v) => v.iter().all(is_name_like),
+        // A named quantity: `|AB|`, `\frac{NO}{BO}`, `\angle ABC` read as a product.
+        Node::Func(crate::ast::Func::Abs, v) => v.len() == 1 && is_name_like(&v[0]),
+        Node::Div(a, b) => is_name_like(a) && is_name_like(b),
+        // Two or three capitals are a segment or a point name (`NO`), not prose.
+        Node::Text(t) => (2..=3).contains(&t.len()) && t.bytes().all(|c| c.is_ascii_uppercase()),
         _ => false,
     }
 }
@@ -955,6 +1198,17 @@ fn strip_units(n: &Node) -> Option<Node> {
         Node::Neg(a) => strip_units(a).map(|x| Node::Neg(Box::new(x))),
         _ => None,
     }
+}
+
+/// A gold written as a rounded decimal (`0.29`, at least 2 significant digits) against a
+/// prediction written with at least two more decimals (`0.290243531`): the decimals the gold was
+/// rounded to. A prediction about as coarse as the gold (`0.28`, `0.291`) is a different number,
+/// and an exact value (`\frac{100}{3}` for `33.3`) is not accepted either: the labelled dev cases
+/// and every reference checker reject it.
+fn gold_rounding(p: &Node, g: &Node) -> Option<u32> {
+    let (decimals, sig) = decimal_literal(g)?;
+    let (pd, _) = decimal_literal(p)?;
+    (sig >= 2 && pd >= decimals + 2).then_some(decimals)
 }
 
 /// `(decimals, significant digits)` when the node is a decimal literal like `2.6667` or `-0.33`.

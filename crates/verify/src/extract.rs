@@ -161,7 +161,12 @@ fn extract_plain(text: &str, opts: &CheckerOptions, kind: Kind) -> Option<String
     }
     let para = &body[para_start..];
     let segs = math_segments(para);
-    if !segs.is_empty() {
+    if let Some(last) = segs.last() {
+        // "... $$\frac{x'}{x} \geq 2.$$ Therefore, the error increases by 100%.": a concluding
+        // sentence after the last formula states the answer.
+        if let Some(n) = concluding_number(&para[last.end..]) {
+            return Some(n);
+        }
         return Some(join_segments(para, &segs));
     }
     if let Some(n) = tail_number(body) {
@@ -650,7 +655,10 @@ pub fn is_prose(s: &str) -> bool {
             while i < b.len() && b[i].is_ascii_alphabetic() {
                 i += 1;
             }
-            let is_cmd = start > 0 && b[start - 1] == b'\\';
+            // Commands and environment names (`\\begin{pmatrix}`) are not words.
+            let is_cmd = (start > 0 && b[start - 1] == b'\\')
+                || s[..start].ends_with("\\begin{")
+                || s[..start].ends_with("\\end{");
             let w = &s[start..i];
             if !is_cmd && w.len() >= 2 && crate::lexer::word_is_prose(w) {
                 words += 1;
@@ -663,6 +671,31 @@ pub fn is_prose(s: &str) -> bool {
         }
     }
     false
+}
+
+/// A final sentence that concludes ("Therefore ...", "Thus", "So", "Hence") and ends with a
+/// number (optionally a percentage) and nothing but punctuation after it: that number.
+fn concluding_number(after: &str) -> Option<String> {
+    let t = after.trim().trim_end_matches(['.', '!']).trim_end();
+    if t.contains(['$', '\\']) {
+        return None;
+    }
+    let start = t.rfind(". ").map(|p| p + 2).unwrap_or(0);
+    let sentence = t[start..].trim_start();
+    let lower = sentence.to_ascii_lowercase();
+    if !["therefore", "thus", "so ", "so,", "hence"]
+        .iter()
+        .any(|w| lower.starts_with(w))
+    {
+        return None;
+    }
+    let (body, percent) = match sentence.strip_suffix('%') {
+        Some(b) => (b, "%"),
+        None => (sentence, ""),
+    };
+    let n = last_number(body)?;
+    body.ends_with(n.as_str())
+        .then(|| format!("{}{percent}", n.trim_end_matches(['.', ','])))
 }
 
 /// The last number of the final sentence, when the sentence ends with it (up to a short tail).

@@ -37,6 +37,9 @@ pub enum Tok {
     Rceil,
     /// Prose inside `\text{...}`.
     Text(String),
+    /// `\variable{name}`: a variable whose name is the whole argument (latex2sympy's spelling
+    /// of multi-letter names such as `value_2`).
+    Var(String),
     Begin(String),
     End(String),
 }
@@ -297,6 +300,15 @@ const KNOWN: &[&str] = &[
     "langle",
     "rangle",
     "prime",
+    "lbrack",
+    "rbrack",
+    "int",
+    "iint",
+    "oint",
+    "sum",
+    "prod",
+    "lim",
+    "variable",
 ];
 
 fn is_known(name: &str) -> bool {
@@ -573,6 +585,9 @@ impl Lexer<'_, '_> {
             "lvert" | "rvert" | "vert" | "mid" | "Vert" | "lVert" | "rVert" => Tok::Ch('|'),
             "lbrace" => Tok::SetOpen,
             "rbrace" => Tok::SetClose,
+            "lbrack" => Tok::Ch('['),
+            "rbrack" => Tok::Ch(']'),
+            "variable" => Tok::Var(self.raw_group().unwrap_or_default().trim().to_string()),
             "langle" | "lgroup" => Tok::Ch('('),
             "rgroup" => Tok::Ch(')'),
             "rangle" => Tok::Ch(')'),
@@ -688,6 +703,7 @@ impl Lexer<'_, '_> {
             '∈' => Tok::In,
             '∪' => Tok::Cup,
             '∩' => Tok::Cap,
+            '∖' => Tok::Setminus,
             '×' | '·' | '⋅' | '∙' => Tok::Ch('*'),
             '−' | '–' | '—' => Tok::Ch('-'),
             '÷' => Tok::Ch('/'),

@@ -203,4 +203,6 @@ fn same_digits(a: &str, b: &str) -> bool {
 }
 
 #[cfg(test)]
+mod family_tests;
+#[cfg(test)]
 mod tests;

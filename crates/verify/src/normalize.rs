@@ -106,14 +106,24 @@ fn drop_thousands_commas(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     let mut depth = 0i32;
+    // Brackets opened as the argument list of a function of several arguments: commas there
+    // separate arguments (`\gcd(6,321,429)` has three).
+    let mut call_stack: Vec<bool> = Vec::new();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
         match c {
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth -= 1,
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                call_stack.push(c == b'(' && ends_with_multi_arg_function(&s[..i]));
+            }
+            b')' | b']' | b'}' => {
+                depth -= 1;
+                call_stack.pop();
+            }
             _ => {}
         }
+        let in_call = call_stack.last() == Some(&true);
         let starts_number = c.is_ascii_digit()
             && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.' || b[i - 1] == b','));
         if starts_number {
@@ -133,7 +143,7 @@ fn drop_thousands_commas(s: &str) -> String {
                 k += 4;
             }
             let lead_ok = (1..=3).contains(&lead) && b[i] != b'0';
-            if groups > 0 && lead_ok && (depth == 0 || groups >= 2) {
+            if groups > 0 && lead_ok && !in_call && (depth == 0 || groups >= 2) {
                 for &d in &b[i..k] {
                     if d != b',' {
                         out.push(d as char);
@@ -151,6 +161,15 @@ fn drop_thousands_commas(s: &str) -> String {
         i += ch.len_utf8();
     }
     out
+}
+
+fn ends_with_multi_arg_function(before: &str) -> bool {
+    let t = before.trim_end();
+    let t = t.strip_suffix("\\left").unwrap_or(t).trim_end();
+    let t = t.strip_suffix('}').unwrap_or(t);
+    ["gcd", "lcm", "max", "min", "binom"]
+        .iter()
+        .any(|f| t.ends_with(f))
 }
 
 /// `1 000` and `12 000 023` (the whole answer only) → digits joined.

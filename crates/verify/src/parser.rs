@@ -5,7 +5,7 @@
 //! unary signs → postfix (`!` `%`) → powers/subscripts → primaries. Depth is capped at
 //! [`MAX_DEPTH`], so hostile nesting yields an error instead of a stack overflow.
 
-use crate::ast::{Func, Node, RelOp, SeqKind};
+use crate::ast::{CalcOp, Calculus, Func, Node, RelOp, SeqKind};
 use crate::budget::{Budget, MAX_DEPTH};
 use crate::lexer::{lex, word_is_prose, LexError, Tok};
 use num_bigint::BigInt;
@@ -140,24 +140,49 @@ impl Parser<'_> {
 
     fn list(&mut self) -> PResult<Node> {
         self.enter()?;
-        let mut items = Vec::new();
+        // At the top level `;` separates groups of `,`-separated items: `p=5, q=2; p=7, q=2` is
+        // two pairs (inside brackets it is one more separator: `(1,1;2,2)`).
+        let top = self.depth == 1;
+        let mut groups: Vec<Vec<Node>> = vec![Vec::new()];
         // Leading connectives (e.g. "and 5") are noise.
         while self.peek().is_some_and(is_connective) {
             self.i += 1;
         }
         if !self.at_list_end() {
-            items.push(self.relation()?);
+            groups[0].push(self.relation()?);
         }
         while self.peek().is_some_and(is_connective) {
+            let mut new_group = false;
             while self.peek().is_some_and(is_connective) {
+                new_group |= self.peek() == Some(&Tok::Ch(';'));
                 self.i += 1;
             }
             if self.at_list_end() {
                 break;
             }
-            items.push(self.relation()?);
+            if new_group && groups.last().is_some_and(|g| !g.is_empty()) {
+                groups.push(Vec::new());
+            }
+            let item = self.relation()?;
+            groups.last_mut().unwrap().push(item);
         }
         self.leave();
+        let grouped = top && groups.len() > 1 && groups.iter().any(|g| g.len() > 1);
+        let items: Vec<Node> = if grouped {
+            groups
+                .into_iter()
+                .map(|mut g| {
+                    if g.len() == 1 {
+                        g.pop().unwrap()
+                    } else {
+                        Node::Seq(SeqKind::Tuple('(', ')'), g)
+                    }
+                })
+                .collect()
+        } else {
+            groups.into_iter().flatten().collect()
+        };
+        let mut items = items;
         match items.len() {
             0 => err("empty group"),
             1 => Ok(items.pop().unwrap()),
@@ -219,14 +244,27 @@ impl Parser<'_> {
         ) {
             return Ok(first);
         }
-        let mut items = vec![first];
-        while self.eat(&Tok::Cup) {
-            items.push(self.sum()?);
+        // Left to right, as written: `A \cup B \cap C` is `(A ∪ B) ∩ C`. Operands in plain
+        // braces (`{1,2} \cup {3}`) are sets.
+        let mut acc = as_set_operand(first);
+        while let Some(op @ (Tok::Cup | Tok::Cap | Tok::Setminus)) = self.peek().cloned() {
+            self.i += 1;
+            let next = as_set_operand(self.sum()?);
+            acc = match (op, acc) {
+                (Tok::Cup, Node::Union(mut v)) => {
+                    v.push(next);
+                    Node::Union(v)
+                }
+                (Tok::Cup, a) => Node::Union(vec![a, next]),
+                (Tok::Cap, Node::Inter(mut v)) => {
+                    v.push(next);
+                    Node::Inter(v)
+                }
+                (Tok::Cap, a) => Node::Inter(vec![a, next]),
+                (_, a) => Node::Diff(Box::new(a), Box::new(next)),
+            };
         }
-        if matches!(self.peek(), Some(Tok::Cap) | Some(Tok::Setminus)) {
-            return err("set intersection/difference is not supported");
-        }
-        Ok(Node::Union(items))
+        Ok(acc)
     }
 
     fn sum(&mut self) -> PResult<Node> {
@@ -272,14 +310,16 @@ impl Parser<'_> {
     /// Whether the next token can start an implicitly multiplied factor.
     fn starts_factor(&self) -> bool {
         match self.peek() {
-            Some(Tok::Num(_)) | Some(Tok::Text(_)) | Some(Tok::Begin(_)) => true,
+            Some(Tok::Num(_)) | Some(Tok::Text(_)) | Some(Tok::Begin(_)) | Some(Tok::Var(_)) => {
+                true
+            }
             Some(Tok::Word(w)) => !matches!(
                 w.to_ascii_lowercase().as_str(),
-                "and" | "or" | "mod" | "percent" | "percentage"
+                "and" | "or" | "mod" | "percent" | "percentage" | "pct"
             ),
-            Some(Tok::Cmd(c)) => !matches!(c.as_str(), "mod" | "pmod"),
+            Some(Tok::Cmd(c)) => !matches!(c.as_str(), "mod" | "pmod" | "choose"),
             Some(Tok::Ch('(')) | Some(Tok::SetOpen) | Some(Tok::Lfloor) | Some(Tok::Lceil)
-            | Some(Tok::Ch('{')) => true,
+            | Some(Tok::Ch('{')) | Some(Tok::Ch('[')) => true,
             Some(Tok::Ch('|')) => self.abs_depth == 0,
             _ => false,
         }
@@ -355,7 +395,8 @@ impl Parser<'_> {
         Ok(if factors.len() == 1 {
             factors.pop().unwrap()
         } else {
-            Node::Mul(factors)
+            // Braces juxtaposed with other factors group, as parentheses do: `\{1+2\}\{3-4\}`.
+            Node::Mul(factors.into_iter().map(ungroup).collect())
         })
     }
 
@@ -398,9 +439,7 @@ impl Parser<'_> {
                     self.i += 1;
                     base = Node::Percent(Box::new(base));
                 }
-                Some(Tok::Word(w))
-                    if matches!(w.to_ascii_lowercase().as_str(), "percent" | "percentage") =>
-                {
+                Some(Tok::Word(w)) if is_percent_word(w) => {
                     self.i += 1;
                     base = Node::Percent(Box::new(base));
                 }
@@ -560,9 +599,18 @@ impl Parser<'_> {
             Tok::Ch('[') => self.bracketed('[')?,
             Tok::Ch('{') => {
                 let n = self.list()?;
-                self.expect(&Tok::Ch('}'))?;
-                n
+                if matches!(self.peek(), Some(Tok::Cmd(c)) if c == "choose") {
+                    // `{n \choose k}`
+                    self.i += 1;
+                    let k = self.list()?;
+                    self.expect(&Tok::Ch('}'))?;
+                    Node::Func(Func::Binom, vec![n, k])
+                } else {
+                    self.expect(&Tok::Ch('}'))?;
+                    n
+                }
             }
+            Tok::Var(name) => variable(&name, self.budget)?,
             Tok::SetOpen => {
                 if self.eat(&Tok::SetClose) {
                     Node::Seq(SeqKind::Set, vec![])
@@ -680,10 +728,19 @@ impl Parser<'_> {
                 'e' => Node::E,
                 'i' | 'I' => Node::I,
                 _ => {
-                    if matches!(c, 'f' | 'g' | 'h' | 'F' | 'G' | 'H' | 'P' | 'Q' | 'W')
-                        && self.peek() == Some(&Tok::Ch('('))
-                    {
-                        return self.apply(w);
+                    if matches!(c, 'f' | 'g' | 'h' | 'F' | 'G' | 'H' | 'P' | 'Q' | 'W') {
+                        if self.peek() == Some(&Tok::Ch('(')) {
+                            return self.apply(w);
+                        }
+                        // SymPy's printing `f{\left(x \right)}`.
+                        if self.peek() == Some(&Tok::Ch('{'))
+                            && self.peek_at(1) == Some(&Tok::Ch('('))
+                        {
+                            self.i += 1;
+                            let call = self.apply(w)?;
+                            self.expect(&Tok::Ch('}'))?;
+                            return Ok(call);
+                        }
                     }
                     Node::Sym(w)
                 }
@@ -708,7 +765,7 @@ impl Parser<'_> {
                 if word_is_prose(next)
                     && !matches!(
                         next.as_str(),
-                        "and" | "or" | "percent" | "percentage" | "mod"
+                        "and" | "or" | "percent" | "percentage" | "pct" | "mod"
                     )
                 {
                     text.push(' ');
@@ -748,6 +805,21 @@ impl Parser<'_> {
             return self.function(f);
         }
         Ok(match c.as_str() {
+            "frac" if self.derivative_operator().is_some() => {
+                let (var, skip) = self.derivative_operator().unwrap();
+                self.i += skip;
+                let body = ungroup(self.term()?);
+                Node::Calc(Box::new(Calculus {
+                    op: CalcOp::Derivative,
+                    var: Some(var),
+                    lower: None,
+                    upper: None,
+                    body,
+                }))
+            }
+            "int" | "iint" | "oint" => self.integral()?,
+            "sum" | "prod" => self.big_operator(c == "sum")?,
+            "lim" => self.limit()?,
             "frac" => {
                 let a = self.arg()?;
                 let b = self.arg()?;
@@ -785,8 +857,196 @@ impl Parser<'_> {
             | "sigma" | "tau" | "upsilon" | "phi" | "varphi" | "chi" | "psi" | "omega"
             | "Gamma" | "Delta" | "Theta" | "Lambda" | "Xi" | "Pi" | "Sigma" | "Phi" | "Psi"
             | "Omega" => Node::Sym(c),
-            _ => return Err(ParseError::Syntax(format!("unsupported command \\{c}"))),
+            "choose" => return err("\\choose outside a brace group"),
+            // An unknown command names something (`\zzz`): a symbol, as in latex2sympy.
+            _ => Node::Sym(format!("\\{c}")),
         })
+    }
+
+    /// After `\frac`: `{d}{dx}` (or `{d}{d x}`, `{d}{d\theta}`) is the derivative operator.
+    /// Returns the variable and the number of tokens it spans.
+    fn derivative_operator(&self) -> Option<(String, usize)> {
+        let t = |k: usize| self.peek_at(k);
+        if t(0) != Some(&Tok::Ch('{'))
+            || !matches!(t(1), Some(Tok::Word(w)) if w == "d")
+            || t(2) != Some(&Tok::Ch('}'))
+            || t(3) != Some(&Tok::Ch('{'))
+        {
+            return None;
+        }
+        let (var, len) = differential(&self.t[self.i + 4..])?;
+        (self.peek_at(4 + len) == Some(&Tok::Ch('}'))).then_some((var, 5 + len))
+    }
+
+    /// Optional `_lower` and `^upper`, in either order; an empty group (`_{}`) is no bound.
+    fn bounds(&mut self) -> PResult<(Option<Node>, Option<Node>)> {
+        let (mut lower, mut upper) = (None, None);
+        for _ in 0..2 {
+            let slot = if self.eat(&Tok::Ch('_')) {
+                &mut lower
+            } else if self.eat(&Tok::Ch('^')) {
+                &mut upper
+            } else {
+                break;
+            };
+            if self.peek() == Some(&Tok::Ch('{')) && self.peek_at(1) == Some(&Tok::Ch('}')) {
+                self.i += 2;
+                continue;
+            }
+            *slot = Some(self.arg()?);
+        }
+        Ok((lower, upper))
+    }
+
+    /// `\int_a^b body dx`: the body runs to its differential (`dx`, `d\theta`), which may also
+    /// sit inside it (`\int \frac{dz}{z}`, `\int (x\,dx)`), where it stands for a factor 1.
+    fn integral(&mut self) -> PResult<Node> {
+        let (lower, upper) = self.bounds()?;
+        let mut depth = 0usize;
+        let mut j = self.i;
+        let mut nested: Option<(usize, usize, String)> = None;
+        let mut at_end: Option<(usize, usize, String)> = None;
+        while j < self.t.len() {
+            let tok = &self.t[j];
+            if depth == 0 && (ends_operand(tok) || is_closer(tok)) {
+                break;
+            }
+            if let Some((var, len)) = differential(&self.t[j..]) {
+                if depth == 0 {
+                    at_end = Some((j, len, var));
+                    break;
+                }
+                nested = Some((j, len, var));
+                j += len;
+                continue;
+            }
+            if is_opener(tok) {
+                depth += 1;
+            } else if is_closer(tok) {
+                depth -= 1;
+            }
+            j += 1;
+        }
+        let (mut body_toks, resume, var) = match (at_end, nested) {
+            (Some((k, len, var)), _) => (self.t[self.i..k].to_vec(), k + len, Some(var)),
+            (None, Some((k, len, var))) => {
+                let mut v = self.t[self.i..j].to_vec();
+                let mut at = k - self.i;
+                v.drain(at..at + len);
+                if at > 0 && v[at - 1] == Tok::Ch('*') {
+                    at -= 1;
+                    v.remove(at);
+                }
+                // A differential alone in its group (`\frac{dz}{z}`) leaves the factor 1.
+                if at == 0 || is_opener(&v[at - 1]) && v.get(at).is_none_or(is_closer) {
+                    v.insert(at, Tok::Num("1".into()));
+                }
+                (v, j, Some(var))
+            }
+            (None, None) => (self.t[self.i..j].to_vec(), j, None),
+        };
+        if body_toks.is_empty() {
+            body_toks.push(Tok::Num("1".into()));
+        }
+        self.i = resume;
+        let body = ungroup(self.sub_parse(body_toks)?);
+        Ok(Node::Calc(Box::new(Calculus {
+            op: CalcOp::Integral,
+            var,
+            lower,
+            upper,
+            body,
+        })))
+    }
+
+    /// Parses `toks` as one complete expression with this parser's budget and depth.
+    fn sub_parse(&mut self, toks: Vec<Tok>) -> PResult<Node> {
+        let mut p = Parser {
+            t: toks,
+            i: 0,
+            depth: self.depth,
+            abs_depth: 0,
+            budget: &mut *self.budget,
+        };
+        let n = p.list()?;
+        if p.i < p.t.len() {
+            return err("trailing tokens in an operand");
+        }
+        Ok(n)
+    }
+
+    /// `\sum_{k=1}^{n} body` / `\prod`: the index and its start from the lower bound, the body a
+    /// product (`\sum_k a_k + 1` is `(\sum_k a_k) + 1`).
+    fn big_operator(&mut self, sum: bool) -> PResult<Node> {
+        let (lower, upper) = self.bounds()?;
+        let (var, lower) = match lower {
+            Some(Node::Rel { mut parts, ops }) if ops == [RelOp::Eq] && parts.len() == 2 => {
+                let start = parts.pop().unwrap();
+                (Some(symbol_name(&parts[0])?), Some(start))
+            }
+            Some(other) => (Some(symbol_name(&other)?), None),
+            None => (None, None),
+        };
+        let body = ungroup(self.term()?);
+        Ok(Node::Calc(Box::new(Calculus {
+            op: if sum { CalcOp::Sum } else { CalcOp::Product },
+            var,
+            lower,
+            upper,
+            body,
+        })))
+    }
+
+    /// `\lim_{x \to a^{+}} body` (the arrow itself is dropped by the lexer).
+    fn limit(&mut self) -> PResult<Node> {
+        self.expect(&Tok::Ch('_'))?;
+        self.expect(&Tok::Ch('{'))?;
+        let start = self.i;
+        let mut depth = 1usize;
+        while depth > 0 {
+            match self.bump()? {
+                Tok::Ch('{') => depth += 1,
+                Tok::Ch('}') => depth -= 1,
+                _ => {}
+            }
+        }
+        let mut inner: Vec<Tok> = self.t[start..self.i - 1].to_vec();
+        if inner.is_empty() {
+            return err("empty limit subscript");
+        }
+        let var = symbol_name(&self.sub_parse(vec![inner.remove(0)])?)?;
+        // A trailing `^+`, `^{-}` is the side of approach.
+        let mut dir = 1i8;
+        let tail: Vec<&Tok> = inner.iter().rev().take(4).collect();
+        let side = |t: &Tok| match t {
+            Tok::Ch('+') => Some(1i8),
+            Tok::Ch('-') => Some(-1i8),
+            _ => None,
+        };
+        if tail.len() >= 2 && *tail[1] == Tok::Ch('^') {
+            if let Some(d) = side(tail[0]) {
+                dir = d;
+                inner.truncate(inner.len() - 2);
+            }
+        } else if tail.len() >= 4
+            && *tail[3] == Tok::Ch('^')
+            && *tail[2] == Tok::Ch('{')
+            && *tail[0] == Tok::Ch('}')
+        {
+            if let Some(d) = side(tail[1]) {
+                dir = d;
+                inner.truncate(inner.len() - 4);
+            }
+        }
+        let point = self.sub_parse(inner)?;
+        let body = ungroup(self.term()?);
+        Ok(Node::Calc(Box::new(Calculus {
+            op: CalcOp::Limit(dir),
+            var: Some(var),
+            lower: Some(point),
+            upper: None,
+            body,
+        })))
     }
 
     /// A known function: optional `^power` and `_base`, then a bracketed or bare argument.
@@ -816,6 +1076,12 @@ impl Parser<'_> {
             let a = self.arg()?;
             match a {
                 Node::Seq(SeqKind::List, items) => items,
+                other => vec![other],
+            }
+        } else if matches!(self.peek(), Some(Tok::SetOpen) | Some(Tok::Ch('['))) {
+            // `\sin\{\theta\}`, `\sin[\theta]`: brackets used as the argument's parentheses.
+            match ungroup(self.primary()?) {
+                Node::Seq(SeqKind::Set | SeqKind::List, items) => items,
                 other => vec![other],
             }
         } else if f.is_prefix_operator() {
@@ -876,6 +1142,136 @@ impl Parser<'_> {
             None => call,
         })
     }
+}
+
+/// A differential at the start of `toks`: `dx` (one word), `d x`, `d\theta`. Returns the
+/// variable and the number of tokens.
+fn differential(toks: &[Tok]) -> Option<(String, usize)> {
+    match toks.first()? {
+        Tok::Word(w) if w.len() == 2 && w.starts_with('d') => Some((w[1..].to_string(), 1)),
+        Tok::Word(w) if w == "d" => match toks.get(1)? {
+            Tok::Word(v) if v.len() == 1 => Some((v.clone(), 2)),
+            Tok::Cmd(c) if is_greek(c) => Some((c.clone(), 2)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn is_greek(c: &str) -> bool {
+    matches!(
+        c,
+        "alpha"
+            | "beta"
+            | "gamma"
+            | "delta"
+            | "epsilon"
+            | "varepsilon"
+            | "zeta"
+            | "eta"
+            | "theta"
+            | "vartheta"
+            | "iota"
+            | "kappa"
+            | "lambda"
+            | "mu"
+            | "nu"
+            | "xi"
+            | "rho"
+            | "sigma"
+            | "tau"
+            | "upsilon"
+            | "phi"
+            | "varphi"
+            | "chi"
+            | "psi"
+            | "omega"
+    )
+}
+
+fn is_opener(t: &Tok) -> bool {
+    matches!(
+        t,
+        Tok::Ch('(' | '[' | '{') | Tok::SetOpen | Tok::Lfloor | Tok::Lceil | Tok::Begin(_)
+    )
+}
+
+fn is_closer(t: &Tok) -> bool {
+    matches!(
+        t,
+        Tok::Ch(')' | ']' | '}') | Tok::SetClose | Tok::Rfloor | Tok::Rceil | Tok::End(_)
+    )
+}
+
+/// Tokens that end an operand at its own bracket depth: separators and relations.
+fn ends_operand(t: &Tok) -> bool {
+    is_connective(t)
+        || matches!(
+            t,
+            Tok::Ch('=' | '<' | '>' | '&')
+                | Tok::Le
+                | Tok::Ge
+                | Tok::Ne
+                | Tok::Approx
+                | Tok::In
+                | Tok::RowSep
+                | Tok::Cup
+                | Tok::Cap
+                | Tok::Setminus
+        )
+}
+
+/// The name of a bound variable (`k`, `x_1`, `\theta`).
+fn symbol_name(n: &Node) -> PResult<String> {
+    match n {
+        Node::Sym(s) => Ok(s.clone()),
+        Node::E => Ok("e".into()),
+        Node::I => Ok("i".into()),
+        _ => err("bound variable is not a symbol"),
+    }
+}
+
+/// A group written with braces or brackets that holds one value is that value.
+fn ungroup(n: Node) -> Node {
+    match n {
+        Node::Seq(SeqKind::Set | SeqKind::List, mut v) if v.len() == 1 => v.pop().unwrap(),
+        other => other,
+    }
+}
+
+/// An operand of `\cup`/`\cap`/`\setminus`: a plain-brace list is a set, a single value the
+/// set of that value.
+fn as_set_operand(n: Node) -> Node {
+    match n {
+        Node::Seq(SeqKind::List, v) => Node::Seq(SeqKind::Set, v),
+        n @ (Node::Seq(..) | Node::Union(_) | Node::Inter(_) | Node::Diff(..)) => n,
+        other => Node::Seq(SeqKind::Set, vec![other]),
+    }
+}
+
+fn is_percent_word(w: &str) -> bool {
+    matches!(
+        w.to_ascii_lowercase().as_str(),
+        "percent" | "percentage" | "pct"
+    )
+}
+
+/// `\variable{name}`: the name read as math when it is one simple value (`x`, `x_1`, `1`,
+/// `\alpha`), else a symbol spelled as written.
+fn variable(name: &str, budget: &mut Budget) -> PResult<Node> {
+    if let Ok(n) = parse(name, budget) {
+        if matches!(
+            n,
+            Node::Sym(_) | Node::Num { .. } | Node::E | Node::I | Node::Pi
+        ) {
+            return Ok(n);
+        }
+    }
+    let spelled: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+    if spelled.is_empty() {
+        return err("empty \\variable");
+    }
+    Ok(Node::Sym(spelled))
 }
 
 fn tok_text(t: &Tok) -> String {

@@ -279,8 +279,18 @@ fn rounded_decimal_policy() {
     assert!(eq("3.1416", "\\pi"));
     assert!(!eq("3.14", "\\pi"));
     assert!(!eq("0.33", "1/3"));
-    // Not the other way round: a rounded gold does not accept the exact value.
+    // A gold rounded to fewer decimals than the prediction accepts it when the prediction has at
+    // least two more decimals and rounds to the gold; not a prediction about as coarse as the
+    // gold, and not an exact value (policy of the labelled dev cases).
+    assert!(eq("33.33333", "33.3"));
+    assert!(eq("0.290243531", "0.29"));
+    assert!(eq("-0.18638", "-0.186"));
+    assert!(!eq("33.33", "33.3"));
+    assert!(!eq("33.4", "33.3"));
+    assert!(!eq("33.36333", "33.3"));
     assert!(!eq("\\frac{100}{3}", "33.3"));
+    // One significant digit is too coarse to stand for a rounding.
+    assert!(!eq("0.3333", "0.3"));
     let p4 = CheckerOptions {
         precision: Some(4),
         ..CheckerOptions::default()

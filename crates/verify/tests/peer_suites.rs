@@ -8,8 +8,8 @@
 use oneshot_verify::{Checker, CheckerOptions};
 use std::collections::{BTreeMap, HashMap};
 
-/// The target is 97%; this is the level reached so far, which may only rise.
-const FLOOR: f64 = 0.84;
+/// The target is 97%; this is the level reached (1441/1482), which may only rise.
+const FLOOR: f64 = 0.972;
 
 fn load(name: &str) -> Vec<serde_json::Value> {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
