@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fixtures for crates/rl (oneshot-rl).
+"""Reference fixtures for crates/rl (oneshot-rl) and crates/optim (oneshot-optim).
 
 Writes crates/rl/tests/fixtures/losses.json: verl's actor/critic loss formulas and advantage
 estimators, implemented independently here in float64 numpy on fixed inputs, with analytic
@@ -7,7 +7,7 @@ gradients w.r.t. the log-probs, the entropies and the logits (logits -> log_soft
 -> gather; entropy of softmax(logits / T)). The analytic gradients are checked against central
 finite differences before anything is written.
 
-Also writes crates/rl/tests/fixtures/adamw.json from torch.optim.AdamW with
+Also writes crates/optim/tests/fixtures/adamw.json from torch.optim.AdamW with
 torch.nn.utils.clip_grad_norm_ (skipped with a message when torch is not importable).
 
 Usage: /opt/refvenv/bin/python scripts/make_loss_fixtures.py
@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "rl", "tests", "fixtures")
+OPTIM_OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "optim", "tests", "fixtures")
 
 B, T, V = 4, 6, 11
 TEMPERATURE = 0.6
@@ -374,7 +375,7 @@ def main():
         json.dump(build_loss_fixture(), f)
     adamw = build_adamw_fixture()
     if adamw is not None:
-        with open(os.path.join(OUT_DIR, "adamw.json"), "w") as f:
+        with open(os.path.join(OPTIM_OUT_DIR, "adamw.json"), "w") as f:
             json.dump(adamw, f, indent=1)
     print("wrote", os.path.normpath(OUT_DIR))
 

@@ -69,7 +69,7 @@ fn write_config(dir: &Path, bench: &Path, run: &str) -> PathBuf {
     cfg.validation.data_dir = bench.display().to_string();
     cfg.validation.limit = 4;
     cfg.validation.max_new_tokens = 2;
-    cfg.validation.prompt_template = "plain".into();
+    cfg.validation.prompt_template = oneshot_data::prompt::PromptTemplate::Plain;
     cfg.validation.generation_batch_size = 5;
     let path = dir.join(format!("{run}.toml"));
     std::fs::write(&path, cfg.to_toml_string().unwrap()).unwrap();
@@ -122,7 +122,7 @@ fn check_run_dir(out: &Path, bench: &Path) -> Vec<Row> {
     assert_eq!(cfg.trainer.total_steps, 6);
     assert_eq!(cfg.validation.benchmarks, vec!["math500", "amc23"]);
     assert_eq!(cfg.validation.data_dir, bench.display().to_string());
-    assert_eq!(cfg.model.device, "cpu");
+    assert_eq!(cfg.model.device, oneshot_model::DeviceSpec::Cpu);
 
     let rows = read_metrics(&out.join("metrics.jsonl")).unwrap();
     let steps: Vec<u64> = rows.iter().map(|m| m["step"].as_u64().unwrap()).collect();

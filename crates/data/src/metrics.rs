@@ -32,7 +32,7 @@ pub fn reported_ks(n: usize) -> Vec<usize> {
     ks
 }
 
-/// Words whose presence marks a self-reflective response (paper-notes §4), matched
+/// Words whose presence marks a self-reflective response (docs/PAPER.md §4), matched
 /// case-insensitively as substrings ("Rethinking" counts as "rethink").
 pub const REFLECTION_WORDS: [&str; 3] = ["rethink", "recheck", "recalculate"];
 

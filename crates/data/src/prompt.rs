@@ -2,7 +2,7 @@
 //!
 //! | name | text |
 //! |---|---|
-//! | `qwen25-math-cot` | the Qwen2.5-Math evaluation prompt (paper-notes §4), raw text, no chat template |
+//! | `qwen25-math-cot` | the Qwen2.5-Math evaluation prompt (docs/PAPER.md §4), raw text, no chat template |
 //! | `chat` | the model's own chat template over one user message: question + [`TRAINING_SUFFIX`] (exactly how the verl training prompts are built) |
 //! | `plain` | the question itself |
 
@@ -28,7 +28,10 @@ pub trait ChatRenderer {
     ) -> anyhow::Result<String>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An evaluation prompt; in configs and flags by [`PromptTemplate::name`] (an unknown name is an
+/// error listing the known ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum PromptTemplate {
     Qwen25MathCot,
     Chat,
@@ -91,6 +94,19 @@ impl FromStr for PromptTemplate {
                     names.join(", ")
                 )
             })
+    }
+}
+
+impl TryFrom<String> for PromptTemplate {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<PromptTemplate> for String {
+    fn from(t: PromptTemplate) -> String {
+        t.name().to_owned()
     }
 }
 

@@ -1,5 +1,5 @@
 //! The six evaluation benchmarks of the paper, with their sizes, file layout, label rules and
-//! decoding protocol (paper-notes §4), and where to find their files.
+//! decoding protocol (docs/PAPER.md §4), and where to find their files.
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! Choosing the training example(s): rank the pool by the historical variance score (paper-notes
+//! Choosing the training example(s): rank the pool by the historical variance score (docs/PAPER.md
 //! §2) or at random, then build the few-shot training file by repeating the chosen rows.
 //!
 //! The history file is `{ "<extra_info.index>": [accuracy in epoch 1, epoch 2, ...], ... }`.

@@ -10,7 +10,6 @@
 //! - [`metrics`], [`eval`]: strict / lenient / boxed accuracy, greedy evaluation.
 pub mod calc;
 pub mod corpus;
-pub mod demo;
 pub mod eval;
 pub mod families;
 pub mod metrics;

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use oneshot_hf::Tokenizer;
 use oneshot_model::{Batch, LogprobOptions, Model, ModelConfig};
-use oneshot_rl::{AdamW, AdamWConfig, LrSchedule};
+use oneshot_optim::{AdamW, AdamWConfig, LrSchedule};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

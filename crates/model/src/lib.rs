@@ -8,7 +8,8 @@
 //! - [`Model::generate`]: batched KV-cache sampling with per-sequence seeds.
 //! - [`Model::save`]: HF layout.
 pub mod batch;
-mod checkpointing;
+mod placement;
+mod recompute;
 pub mod config;
 pub mod generate;
 pub mod kv_cache;
@@ -26,4 +27,5 @@ pub use generate::{FinishReason, GenerateOptions, Generation, StopCheck};
 pub use layers::{MatmulPrecision, BF16_MIN_ROWS};
 pub use logprobs::LogprobOptions;
 pub use model::{hf_dtype_name, parse_dtype, Model};
+pub use placement::{DeviceSpec, WeightDtype};
 pub use sampling::SamplerConfig;

@@ -5,7 +5,7 @@
 //! so at most one `[chunk_rows, vocab]` block of logits is alive at a time in the detached
 //! paths and in [`Model::logprobs_with_grad`].
 use crate::batch::Batch;
-use crate::checkpointing;
+use crate::recompute;
 use crate::layers::MatmulPrecision;
 use crate::model::Model;
 use anyhow::{bail, Result};
@@ -18,14 +18,14 @@ pub struct LogprobOptions {
     pub chunk_rows: usize,
     /// Recompute each layer in the backward pass instead of keeping its activations
     /// (only [`Model::logprobs_with_grad`] uses it).
-    pub checkpoint_layers: bool,
+    pub recompute_layers: bool,
 }
 
 impl Default for LogprobOptions {
     fn default() -> Self {
         Self {
             chunk_rows: 256,
-            checkpoint_layers: false,
+            recompute_layers: false,
         }
     }
 }
@@ -198,7 +198,7 @@ impl Model {
     /// of every parameter (look them up with `grads.get(var.as_tensor())`).
     ///
     /// Memory: the output head is recomputed chunk by chunk in the backward pass, so one
-    /// block of logits lives at a time; with `opts.checkpoint_layers` only each layer's input
+    /// block of logits lives at a time; with `opts.recompute_layers` only each layer's input
     /// is kept and layers are recomputed in reverse order.
     pub fn logprobs_with_grad(
         &self,
@@ -209,7 +209,7 @@ impl Model {
         loss_fn: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<(f32, GradStore)> {
         check_temperature(temperature)?;
-        checkpointing::logprobs_with_grad(self, batch, response_start, temperature, opts, loss_fn)
+        recompute::logprobs_with_grad(self, batch, response_start, temperature, opts, loss_fn)
     }
 }
 

@@ -36,10 +36,10 @@ fn every_parameter_gets_a_nonzero_gradient() {
         tiny("LlamaForCausalLM", false, 1, 2),
     ] {
         let (batch, start) = Batch::prompt_response(&prompts(), &responses(), 0).unwrap();
-        for checkpoint_layers in [false, true] {
+        for recompute_layers in [false, true] {
             let opts = LogprobOptions {
                 chunk_rows: 2,
-                checkpoint_layers,
+                recompute_layers,
             };
             let (_, grads) = model
                 .logprobs_with_grad(&batch, start, 0.9, &opts, |lp, en| {
@@ -63,7 +63,7 @@ fn gradients_agree_with_finite_differences() {
     let (temp, ew) = (0.8, 0.3);
     let opts = LogprobOptions {
         chunk_rows: 4,
-        checkpoint_layers: true,
+        recompute_layers: true,
     };
     let loss_of = |m: &Model| -> f64 {
         let (lp, en) = m.token_logprobs(&batch, start, temp, &opts).unwrap();
@@ -439,7 +439,7 @@ fn fused_attention_matches_the_materialised_path() {
     let (batch, start) = Batch::prompt_response(&prompts(), &responses(), 0).unwrap();
     let opts = LogprobOptions {
         chunk_rows: 4,
-        checkpoint_layers: false,
+        recompute_layers: false,
     };
     let loss = |lp: &Tensor, en: &Tensor| Ok((lp.sum_all()? + (en.sum_all()? * 0.3)?)?);
     let (lf, gf) = fused
@@ -509,7 +509,7 @@ fn bf16_matmul_precision_is_close_to_f32_in_values_and_gradients() {
     let (batch, start) = Batch::prompt_response(&prompts(), &responses(), 0).unwrap();
     let opts = LogprobOptions {
         chunk_rows: 4,
-        checkpoint_layers: true,
+        recompute_layers: true,
     };
     let (lp_f, _) = f32m.token_logprobs(&batch, start, 0.8, &opts).unwrap();
     let (lp_b, en_b) = bf.token_logprobs(&batch, start, 0.8, &opts).unwrap();

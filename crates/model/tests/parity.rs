@@ -32,7 +32,7 @@ fn logprobs_and_entropy_match_transformers() {
         let batch = batch_from(&f.expected["input_ids"], &f.expected["attention_mask"]);
         let opts = LogprobOptions {
             chunk_rows: 3,
-            checkpoint_layers: false,
+            recompute_layers: false,
         };
         let (lp, en) = f
             .model
@@ -66,15 +66,15 @@ fn check_grads(name: &str, f: &Fixture, grads: &candle_core::backprop::GradStore
 }
 
 #[test]
-fn gradients_match_transformers_with_and_without_checkpointing() {
+fn gradients_match_transformers_with_and_without_recompute() {
     for name in FIXTURES {
         let f = load_fixture(name);
         let batch = batch_from(&f.expected["input_ids"], &f.expected["attention_mask"]);
         let w = f.entropy_weight;
-        for checkpoint_layers in [false, true] {
+        for recompute_layers in [false, true] {
             let opts = LogprobOptions {
                 chunk_rows: 4,
-                checkpoint_layers,
+                recompute_layers,
             };
             let (loss, grads) = f
                 .model
@@ -87,7 +87,7 @@ fn gradients_match_transformers_with_and_without_checkpointing() {
                 name,
                 &f,
                 &grads,
-                if checkpoint_layers {
+                if recompute_layers {
                     "checkpointed"
                 } else {
                     "staged"

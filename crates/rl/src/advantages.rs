@@ -294,3 +294,71 @@ mod tests {
         assert!(err.contains("response 0"), "{err}");
     }
 }
+
+/// What an estimator reads: the token rewards (the outcome score on the last token, minus the
+/// KL penalty when KL is in the reward), the response mask, the group of each response, and
+/// for GAE the critic's values.
+pub struct AdvantageInputs<'a> {
+    pub token_rewards: &'a TokenGrid,
+    pub mask: &'a TokenGrid,
+    pub group_of: &'a [usize],
+    pub values: Option<&'a TokenGrid>,
+    pub gamma: f64,
+    pub lam: f64,
+}
+
+/// Per-token advantages, and the returns the critic regresses on (GAE only).
+pub struct Advantages {
+    pub advantages: TokenGrid,
+    pub returns: Option<TokenGrid>,
+}
+
+impl AdvantageEstimator {
+    /// Runs the estimator. Outcome estimators (GRPO, Dr.GRPO, RLOO) score each response by its
+    /// summed token rewards (the outcome score unless KL is in the reward) and copy the
+    /// advantage onto every token; REINFORCE++ and GAE work per token.
+    pub fn compute(self, inp: &AdvantageInputs) -> Result<Advantages> {
+        let outcome = |f: fn(&[f32], &[usize]) -> Result<Vec<f32>>| -> Result<Advantages> {
+            let scores: Vec<f32> = (0..inp.mask.rows)
+                .map(|i| inp.token_rewards.row(i).iter().sum())
+                .collect();
+            Ok(Advantages {
+                advantages: expand_to_tokens(&f(&scores, inp.group_of)?, inp.mask)?,
+                returns: None,
+            })
+        };
+        match self {
+            AdvantageEstimator::Grpo => outcome(grpo),
+            AdvantageEstimator::DrGrpo => outcome(dr_grpo),
+            AdvantageEstimator::Rloo => outcome(rloo),
+            AdvantageEstimator::ReinforcePlusPlus => {
+                let (adv, _) = reinforce_plus_plus(inp.token_rewards, inp.mask, inp.gamma as f32)?;
+                Ok(Advantages {
+                    advantages: adv,
+                    returns: None,
+                })
+            }
+            AdvantageEstimator::Gae => {
+                let Some(values) = inp.values else {
+                    bail!("the GAE estimator needs the critic's values");
+                };
+                let (adv, ret) = gae(
+                    inp.token_rewards,
+                    values,
+                    inp.mask,
+                    inp.gamma as f32,
+                    inp.lam as f32,
+                )?;
+                Ok(Advantages {
+                    advantages: adv,
+                    returns: Some(ret),
+                })
+            }
+        }
+    }
+
+    /// Whether the estimator needs a critic.
+    pub fn needs_critic(self) -> bool {
+        self == AdvantageEstimator::Gae
+    }
+}

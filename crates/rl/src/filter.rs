@@ -3,7 +3,8 @@
 //! A group whose advantages are all zero (every rollout equally right or wrong) contributes
 //! nothing to the policy gradient, but still contributes KL and entropy gradients. When every
 //! group is like that, AdamW would normalise those tiny gradients into full-size steps (observed
-//! in the lab notes: entropy rose and reasoning garbled), so the caller should skip the step.
+//! in docs/LAB.md, "Before the lab": entropy rose and reasoning garbled), so the caller should
+//! skip the step.
 
 use std::collections::BTreeMap;
 

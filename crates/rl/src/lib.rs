@@ -1,7 +1,7 @@
 //! RLVR math for 1-shot RLVR (Wang et al. 2504.20571, on verl 0.2's formulas): advantage
 //! estimators, the actor and critic losses with their aggregation modes, KL estimators, reward
-//! composition with HAPO's length reward, the fused AdamW optimiser and learning-rate schedules.
-//! The trainer loop that ties them to the model lives elsewhere.
+//! composition with HAPO's length reward. The optimiser is `oneshot-optim` (pretraining uses it
+//! too); the trainer loop that ties these to the model is `oneshot-train`.
 
 pub mod advantages;
 pub mod agg;
@@ -11,9 +11,7 @@ pub mod hapo;
 pub mod kl;
 pub mod logits;
 pub mod loss;
-pub mod optim;
 pub mod reward;
-pub mod schedule;
 
 pub use advantages::AdvantageEstimator;
 pub use agg::{AggScope, LossAgg};
@@ -21,5 +19,3 @@ pub use grid::TokenGrid;
 pub use kl::KlKind;
 pub use logits::token_logp_entropy;
 pub use loss::{policy_loss, value_loss, PolicyLossConfig, PolicyLossInputs, PolicyLossMetrics};
-pub use optim::{AdamW, AdamWConfig, GradAccumulator, StepStats};
-pub use schedule::LrSchedule;

@@ -14,9 +14,8 @@
 
 use std::time::Instant;
 
-use oneshot_train::metrics::read_metrics;
 use oneshot_train::toy::{qwen2_config, write_model_dir};
-use oneshot_train::{train, RunOptions, TrainConfig};
+use oneshot_train::{train_with, RunOptions, StepMetrics, TrainConfig};
 
 fn main() -> anyhow::Result<()> {
     oneshot_kernels::alloc::keep_freed_memory();
@@ -82,26 +81,23 @@ fn main() -> anyhow::Result<()> {
     ];
     let cfg = TrainConfig::load(None, &sets)?;
     let _ = std::fs::remove_dir_all(&out);
-    train(cfg, &RunOptions::default())?;
-    let metrics = read_metrics(&out.join("metrics.jsonl"))?;
-    let keys = [
-        "time/rollout",
-        "time/reward",
-        "time/logprob",
-        "time/update",
-        "time/step",
-    ];
-    println!("| step | {} | gen tokens/s |", keys.join(" | "));
+    let mut metrics = Vec::new();
+    train_with(cfg, &RunOptions::default(), |_, m| {
+        metrics.push(m.clone());
+        Ok(())
+    })?;
+    let row = |m: &StepMetrics| {
+        let t = &m.time;
+        [t.rollout, t.reward, t.logprob, t.update, t.step]
+    };
+    println!("| step | rollout | reward | logprob | update | step | gen tokens/s |");
     for m in &metrics {
-        let cells: Vec<String> = keys
-            .iter()
-            .map(|k| format!("{:.3}", m[*k].as_f64().unwrap()))
-            .collect();
+        let cells: Vec<String> = row(m).iter().map(|v| format!("{v:.3}")).collect();
         println!(
             "| {} | {} | {:.1} |",
-            m["step"],
+            m.step,
             cells.join(" | "),
-            m["throughput/gen_tokens_per_s"].as_f64().unwrap()
+            m.gen_tokens_per_s
         );
     }
     // Means over the steps after the first (which pays one-time warm-up costs).
@@ -110,12 +106,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         &metrics[..]
     };
-    let means: Vec<String> = keys
-        .iter()
+    let means: Vec<String> = (0..5)
         .map(|k| {
             format!(
                 "{:.3}",
-                tail.iter().map(|m| m[*k].as_f64().unwrap()).sum::<f64>() / tail.len() as f64
+                tail.iter().map(|m| row(m)[k]).sum::<f64>() / tail.len() as f64
             )
         })
         .collect();

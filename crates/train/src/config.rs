@@ -1,5 +1,6 @@
-//! The run configuration: a TOML file whose defaults are the paper's recipe (paper-notes §3),
-//! overridable key by key (`--set section.key=value`), validated, and saved resolved with the run.
+//! The run configuration: a TOML file whose defaults are the paper's recipe (docs/PAPER.md),
+//! overridable key by key (`--set section.key=value`, see `oneshot-config`), validated, and
+//! saved resolved with the run.
 
 use std::path::{Path, PathBuf};
 
@@ -21,17 +22,29 @@ pub struct TrainConfig {
     pub debug: DebugSection,
 }
 
+/// How training prompts are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptTemplate {
+    /// The prompt messages through the model's chat template (verl).
+    Chat,
+    /// The messages' contents joined by newlines.
+    Plain,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
     /// Local HF directory or hub id (`org/name[@revision]`).
     pub path: String,
     /// Parameter dtype: f32, bf16 or f16 (the optimiser keeps f32 master weights either way).
-    pub dtype: String,
+    pub dtype: oneshot_model::WeightDtype,
     /// `cpu` or `cuda` / `cuda:N` (needs the `cuda` feature).
-    pub device: String,
-    /// Recompute each layer in the backward pass (less memory, ~1/3 more compute).
-    pub gradient_checkpointing: bool,
+    pub device: oneshot_model::DeviceSpec,
+    /// Recompute each layer's activations in the backward pass instead of keeping them (less
+    /// memory, ~1/3 more compute; HF calls this gradient checkpointing).
+    #[serde(alias = "gradient_checkpointing")]
+    pub recompute_layers: bool,
     /// Rows of `[rows, vocab]` logits alive at once in the log-prob passes.
     pub logprob_chunk_rows: usize,
     /// Projection products: `f32`, or `bf16` (operands rounded to bf16, f32 accumulation,
@@ -46,7 +59,7 @@ pub struct DataSection {
     pub train_files: Vec<String>,
     /// `chat`: the prompt messages through the model's chat template (verl); `plain`: the
     /// messages' contents joined by newlines.
-    pub prompt_template: String,
+    pub prompt_template: PromptTemplate,
     /// Prompt rows per step (the paper: 128, the one example repeated).
     pub train_batch_size: usize,
     /// Longest prompt in tokens; a longer one is an error naming its row.
@@ -75,7 +88,7 @@ pub struct RewardSection {
     pub correct_value: f64,
     /// Extra reward for a complete `\boxed{...}` (0 = off, the paper).
     pub format_value: f64,
-    /// HAPO's history-aware length reward (paper-notes §6).
+    /// HAPO's history-aware length reward (docs/PAPER.md §6).
     pub length_reward: bool,
     /// Its weight w in [0, 1].
     pub length_weight: f64,
@@ -88,15 +101,15 @@ pub struct RewardSection {
 pub struct AlgorithmSection {
     pub adv_estimator: AdvantageEstimator,
     /// Discount and GAE lambda (REINFORCE++ and GAE).
-    pub gamma: f32,
-    pub lam: f32,
+    pub gamma: f64,
+    pub lam: f64,
     /// KL to the frozen reference as a loss term (the paper) ...
     pub use_kl_loss: bool,
     pub kl_loss_coef: f64,
     pub kl_loss_type: KlKind,
     /// ... or subtracted from the token rewards before the advantages.
     pub kl_in_reward: bool,
-    pub kl_reward_coef: f32,
+    pub kl_reward_coef: f64,
     pub kl_reward_type: KlKind,
     pub entropy_coef: f64,
     pub clip_ratio_low: f64,
@@ -115,8 +128,8 @@ pub struct AlgorithmSection {
 #[serde(default, deny_unknown_fields)]
 pub struct OptimSection {
     pub lr: f64,
-    /// `constant` (the paper) or `warmup-cosine`.
-    pub schedule: String,
+    /// `constant` (the paper), `warmup-constant` or `warmup-cosine`.
+    pub schedule: oneshot_optim::Schedule,
     pub warmup_steps: usize,
     pub min_lr_ratio: f64,
     pub betas: [f64; 2],
@@ -168,7 +181,7 @@ pub struct ValidationSection {
     /// empty: `$ONESHOT_DATA`).
     pub data_dir: String,
     /// `qwen25-math-cot` (the paper's evaluation prompt), `chat` or `plain`.
-    pub prompt_template: String,
+    pub prompt_template: oneshot_data::prompt::PromptTemplate,
     /// Rollouts per engine call (`oneshot eval --batch-size`; does not change any result).
     pub generation_batch_size: usize,
 }
@@ -184,9 +197,9 @@ impl Default for ModelSection {
     fn default() -> Self {
         Self {
             path: String::new(),
-            dtype: "bf16".into(),
-            device: "cpu".into(),
-            gradient_checkpointing: false,
+            dtype: oneshot_model::WeightDtype::Bf16,
+            device: oneshot_model::DeviceSpec::Cpu,
+            recompute_layers: false,
             logprob_chunk_rows: 256,
             matmul: oneshot_model::MatmulPrecision::F32,
         }
@@ -197,7 +210,7 @@ impl Default for DataSection {
     fn default() -> Self {
         Self {
             train_files: vec!["../shared/data/train/pi1_r128.parquet".into()],
-            prompt_template: "chat".into(),
+            prompt_template: PromptTemplate::Chat,
             train_batch_size: 128,
             max_prompt_length: 1024,
             shuffle: true,
@@ -258,7 +271,7 @@ impl Default for OptimSection {
     fn default() -> Self {
         Self {
             lr: 1e-6,
-            schedule: "constant".into(),
+            schedule: oneshot_optim::Schedule::Constant,
             warmup_steps: 0,
             min_lr_ratio: 0.0,
             betas: [0.9, 0.999],
@@ -297,7 +310,7 @@ impl Default for ValidationSection {
             limit: 0,
             max_new_tokens: 3072,
             data_dir: "../shared/data/benchmarks".into(),
-            prompt_template: "qwen25-math-cot".into(),
+            prompt_template: oneshot_data::prompt::PromptTemplate::Qwen25MathCot,
             generation_batch_size: 64,
         }
     }
@@ -319,54 +332,13 @@ impl Default for TrainConfig {
     }
 }
 
-/// Parses one `--set` value: any TOML value (`0.5`, `true`, `"x"`, `[1, 2]`), else a bare string.
-fn parse_override_value(raw: &str) -> toml::Value {
-    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").expect("parsed table has the key"),
-        Err(_) => toml::Value::String(raw.to_string()),
-    }
-}
-
-/// Applies `section.key=value` to a TOML table, creating the section if needed.
-pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
-    let (key, value) = assignment
-        .split_once('=')
-        .with_context(|| format!("--set `{assignment}`: expected section.key=value"))?;
-    let path: Vec<&str> = key.trim().split('.').collect();
-    if path.len() != 2 || path.iter().any(|p| p.is_empty()) {
-        bail!("--set `{assignment}`: the key must be `section.key`, e.g. optim.lr=1e-5");
-    }
-    let section = table
-        .entry(path[0].to_string())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(section) = section.as_table_mut() else {
-        bail!("--set `{assignment}`: `{}` is not a section", path[0]);
-    };
-    section.insert(path[1].to_string(), parse_override_value(value.trim()));
-    Ok(())
-}
-
 impl TrainConfig {
     /// Reads a config file (missing keys take the paper's defaults), then applies overrides.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
-        let mut table = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config {}", p.display()))?;
-                toml::from_str::<toml::Table>(&text)
-                    .with_context(|| format!("parsing config {}", p.display()))?
-            }
-            None => toml::Table::new(),
-        };
-        for o in overrides {
-            apply_override(&mut table, o)?;
-        }
+        let cfg: TrainConfig = oneshot_config::load(path, overrides)?;
         let what = path.map_or("the default config".to_string(), |p| {
             p.display().to_string()
         });
-        let cfg: TrainConfig = toml::Value::Table(table)
-            .try_into()
-            .with_context(|| format!("in {what} (after --set overrides)"))?;
         cfg.validate().with_context(|| format!("in {what}"))?;
         Ok(cfg)
     }
@@ -378,7 +350,7 @@ impl TrainConfig {
     }
 
     pub fn to_toml_string(&self) -> Result<String> {
-        toml::to_string_pretty(self).context("serialising the config")
+        oneshot_config::to_toml(self)
     }
 
     /// Checks ranges and combinations, naming the key.
@@ -390,15 +362,8 @@ impl TrainConfig {
         if self.model.path.is_empty() {
             bail!("model.path is empty (give --model DIR or set model.path)");
         }
-        oneshot_model::parse_dtype(&self.model.dtype).context("model.dtype")?;
         if d.train_files.is_empty() {
             bail!("data.train_files is empty");
-        }
-        if !matches!(d.prompt_template.as_str(), "chat" | "plain") {
-            bail!(
-                "data.prompt_template must be `chat` or `plain`, got `{}`",
-                d.prompt_template
-            );
         }
         for (name, v) in [
             ("data.train_batch_size", d.train_batch_size),
@@ -451,38 +416,22 @@ impl TrainConfig {
         }
         self.schedule().validate().context("optim")?;
         self.adamw().validate().context("optim")?;
-        if !matches!(
-            self.optim.schedule.as_str(),
-            "constant" | "warmup-cosine" | "warmup-constant"
-        ) {
-            bail!(
-                "optim.schedule must be constant, warmup-constant or warmup-cosine, got `{}`",
-                self.optim.schedule
-            );
-        }
         Ok(())
     }
 
-    pub fn schedule(&self) -> oneshot_rl::LrSchedule {
+    pub fn schedule(&self) -> oneshot_optim::LrSchedule {
         let o = &self.optim;
-        match o.schedule.as_str() {
-            "warmup-cosine" => oneshot_rl::LrSchedule::WarmupCosine {
-                lr: o.lr,
-                warmup_steps: o.warmup_steps,
-                total_steps: self.trainer.total_steps.max(1),
-                min_lr_ratio: o.min_lr_ratio,
-            },
-            "warmup-constant" => oneshot_rl::LrSchedule::WarmupConstant {
-                lr: o.lr,
-                warmup_steps: o.warmup_steps,
-            },
-            _ => oneshot_rl::LrSchedule::Constant { lr: o.lr },
-        }
+        o.schedule.with(
+            o.lr,
+            o.warmup_steps,
+            self.trainer.total_steps,
+            o.min_lr_ratio,
+        )
     }
 
-    pub fn adamw(&self) -> oneshot_rl::AdamWConfig {
+    pub fn adamw(&self) -> oneshot_optim::AdamWConfig {
         let o = &self.optim;
-        oneshot_rl::AdamWConfig {
+        oneshot_optim::AdamWConfig {
             lr: o.lr,
             betas: (o.betas[0], o.betas[1]),
             eps: o.eps,
@@ -577,7 +526,7 @@ mod tests {
             "{:#}",
             TrainConfig::load(None, &["optim.lr".into()]).unwrap_err()
         );
-        assert!(err.contains("section.key=value"), "{err}");
+        assert!(err.contains("key=value"), "{err}");
         let err = format!(
             "{:#}",
             TrainConfig::load(

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::{DType, Tensor, Var};
 use oneshot_model::{Batch, Model};
-use oneshot_rl::{AdamW, AdamWConfig};
+use oneshot_optim::{AdamW, AdamWConfig};
 
 pub const HEAD_WEIGHT: &str = "value_head.weight";
 pub const HEAD_BIAS: &str = "value_head.bias";

@@ -1,6 +1,7 @@
 //! `oneshot train`: 1-shot RLVR end to end (Wang et al. 2504.20571, verl 0.2's GRPO recipe).
 //!
-//! The data path is [`step`] (sample, reward, advantage, loss, update), read top to bottom.
+//! The data path is [`step`] (rollout, reward, old/ref log-probs, advantages, then [`update`]
+//! of actor and critic), read top to bottom; [`metrics::StepMetrics`] is what a step reports.
 //! Around it: [`config`] (TOML + `--set`), [`trainer`] (the loop, validation, NaN stop),
 //! and the I/O edges: [`checkpoint`], [`metrics`], [`plots`], [`tensorboard`].
 
@@ -18,7 +19,9 @@ pub mod step;
 pub mod tensorboard;
 pub mod toy;
 pub mod trainer;
+pub mod update;
 pub mod validate;
 
 pub use config::TrainConfig;
-pub use trainer::{train, RunOptions, RunSummary, Trainer};
+pub use metrics::StepMetrics;
+pub use trainer::{train, train_with, RunOptions, RunSummary, Trainer};

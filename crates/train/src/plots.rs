@@ -1,5 +1,6 @@
 //! Training curves from `metrics.jsonl`, drawn with plotters as PNG and SVG: reward, accuracy,
-//! response length, entropy, KL, grad norm and every validation accuracy, one panel each.
+//! response length, entropy, KL, grad norm and every validation accuracy, one panel each; and
+//! the chart set-up every figure of the project shares ([`register_font`], [`write_png`]).
 //! PNG text is rasterised with ab_glyph from a font compiled into the binary (Ubuntu Light,
 //! shipped by the `epaint_default_fonts` crate), so no system font is needed.
 
@@ -11,23 +12,26 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::{Map, Value};
 
+use crate::metrics::names;
+
 pub const PNG_FILE: &str = "training_curves.png";
 pub const SVG_FILE: &str = "training_curves.svg";
 
 const MAIN_CURVES: [&str; 6] = [
-    "reward/mean",
-    "acc/mean",
-    "response_length/mean",
-    "actor/entropy",
-    "actor/kl_loss",
-    "actor/grad_norm",
+    names::REWARD_MEAN,
+    names::ACC_MEAN,
+    names::RESPONSE_LENGTH_MEAN,
+    names::ENTROPY,
+    names::KL_LOSS,
+    names::GRAD_NORM,
 ];
 const PANEL_W: u32 = 420;
 const PANEL_H: u32 = 300;
 
 static FONT: Once = Once::new();
 
-fn register_font() {
+/// Makes the embedded font the `sans-serif` of every chart (once per process).
+pub fn register_font() {
     FONT.call_once(|| {
         // The bytes are a valid TrueType font shipped with the crate; failure would be a bug.
         plotters::style::register_font(
@@ -44,7 +48,7 @@ fn register_font() {
 fn series(metrics: &[Map<String, Value>], key: &str) -> Vec<(f64, f64)> {
     metrics
         .iter()
-        .filter_map(|m| Some((m.get("step")?.as_f64()?, m.get(key)?.as_f64()?)))
+        .filter_map(|m| Some((m.get(names::STEP)?.as_f64()?, m.get(key)?.as_f64()?)))
         .filter(|(_, v)| v.is_finite())
         .collect()
 }
@@ -59,7 +63,7 @@ fn curve_keys(metrics: &[Map<String, Value>]) -> Vec<String> {
     let mut val: Vec<String> = metrics
         .iter()
         .flat_map(|m| m.keys())
-        .filter(|k| k.starts_with("val/") && k.ends_with("/acc"))
+        .filter(|k| k.starts_with(names::VAL_PREFIX) && k.ends_with("/acc"))
         .cloned()
         .collect();
     val.sort();
@@ -170,7 +174,8 @@ pub fn write_plots(metrics: &[Map<String, Value>], dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
-fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
+/// Writes an RGB8 buffer (as `BitMapBackend::with_buffer` draws it) as a PNG file.
+pub fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);

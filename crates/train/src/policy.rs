@@ -18,21 +18,6 @@ pub struct Policy {
     pub source_dir: PathBuf,
 }
 
-/// `cpu`, `cuda` or `cuda:N`.
-pub fn parse_device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(0).context("model.device = cuda (is the `cuda` feature on?)"),
-        other => match other
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            Some(n) => Device::new_cuda(n).with_context(|| format!("model.device = {other}")),
-            None => bail!("model.device must be cpu, cuda or cuda:N, got `{other}`"),
-        },
-    }
-}
-
 impl Policy {
     /// Loads weights from `weights_dir` and everything else (tokenizer, chat template,
     /// generation config) from `source_dir`; they are the same directory except when resuming.

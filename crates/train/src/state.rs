@@ -44,6 +44,13 @@ impl RunState {
         }
     }
 
+    /// The history with the running epoch's accuracies appended (the state is unchanged).
+    pub fn accuracy_so_far(&self) -> History {
+        let mut s = self.clone();
+        s.close_epoch();
+        s.accuracy
+    }
+
     /// Appends the running epoch's accuracies to the history.
     pub fn close_epoch(&mut self) {
         for (index, (correct, total)) in std::mem::take(&mut self.epoch_counts) {

@@ -1,21 +1,21 @@
-//! The run around the step: building the trainer (fresh or from a checkpoint), the step loop
-//! with validation, checkpoints, metrics, plots, TensorBoard and the progress bar, and the
-//! NaN stop.
+//! The run around the step: building the trainer (fresh or from a checkpoint) and the one
+//! training loop (`train_with`) that `oneshot train`, the demo and `lab reproduce` share:
+//! validation, checkpoints, metrics, plots, TensorBoard, progress, and the NaN stop.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use oneshot_model::{parse_dtype, Model};
-use oneshot_rl::{AdamW, AdvantageEstimator};
+use oneshot_model::Model;
+use oneshot_optim::AdamW;
+use oneshot_run::{Progress, Style};
 use oneshot_verify::{Checker, CheckerOptions};
 use serde_json::{json, Map, Value};
 
 use crate::checkpoint::{self, ACTOR_DIR, ACTOR_OPTIM_DIR, CRITIC_DIR};
-use crate::config::TrainConfig;
+use crate::config::{PromptTemplate, TrainConfig};
 use crate::critic::Critic;
-use crate::metrics::{read_metrics, MetricsLog};
-use crate::policy::{parse_device, Policy};
+use crate::metrics::{names, read_metrics, MetricsLog, StepMetrics};
+use crate::policy::Policy;
 use crate::prompts::{load_prompts, PromptRenderer, TrainPrompt};
 use crate::state::RunState;
 use crate::step::{train_step, NonFinite};
@@ -40,12 +40,17 @@ pub struct Trainer {
 }
 
 impl Trainer {
+    /// Runs one training step (see [`crate::step`]).
+    pub fn step(&mut self) -> Result<StepMetrics> {
+        train_step(self)
+    }
+
     /// Builds a trainer from the config, restoring weights, optimiser and run state from
     /// `checkpoint` when given.
     pub fn new(cfg: TrainConfig, checkpoint: Option<&Path>) -> Result<Self> {
         let source = oneshot_hf::resolve_model_dir(&cfg.model.path)?;
-        let dtype = parse_dtype(&cfg.model.dtype)?;
-        let device = parse_device(&cfg.model.device)?;
+        let dtype = cfg.model.dtype.dtype();
+        let device = cfg.model.device.open()?;
         let weights = checkpoint.map_or(source.clone(), |c| c.join(ACTOR_DIR));
         let mut policy = Policy::load(&weights, &source, dtype, &device)?;
         policy.model.set_matmul_precision(cfg.model.matmul);
@@ -59,10 +64,7 @@ impl Trainer {
         };
         let mut critic_adamw = cfg.adamw();
         critic_adamw.lr = cfg.algorithm.critic_lr;
-        let critic = match (
-            cfg.algorithm.adv_estimator == AdvantageEstimator::Gae,
-            checkpoint,
-        ) {
+        let critic = match (cfg.algorithm.adv_estimator.needs_critic(), checkpoint) {
             (false, _) => None,
             (true, None) => Some(Critic::new(policy.model.frozen_copy()?, critic_adamw)?),
             (true, Some(c)) => Some(Critic::load(
@@ -80,14 +82,16 @@ impl Trainer {
             }
             None => RunState::default(),
         };
-        let renderer = match cfg.data.prompt_template.as_str() {
-            "chat" => PromptRenderer::Chat(policy.chat.as_ref().with_context(|| {
-                format!(
-                    "data.prompt_template = chat, but {} has no chat template (use `plain`)",
-                    source.display()
-                )
-            })?),
-            _ => PromptRenderer::Plain,
+        let renderer = match cfg.data.prompt_template {
+            PromptTemplate::Chat => {
+                PromptRenderer::Chat(policy.chat.as_ref().with_context(|| {
+                    format!(
+                        "data.prompt_template = chat, but {} has no chat template (use `plain`)",
+                        source.display()
+                    )
+                })?)
+            }
+            PromptTemplate::Plain => PromptRenderer::Plain,
         };
         let prompts = load_prompts(
             &cfg.data.train_files,
@@ -113,12 +117,28 @@ impl Trainer {
 }
 
 /// How to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Continue from the newest checkpoint in the output directory.
     pub resume: bool,
     /// Stop once this many steps are done (as an interruption would; for tests and budgets).
     pub stop_after: Option<usize>,
+    /// Write checkpoints (`trainer.save_every` and the last step). Runs that hand their model
+    /// on in memory (the demo's stages) turn them off.
+    pub checkpoints: bool,
+    /// What the progress display calls the run.
+    pub label: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            resume: false,
+            stop_after: None,
+            checkpoints: true,
+            label: "train".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -126,48 +146,12 @@ pub struct RunSummary {
     pub steps_done: usize,
     pub output_dir: PathBuf,
     pub last_checkpoint: Option<PathBuf>,
-    pub last_metrics: Option<Map<String, Value>>,
-}
-
-fn progress_bar(cfg: &TrainConfig, start: usize) -> ProgressBar {
-    let target = if cfg.trainer.progress_bar {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(cfg.trainer.total_steps as u64), target);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{elapsed_precise} [{wide_bar}] step {pos}/{len} ETA {eta_precise} {msg}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_position(start as u64);
-    bar
-}
-
-fn progress_message(m: &Map<String, Value>) -> String {
-    let get = |k: &str| m.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-    format!(
-        "reward {:.3} acc {:.3} len {:.0} {:.1}s/step",
-        get("reward/mean"),
-        get("acc/mean"),
-        get("response_length/mean"),
-        get("time/step")
-    )
-}
-
-fn scalars_of(m: &Map<String, Value>) -> Vec<(String, f32)> {
-    m.iter()
-        .filter(|(k, _)| k.as_str() != "step")
-        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()? as f32)))
-        .collect()
+    pub last_metrics: Option<StepMetrics>,
 }
 
 /// Writes the rollout accuracy history with the running epoch included.
 fn write_accuracy(state: &RunState, out: &Path) -> Result<()> {
-    let mut s = state.clone();
-    s.close_epoch();
-    oneshot_data::select::write_history(&out.join(ACCURACY_FILE), &s.accuracy)
+    oneshot_data::select::write_history(&out.join(ACCURACY_FILE), &state.accuracy_so_far())
         .with_context(|| format!("writing {}", out.join(ACCURACY_FILE).display()))
 }
 
@@ -177,86 +161,98 @@ fn refresh_plots(out: &Path, log: &MetricsLog) -> Result<()> {
     Ok(())
 }
 
+/// The checkpoint a run starts from: the newest one with `--resume` (which needs one), none
+/// otherwise (and then the directory must not hold any, so no run is overwritten).
+fn starting_checkpoint(out: &Path, opts: &RunOptions) -> Result<Option<PathBuf>> {
+    let latest = checkpoint::latest(out)?;
+    match (opts.resume, latest) {
+        (true, None) => bail!(
+            "--resume: no checkpoint in {}",
+            checkpoint::checkpoints_dir(out).display()
+        ),
+        (false, Some(_)) if opts.checkpoints => bail!(
+            "{} already holds checkpoints; pass --resume to continue, or another output dir",
+            out.display()
+        ),
+        (true, latest) => Ok(latest),
+        (false, _) => Ok(None),
+    }
+}
+
 /// Runs (or resumes) a training run to `trainer.total_steps`.
 pub fn train(cfg: TrainConfig, opts: &RunOptions) -> Result<RunSummary> {
+    Ok(train_with(cfg, opts, |_, _| Ok(()))?.1)
+}
+
+/// The training loop: builds the trainer, then step by step runs [`train_step`], lets
+/// `after_step` add points to the step's metrics (validation of its own, curves), validates,
+/// logs (`metrics.jsonl`, TensorBoard, progress), checkpoints and plots. Returns the trainer
+/// (its policy is the trained model) with the summary. A failed step stops the run with the
+/// last good checkpoint named and nothing saved for the failed step.
+pub fn train_with(
+    cfg: TrainConfig,
+    opts: &RunOptions,
+    mut after_step: impl FnMut(&Trainer, &mut StepMetrics) -> Result<()>,
+) -> Result<(Trainer, RunSummary)> {
     let out = cfg.output_dir();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let resume_from = if opts.resume {
-        let c = checkpoint::latest(&out)?;
-        if c.is_none() {
-            bail!(
-                "--resume: no checkpoint in {}",
-                checkpoint::checkpoints_dir(&out).display()
-            );
-        }
-        c
-    } else {
-        if checkpoint::latest(&out)?.is_some() {
-            bail!(
-                "{} already holds checkpoints; pass --resume to continue, or another output dir",
-                out.display()
-            );
-        }
-        None
-    };
+    let resume_from = starting_checkpoint(&out, opts)?;
     let mut t = Trainer::new(cfg, resume_from.as_deref())?;
     std::fs::write(out.join(RUN_CONFIG_FILE), t.cfg.to_toml_string()?)
         .with_context(|| format!("writing {}", out.join(RUN_CONFIG_FILE).display()))?;
     let mut log = MetricsLog::open(&out, t.state.step)?;
-    let mut tb = if t.cfg.trainer.tensorboard {
-        Some(EventWriter::create(&out.join("tensorboard"))?)
-    } else {
-        None
+    let mut tb = match t.cfg.trainer.tensorboard {
+        true => Some(EventWriter::create(&out.join("tensorboard"))?),
+        false => None,
     };
     let val_cfg = t.cfg.validation.clone();
-    let val_sets = if val_cfg.every > 0 || val_cfg.before_train {
-        load_sets(&val_cfg, &t.policy)?
-    } else {
-        Vec::new()
+    let val_sets = match val_cfg.every > 0 || val_cfg.before_train {
+        true => load_sets(&val_cfg, &t.policy)?,
+        false => Vec::new(),
     };
     if val_cfg.before_train && t.state.step == 0 && !val_sets.is_empty() {
-        let mut m = validate(&t.policy, &val_sets, &val_cfg)?;
-        m.insert("step".into(), json!(0));
+        let mut m: Map<String, Value> = validate(&t.policy, &val_sets, &val_cfg)?
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        m.insert(names::STEP.into(), json!(0));
         log.append(&m)?;
     }
 
     let total = t.cfg.trainer.total_steps;
     let stop = opts.stop_after.unwrap_or(total).min(total);
-    let bar = progress_bar(&t.cfg, t.state.step);
+    let bar = progress(&t.cfg, &opts.label, t.state.step);
     let mut last_checkpoint = resume_from.clone();
     let mut last_metrics = None;
     while t.state.step < stop {
-        let mut m = match train_step(&mut t) {
-            Ok(m) => m,
-            Err(e) => {
-                bar.abandon();
-                let kept = last_checkpoint
-                    .as_ref()
-                    .map_or("none yet".to_string(), |p| p.display().to_string());
-                let what = if e.downcast_ref::<NonFinite>().is_some() {
-                    "stopped on a non-finite value"
-                } else {
-                    "failed"
-                };
-                return Err(e.context(format!(
-                    "training {what} at step {}; nothing was saved for it; last good checkpoint: {kept}",
-                    t.state.step + 1
-                )));
-            }
-        };
+        let mut m = train_step(&mut t).map_err(|e| {
+            bar.finish();
+            let kept = last_checkpoint
+                .as_ref()
+                .map_or("none yet".to_string(), |p| p.display().to_string());
+            let what = match e.downcast_ref::<NonFinite>() {
+                Some(_) => "stopped on a non-finite value",
+                None => "failed",
+            };
+            let step = t.state.step + 1;
+            e.context(format!(
+                "training {what} at step {step}; nothing was saved for it; last good checkpoint: {kept}"
+            ))
+        })?;
         let step = t.state.step;
         if val_cfg.every > 0 && step % val_cfg.every == 0 && !val_sets.is_empty() {
-            m.extend(validate(&t.policy, &val_sets, &val_cfg)?);
+            m.validation
+                .extend(validate(&t.policy, &val_sets, &val_cfg)?);
         }
-        log.append(&m)?;
+        after_step(&t, &mut m)?;
+        log.append(&m.to_map()?)?;
         if let Some(tb) = tb.as_mut() {
-            tb.scalars(step as i64, &scalars_of(&m))?;
+            tb.scalars(step as i64, &m.scalars()?)?;
         }
-        bar.set_message(progress_message(&m));
-        bar.set_position(step as u64);
-        let save_now =
-            (t.cfg.trainer.save_every > 0 && step % t.cfg.trainer.save_every == 0) || step == total;
-        if save_now {
+        bar.message(m.progress_message());
+        bar.set(step as u64);
+        let every = t.cfg.trainer.save_every;
+        if opts.checkpoints && ((every > 0 && step % every == 0) || step == total) {
             last_checkpoint = Some(checkpoint::save(&t, &out)?);
             checkpoint::prune(&out, t.cfg.trainer.keep_checkpoints)?;
             write_accuracy(&t.state, &out)?;
@@ -271,10 +267,24 @@ pub fn train(cfg: TrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     if t.cfg.trainer.plots {
         refresh_plots(&out, &log)?;
     }
-    Ok(RunSummary {
+    let summary = RunSummary {
         steps_done: t.state.step,
         output_dir: out,
         last_checkpoint,
         last_metrics,
-    })
+    };
+    Ok((t, summary))
+}
+
+/// Steps done of the run, shown as the run's config asks (a bar on a terminal, lines on a pipe).
+fn progress(cfg: &TrainConfig, label: &str, start: usize) -> Progress {
+    let style = if cfg.trainer.progress_bar {
+        Style::Auto
+    } else {
+        Style::Quiet
+    };
+    let total = cfg.trainer.total_steps as u64;
+    Progress::with_style(label, total, style)
+        .unit("steps")
+        .resumed(start as u64)
 }

@@ -7,6 +7,7 @@
 //! with `problem`/`answer` fields (greedy, one sample). `max_new_tokens` replaces the protocol's
 //! length; `limit` keeps the first N problems.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -14,21 +15,16 @@ use oneshot_data::checker::VerifyChecker;
 use oneshot_data::problems::{read_jsonl_problems, ProblemFields};
 use oneshot_data::prompt::PromptTemplate;
 use oneshot_data::registry::{benchmark, BenchmarkSource, Decoding};
-use oneshot_data::scoring::BenchmarkSummary;
 use oneshot_data::subset::Limit;
 use oneshot_eval::{evaluate, EvalSpec, Generator, Silent};
-use serde_json::{json, Map, Value};
 
 use crate::config::ValidationSection;
+use crate::metrics::validation_metrics;
 use crate::policy::Policy;
 
 /// The evaluation specs of the configured validation sets, problems loaded once at start.
 pub fn load_sets(cfg: &ValidationSection, policy: &Policy) -> Result<Vec<EvalSpec>> {
-    let template: PromptTemplate = cfg
-        .prompt_template
-        .parse()
-        .map_err(anyhow::Error::msg)
-        .context("validation.prompt_template")?;
+    let template: PromptTemplate = cfg.prompt_template;
     if template.needs_chat_template() && policy.chat.is_none() {
         bail!(
             "validation.prompt_template = chat, but {} has no chat template (use qwen25-math-cot or plain)",
@@ -84,43 +80,21 @@ fn data_source(data_dir: &str) -> Result<BenchmarkSource> {
     Ok(BenchmarkSource::resolve(dir.as_deref(), None, None)?)
 }
 
-/// The metrics of one set, under `val/<name>/`: `acc` (accuracy, or avg@k for sampled
-/// protocols), `pass@k` for k > 1, `response_length` (mean tokens, stop token included),
-/// `truncated` (share stopped at the token limit) and `reflection` (responses with
-/// rethink/recheck/recalculate). Shares are fractions in [0, 1], like the training accuracies;
-/// `oneshot eval` reports the same numbers in percent.
-pub fn summary_metrics(s: &BenchmarkSummary) -> Map<String, Value> {
-    let key = |what: &str| format!("val/{}/{what}", s.benchmark);
-    let mut m = Map::new();
-    m.insert(key("acc"), json!(s.score / 100.0));
-    for p in s.pass_at_k.iter().filter(|p| p.k > 1) {
-        m.insert(key(&format!("pass@{}", p.k)), json!(p.value / 100.0));
-    }
-    if let Some(len) = s.mean_response_tokens {
-        m.insert(key("response_length"), json!(len));
-    }
-    if let Some(t) = s.truncation_rate {
-        m.insert(key("truncated"), json!(t / 100.0));
-    }
-    m.insert(key("reflection"), json!(s.reflection_responses));
-    m
-}
-
 /// Evaluates the policy on every set with `oneshot_eval::evaluate`.
 pub fn validate(
     policy: &Policy,
     sets: &[EvalSpec],
     cfg: &ValidationSection,
-) -> Result<Map<String, Value>> {
+) -> Result<BTreeMap<String, f64>> {
     let generator = Generator::new(&policy.model, &policy.tokenizer)
         .with_eos_ids(&policy.eos_ids)
         .with_chat_template(policy.chat.as_ref())
         .with_batch_size(cfg.generation_batch_size);
-    let mut m = Map::new();
+    let mut m = BTreeMap::new();
     for spec in sets {
         let summary = evaluate(&generator, spec, &Silent)
             .with_context(|| format!("validating on {}", spec.benchmark))?;
-        m.extend(summary_metrics(&summary));
+        m.extend(validation_metrics(&summary));
     }
     Ok(m)
 }

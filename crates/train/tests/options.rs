@@ -91,7 +91,7 @@ fn validation_plots_tensorboard_and_history_are_written() {
     cfg.validation.benchmarks = vec![bench.display().to_string()];
     cfg.validation.every = 10;
     cfg.validation.before_train = true;
-    cfg.validation.prompt_template = "plain".into();
+    cfg.validation.prompt_template = oneshot_data::prompt::PromptTemplate::Plain;
     cfg.validation.max_new_tokens = 1;
     cfg.trainer.total_steps = 20;
     cfg.trainer.save_every = 10;

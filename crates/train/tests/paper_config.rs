@@ -18,7 +18,7 @@ fn the_paper_config_is_the_recipe_and_its_data_loads() {
         // Every value in the file equals the built-in defaults except the documented choices.
         let mut d =
             TrainConfig::load(None, &["model.path=\"Qwen/Qwen2.5-Math-1.5B\"".into()]).unwrap();
-        d.model.gradient_checkpointing = true;
+        d.model.recompute_layers = true;
         d.trainer.output_dir = "runs/one_shot_pi1".into();
         d.trainer.tensorboard = true;
         d

@@ -4,7 +4,30 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use oneshot_lab::demo::{files, run_demo, run_reproduce, Budget, DemoConfig, ReproduceConfig};
+use oneshot_demo::{
+    files, run_demo, run_reproduce, Budget, BudgetName, DemoConfig, ReproduceConfig,
+};
+use oneshot_run::{command_line, write_run_json};
+
+/// What the demo and `lab reproduce` share: the base, the budget, the data seed, progress.
+#[derive(clap::Args)]
+pub struct LabRunArgs {
+    /// How much work each stage does: `quick` (about two minutes on 2 cores), `full`, or
+    /// `tiny`/`golden` (tests).
+    #[arg(long, value_enum, default_value_t = BudgetName::Quick)]
+    budget: BudgetName,
+    /// Base model directory (default: the repository's `lab/base`).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Seed of the lab pool/benchmark (default: the one the base was pretrained against).
+    #[arg(long)]
+    data_seed: Option<u64>,
+    /// Hide the progress display.
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    threads: super::threads::Threads,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,18 +37,8 @@ pub struct Args {
     /// Seed of the RL runs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// `quick` (within 10 minutes on 2 cores) or `full`.
-    #[arg(long, default_value = "quick")]
-    budget: String,
-    /// Base model directory (default: the repository's `lab/base`).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Seed of the lab pool/benchmark (default: the one the base was pretrained against).
-    #[arg(long)]
-    data_seed: Option<u64>,
-    /// Hide the progress bars.
-    #[arg(long)]
-    no_progress: bool,
+    #[command(flatten)]
+    lab: LabRunArgs,
 }
 
 #[derive(clap::Args)]
@@ -35,15 +48,8 @@ pub struct ReproduceArgs {
     seeds: u64,
     #[arg(long, default_value = "runs/reproduce")]
     out: PathBuf,
-    #[arg(long, default_value = "quick")]
-    budget: String,
-    /// Base model directory (default: the repository's `lab/base`).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    #[arg(long)]
-    data_seed: Option<u64>,
-    #[arg(long)]
-    no_progress: bool,
+    #[command(flatten)]
+    lab: LabRunArgs,
 }
 
 /// The committed base: `lab/base` of the workspace this binary was built in, else of the
@@ -74,15 +80,34 @@ fn resolve_model(model: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// What `run.json` records of a lab run's configuration.
+fn run_config(
+    model: &Path,
+    budget: &Budget,
+    data_seed: Option<u64>,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "model": model.display().to_string(),
+        "data_seed": data_seed,
+        "budget": serde_json::to_value(budget)?,
+    }))
+}
+
 pub fn run(a: Args) -> anyhow::Result<i32> {
+    a.lab.threads.apply()?;
     let cfg = DemoConfig {
-        model: resolve_model(a.model)?,
+        model: resolve_model(a.lab.model)?,
         out: a.out,
         seed: a.seed,
-        data_seed: a.data_seed,
-        budget: Budget::by_name(&a.budget)?,
-        progress: !a.no_progress,
+        data_seed: a.lab.data_seed,
+        budget: a.lab.budget.budget(),
+        progress: !a.lab.no_progress,
     };
+    let mut record = write_run_json(
+        &cfg.out,
+        &command_line(),
+        run_config(&cfg.model, &cfg.budget, cfg.data_seed)?,
+    )?;
     eprintln!(
         "oneshot demo: base {}, budget {}, output {}",
         cfg.model.display(),
@@ -92,7 +117,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     let o = run_demo(&cfg)?;
     println!(
         "\n{}",
-        oneshot_lab::demo::report::comparison_table(&o.base, &o.one_shot)
+        oneshot_demo::report::comparison_table(&o.base, &o.one_shot)
     );
     println!(
         "pi_1 = pool example {} ({}): {} (answer {})",
@@ -126,6 +151,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         o.wall_seconds,
         cfg.out.join(files::REPORT).display()
     );
+    record.finish(&crate::cmd::kernel_report())?;
     Ok(0)
 }
 
@@ -133,15 +159,22 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<i32> {
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    a.lab.threads.apply()?;
     let cfg = ReproduceConfig {
-        model: resolve_model(a.model)?,
+        model: resolve_model(a.lab.model)?,
         out: a.out,
         seeds: (0..a.seeds).collect(),
-        data_seed: a.data_seed,
-        budget: Budget::by_name(&a.budget)?,
-        progress: !a.no_progress,
+        data_seed: a.lab.data_seed,
+        budget: a.lab.budget.budget(),
+        progress: !a.lab.no_progress,
     };
+    let mut record = write_run_json(
+        &cfg.out,
+        &command_line(),
+        run_config(&cfg.model, &cfg.budget, cfg.data_seed)?,
+    )?;
     run_reproduce(&cfg)?;
+    record.finish(&crate::cmd::kernel_report())?;
     print!(
         "{}",
         std::fs::read_to_string(cfg.out.join(files::REPRODUCE_MD))?

@@ -52,9 +52,18 @@ struct PretrainArgs {
     /// Output checkpoint directory (HF layout).
     #[arg(long)]
     out: PathBuf,
-    /// A JSON file with a full or partial `PretrainConfig`; flags below override it.
+    /// A TOML file with a full or partial pretraining config (keys as `--print-config`
+    /// shows them); the flags below and `--set` override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Override any config key: `--set corpus.slip_rate=0.1 --set shape.hidden_size=128`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print the resolved config and exit.
+    #[arg(long)]
+    print_config: bool,
+    #[command(flatten)]
+    threads: super::threads::Threads,
     #[arg(long)]
     seed: Option<u64>,
     /// Seed of the pool/benchmark kept out of the corpus.
@@ -146,40 +155,47 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
 }
 
 fn run_pretrain(a: PretrainArgs) -> anyhow::Result<i32> {
-    let mut cfg = match &a.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            // A partial file is laid over the defaults.
-            let mut base = serde_json::to_value(PretrainConfig::default())?;
-            let over: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            merge(&mut base, over);
-            serde_json::from_value(base)
-                .with_context(|| format!("{}: not a valid pretrain config", path.display()))?
-        }
-        None => PretrainConfig::default(),
-    };
-    macro_rules! set {
-        ($flag:expr => $($field:tt)+) => { if let Some(v) = $flag { cfg.$($field)+ = v; } };
-    }
-    set!(a.seed => seed);
-    set!(a.data_seed => data_seed);
-    set!(a.steps => steps);
-    set!(a.batch_size => batch_size);
-    set!(a.lr => lr);
-    set!(a.warmup_steps => warmup_steps);
-    set!(a.vocab_size => vocab_size);
-    set!(a.hidden_size => shape.hidden_size);
-    set!(a.layers => shape.num_hidden_layers);
-    set!(a.intermediate_size => shape.intermediate_size);
-    set!(a.heads => shape.num_attention_heads);
-    set!(a.kv_heads => shape.num_key_value_heads);
-    set!(a.slip_rate => corpus.slip_rate);
-    set!(a.save_every => save_every);
-    set!(a.log_every => log_every);
+    a.threads.apply()?;
+    // Flags are overrides laid over the file, and `--set` over the flags, as for `train`.
+    let flags: [(&str, Option<String>); 15] = [
+        ("seed", a.seed.map(|v| v.to_string())),
+        ("data_seed", a.data_seed.map(|v| v.to_string())),
+        ("steps", a.steps.map(|v| v.to_string())),
+        ("batch_size", a.batch_size.map(|v| v.to_string())),
+        ("lr", a.lr.map(|v| format!("{v:e}"))),
+        ("warmup_steps", a.warmup_steps.map(|v| v.to_string())),
+        ("vocab_size", a.vocab_size.map(|v| v.to_string())),
+        ("shape.hidden_size", a.hidden_size.map(|v| v.to_string())),
+        ("shape.num_hidden_layers", a.layers.map(|v| v.to_string())),
+        (
+            "shape.intermediate_size",
+            a.intermediate_size.map(|v| v.to_string()),
+        ),
+        ("shape.num_attention_heads", a.heads.map(|v| v.to_string())),
+        (
+            "shape.num_key_value_heads",
+            a.kv_heads.map(|v| v.to_string()),
+        ),
+        ("corpus.slip_rate", a.slip_rate.map(|v| format!("{v:e}"))),
+        ("save_every", a.save_every.map(|v| v.to_string())),
+        ("log_every", a.log_every.map(|v| v.to_string())),
+    ];
+    let mut overrides: Vec<String> = flags
+        .into_iter()
+        .filter_map(|(key, v)| Some(format!("{key}={}", v?)))
+        .collect();
+    overrides.extend(a.set.iter().cloned());
+    let mut cfg: PretrainConfig = oneshot_config::load(a.config.as_deref(), &overrides)?;
     cfg.warmup_steps = cfg.warmup_steps.min(cfg.steps);
-    eprintln!("pretrain config: {}", serde_json::to_string(&cfg)?);
+    if a.print_config {
+        print!("{}", oneshot_config::to_toml(&cfg)?);
+        return Ok(0);
+    }
+    let mut record = oneshot_run::write_run_json(
+        &a.out,
+        &oneshot_run::command_line(),
+        serde_json::to_value(&cfg)?,
+    )?;
     let (_, _, report) = pretrain(
         &cfg,
         Some(&a.out),
@@ -197,23 +213,8 @@ fn run_pretrain(a: PretrainArgs) -> anyhow::Result<i32> {
         report.tokens as f64 / report.seconds.max(1e-9),
         a.out.display()
     );
+    record.finish(&crate::cmd::kernel_report())?;
     Ok(0)
-}
-
-fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
-    match (base, over) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (slot, v) => *slot = v,
-    }
 }
 
 fn eval(a: EvalArgs) -> anyhow::Result<i32> {

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use oneshot_config::quoted;
+use oneshot_run::{command_line, write_run_json};
 use oneshot_train::{train, RunOptions, TrainConfig};
 
 #[derive(clap::Args)]
@@ -40,21 +42,19 @@ pub struct Args {
     /// Print the resolved config and exit.
     #[arg(long)]
     print_config: bool,
-}
-
-/// A TOML basic string (JSON's string escapes are valid TOML escapes).
-fn toml_string(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
+    #[command(flatten)]
+    threads: super::threads::Threads,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    args.threads.apply()?;
     // Flags are applied as overrides after the file, and `--set` after the flags.
     let mut overrides = Vec::new();
     if let Some(m) = &args.model {
-        overrides.push(format!("model.path={}", toml_string(m)));
+        overrides.push(format!("model.path={}", quoted(m)));
     }
     if let Some(o) = &args.output_dir {
-        overrides.push(format!("trainer.output_dir={}", toml_string(o)));
+        overrides.push(format!("trainer.output_dir={}", quoted(o)));
     }
     if let Some(s) = args.steps {
         overrides.push(format!("trainer.total_steps={s}"));
@@ -63,10 +63,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         overrides.push(format!("trainer.seed={s}"));
     }
     if let Some(d) = &args.device {
-        overrides.push(format!("model.device={}", toml_string(d)));
+        overrides.push(format!("model.device={}", quoted(d)));
     }
     if !args.train_files.is_empty() {
-        let files: Vec<String> = args.train_files.iter().map(|f| toml_string(f)).collect();
+        let files: Vec<String> = args.train_files.iter().map(|f| quoted(f)).collect();
         overrides.push(format!("data.train_files=[{}]", files.join(", ")));
     }
     overrides.extend(args.set.iter().cloned());
@@ -75,11 +75,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         print!("{}", cfg.to_toml_string()?);
         return Ok(0);
     }
+    let mut record = write_run_json(
+        &cfg.output_dir(),
+        &command_line(),
+        serde_json::to_value(&cfg)?,
+    )?;
     let summary = train(
         cfg,
         &RunOptions {
             resume: args.resume,
             stop_after: args.stop_after,
+            ..RunOptions::default()
         },
     )?;
     println!(
@@ -90,5 +96,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if let Some(c) = &summary.last_checkpoint {
         println!("last checkpoint: {}", c.display());
     }
+    record.finish(&crate::cmd::kernel_report())?;
     Ok(0)
 }

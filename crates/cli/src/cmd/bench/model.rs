@@ -52,7 +52,7 @@ pub struct Args {
     forward_reps: usize,
     /// Recompute layers in the backward pass of the training step.
     #[arg(long)]
-    checkpoint_layers: bool,
+    recompute_layers: bool,
     /// Logits rows per chunk of the output head.
     #[arg(long, default_value_t = 256)]
     chunk_rows: usize,
@@ -102,7 +102,7 @@ pub fn run(args: Args) -> Result<i32> {
     let (batch, start) = Batch::prompt_response(&prompts, &responses, 0)?;
     let opts = LogprobOptions {
         chunk_rows: args.chunk_rows,
-        checkpoint_layers: args.checkpoint_layers,
+        recompute_layers: args.recompute_layers,
     };
     let tokens = args.rows * args.seq;
     let faults0 = minor_faults();
@@ -198,11 +198,11 @@ pub fn run(args: Args) -> Result<i32> {
     let mut optimizer = if args.plain_adamw {
         Optimizer::Plain(AdamW::new(&vars)?)
     } else {
-        let cfg = oneshot_rl::AdamWConfig {
+        let cfg = oneshot_optim::AdamWConfig {
             max_grad_norm: None,
             ..Default::default()
         };
-        Optimizer::Fused(oneshot_rl::AdamW::new(model.vars(), cfg)?)
+        Optimizer::Fused(oneshot_optim::AdamW::new(model.vars(), cfg)?)
     };
     let n_tok = (tokens - args.rows * args.prompt) as f64;
     // Two whole steps, timing the second: the first pays for first-touch page faults of every
@@ -233,7 +233,7 @@ pub fn run(args: Args) -> Result<i32> {
         fwd_bwd,
         if args.plain_adamw { "plain" } else { "fused" },
         opt,
-        if args.checkpoint_layers {
+        if args.recompute_layers {
             ", layers recomputed"
         } else {
             ""
@@ -263,7 +263,7 @@ fn time(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 
 enum Optimizer {
     Plain(AdamW),
-    Fused(oneshot_rl::AdamW),
+    Fused(oneshot_optim::AdamW),
 }
 
 /// A plain (unfused) AdamW with f32 moments, as a baseline for the training step; the real

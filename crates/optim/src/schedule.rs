@@ -8,6 +8,40 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+/// The shape of a schedule, as configs name it (`optim.schedule`); an unknown name is a
+/// deserialisation error listing these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// A fixed lr (the paper).
+    #[default]
+    Constant,
+    WarmupConstant,
+    WarmupCosine,
+}
+
+impl Schedule {
+    /// The schedule with its parameters (`total_steps` only matters to the cosine).
+    pub fn with(
+        self,
+        lr: f64,
+        warmup_steps: usize,
+        total_steps: usize,
+        min_lr_ratio: f64,
+    ) -> LrSchedule {
+        match self {
+            Schedule::Constant => LrSchedule::Constant { lr },
+            Schedule::WarmupConstant => LrSchedule::WarmupConstant { lr, warmup_steps },
+            Schedule::WarmupCosine => LrSchedule::WarmupCosine {
+                lr,
+                warmup_steps,
+                total_steps: total_steps.max(1),
+                min_lr_ratio,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LrSchedule {

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use candle_core::{backprop::GradStore, DType, Tensor, Var};
 
-use super::adamw::{AdamWConfig, StepStats, CLIP_EPS};
+use crate::adamw::{AdamWConfig, StepStats, CLIP_EPS};
 
 pub struct CandleOpsAdamW {
     cfg: AdamWConfig,

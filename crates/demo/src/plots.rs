@@ -1,27 +1,12 @@
 //! The demo's two figures, as PNG: pi_1's train accuracy with the held-out test accuracy over
 //! the 1-shot steps, and base vs 1-shot accuracy per family. Text is drawn with a font compiled
 //! into the binary (Ubuntu Light from `epaint_default_fonts`), so no system font is needed.
-use super::pipeline::DemoOutcome;
-use crate::metrics::LabScores;
-use anyhow::{anyhow, Context, Result};
+use crate::pipeline::DemoOutcome;
+use anyhow::{anyhow, Result};
+use oneshot_lab::metrics::LabScores;
+use oneshot_train::plots::{register_font, write_png};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::Once;
-
-static FONT: Once = Once::new();
-
-fn register_font() {
-    FONT.call_once(|| {
-        // The bytes are a TrueType font shipped with the crate; failing to parse would be a bug.
-        plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            epaint_default_fonts::UBUNTU_LIGHT,
-        )
-        .map_err(|_| ())
-        .expect("the embedded font parses");
-    });
-}
 
 fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> anyhow::Error + '_ {
     move |e| anyhow!("drawing {what}: {e:?}")
@@ -196,21 +181,4 @@ pub fn families_png(path: &Path, base: &LabScores, one: &LabScores) -> Result<()
         root.present().map_err(err(what))?;
     }
     write_png(path, &rgb, w, h)
-}
-
-fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc
-        .write_header()
-        .with_context(|| format!("writing {}", path.display()))?;
-    writer
-        .write_image_data(rgb)
-        .with_context(|| format!("writing {}", path.display()))?;
-    writer
-        .finish()
-        .with_context(|| format!("writing {}", path.display()))
 }

@@ -6,7 +6,7 @@
 use anyhow::{bail, Result};
 use candle_core::{backprop::GradStore, Var};
 
-use super::host::host_grad;
+use crate::host::host_grad;
 
 pub struct GradAccumulator {
     params: Vec<(String, Var)>,

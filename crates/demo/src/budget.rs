@@ -5,6 +5,27 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The budgets by name (`--budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetName {
+    Quick,
+    Full,
+    Tiny,
+    Golden,
+}
+
+impl BudgetName {
+    pub fn budget(self) -> Budget {
+        match self {
+            BudgetName::Quick => Budget::quick(),
+            BudgetName::Full => Budget::full(),
+            BudgetName::Tiny => Budget::tiny(),
+            BudgetName::Golden => Budget::golden(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
     pub name: String,
@@ -95,12 +116,24 @@ impl Budget {
         }
     }
 
-    pub fn by_name(name: &str) -> Result<Self> {
-        match name {
-            "quick" => Ok(Self::quick()),
-            "full" => Ok(Self::full()),
-            "tiny" => Ok(Self::tiny()),
-            other => bail!("unknown budget `{other}` (quick, full or tiny)"),
+    /// The golden run: the committed base on a slice of every stage, under a minute with the
+    /// portable kernels, so its summary pins the pipeline's behaviour on every CPU.
+    pub fn golden() -> Self {
+        Self {
+            name: "golden".into(),
+            eval_limit: 60,
+            curve_limit: 20,
+            curve_every: 3,
+            max_new_tokens: 64,
+            eval_batch: 60,
+            selection_pool: 8,
+            selection_epochs: 2,
+            selection_batch: 8,
+            selection_n: 4,
+            one_shot_steps: 6,
+            one_shot_batch: 4,
+            one_shot_n: 4,
+            ..Self::quick()
         }
     }
 

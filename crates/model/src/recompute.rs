@@ -2,8 +2,8 @@
 //!
 //! The forward graph is cut into stages at detached tensors: (embedding + layers), final norm,
 //! output head. The loss is first evaluated on detached log-probs to get d loss / d logp and
-//! d loss / d entropy; each stage is then rebuilt (or kept, for the layers when not
-//! checkpointing) and back-propagated with the surrogate `(stage_out * grad_out).sum()`,
+//! d loss / d entropy; each stage is then rebuilt (or kept, for the layers when
+//! not recomputing) and back-propagated with the surrogate `(stage_out * grad_out).sum()`,
 //! whose gradient w.r.t. the stage's inputs and parameters is exactly the chain rule's.
 use crate::batch::Batch;
 use crate::layers::{decoder_layer, embed, MatmulPrecision};
@@ -66,7 +66,7 @@ pub(crate) fn logprobs_with_grad(
     // Stage 1 forward: embeddings and layers. Checkpointing keeps only detached layer inputs.
     let embedded = embed(&w.embed, &ids)?;
     let mut layer_inputs: Vec<Tensor> = Vec::new();
-    let body_out = if opts.checkpoint_layers {
+    let body_out = if opts.recompute_layers {
         let mut x = embedded.detach();
         for lw in &w_det.layers {
             layer_inputs.push(x.clone());
@@ -131,7 +131,9 @@ pub(crate) fn logprobs_with_grad(
             MatmulPrecision::Bf16 => {
                 oneshot_kernels::linear_bf16(h_leaf.as_tensor(), &w.lm_head, copy.as_ref())?
             }
-            MatmulPrecision::F32 => h_leaf.as_tensor().matmul(&w.lm_head.t()?)?,
+            MatmulPrecision::F32 => {
+                crate::layers::project(h_leaf.as_tensor(), &w.lm_head, MatmulPrecision::F32)?
+            }
         };
         let (lp_c, en_c) = oneshot_kernels::logprobs_and_entropy(
             &logits,
@@ -155,7 +157,7 @@ pub(crate) fn logprobs_with_grad(
     drop(h_rows);
     drop(normed);
     // Stage 1 backward.
-    if opts.checkpoint_layers {
+    if opts.recompute_layers {
         let mut g_out = g_body;
         for (lw, x_in) in w.layers.iter().zip(layer_inputs.iter()).rev() {
             let x_leaf = Var::from_tensor(x_in)?;

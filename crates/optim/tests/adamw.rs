@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use half::bf16;
-use oneshot_rl::optim::{AdamW, AdamWConfig, CandleOpsAdamW};
+use oneshot_optim::{AdamW, AdamWConfig, CandleOpsAdamW};
 use serde_json::Value;
 
 fn vals(v: &Var) -> Vec<f32> {

@@ -1,14 +1,9 @@
 //! RL runs of the demo: a trainer config for a lab model (the paper's recipe with the budget's
-//! sizes), and the step loop around `oneshot_train::step::train_step` that writes
-//! `metrics.jsonl` and lets the caller add held-out points between steps.
-use super::budget::Budget;
-use super::files;
+//! sizes), run by the trainer's own loop, which lets the caller add held-out points between
+//! steps.
+use crate::budget::Budget;
 use anyhow::{Context, Result};
-use indicatif::ProgressBar;
-use oneshot_train::step::train_step;
-use oneshot_train::{TrainConfig, Trainer};
-use serde_json::{Map, Value};
-use std::io::Write;
+use oneshot_train::{train_with, RunOptions, StepMetrics, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 
 /// What differs between the demo's RL runs (and the ablations of `lab reproduce`).
@@ -27,6 +22,8 @@ pub struct RlSpec {
     /// Reward of having a `\boxed{}` at all (the format-only ablation).
     pub format_value: f64,
     pub entropy_coef: f64,
+    /// Draw the trainer's progress.
+    pub progress: bool,
 }
 
 impl RlSpec {
@@ -50,18 +47,19 @@ impl RlSpec {
             correct_value: 1.0,
             format_value: 0.0,
             entropy_coef: budget.entropy_coef,
+            progress: false,
         }
     }
 }
 
 /// The trainer config of a lab run: the paper's GRPO recipe (token-mean loss, k3 KL, entropy
 /// bonus, AdamW with clip 1.0, one update per rollout batch) with the budget's sizes, f32 on
-/// the CPU, and none of the trainer's own checkpoints, plots or validation (the demo evaluates
-/// with the lab metric itself).
+/// the CPU, and none of the trainer's own validation (the demo evaluates with the lab metric
+/// itself).
 pub fn train_config(model: &Path, spec: &RlSpec, budget: &Budget) -> Result<TrainConfig> {
     let mut cfg = TrainConfig::default();
     cfg.model.path = model.display().to_string();
-    cfg.model.dtype = "f32".into();
+    cfg.model.dtype = oneshot_model::WeightDtype::F32;
     cfg.data.train_files = vec![spec.train_file.display().to_string()];
     cfg.data.train_batch_size = spec.batch;
     cfg.data.max_prompt_length = 256;
@@ -79,56 +77,32 @@ pub fn train_config(model: &Path, spec: &RlSpec, budget: &Budget) -> Result<Trai
     cfg.trainer.seed = spec.seed;
     cfg.trainer.save_every = 0;
     cfg.trainer.output_dir = spec.out_dir.display().to_string();
-    cfg.trainer.plots = false;
-    cfg.trainer.progress_bar = false;
+    cfg.trainer.plots = true;
+    cfg.trainer.progress_bar = spec.progress;
     cfg.validation.every = 0;
     cfg.validate().context("the demo's trainer config")?;
     Ok(cfg)
 }
 
-/// Runs `cfg.trainer.total_steps` steps from the config's model. After each step `between`
-/// may return extra metrics (held-out points) that join the step's line of `metrics.jsonl`.
-/// Returns the trainer (its policy is the trained model) and every metrics line.
-pub fn run_steps(
+/// Runs a lab RL stage through the trainer's loop (no checkpoints: the trained model is handed
+/// on in memory). `after_step` may add held-out points to a step's metrics. Returns the
+/// trainer (its policy is the trained model) and every step's metrics.
+pub fn run_rl(
     cfg: TrainConfig,
-    bar: &ProgressBar,
-    mut between: impl FnMut(&Trainer, &Map<String, Value>) -> Result<Map<String, Value>>,
-) -> Result<(Trainer, Vec<Map<String, Value>>)> {
-    let out = cfg.output_dir();
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let total = cfg.trainer.total_steps;
-    let mut t = Trainer::new(cfg, None)?;
-    let path = out.join(files::METRICS);
-    let mut log = std::io::BufWriter::new(
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
-    );
-    let mut lines = Vec::with_capacity(total);
-    while t.state.step < total {
-        let mut m = train_step(&mut t)
-            .with_context(|| format!("RL step {} of {}", t.state.step + 1, total))?;
-        let extra = between(&t, &m)?;
-        m.extend(extra);
-        serde_json::to_writer(&mut log, &m)?;
-        log.write_all(b"\n")?;
-        log.flush()
-            .with_context(|| format!("writing {}", path.display()))?;
-        let get = |k: &str| m.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-        bar.set_message(format!(
-            "acc {:.2} entropy {:.3} {:.1}s/step",
-            get("acc/mean"),
-            get("actor/entropy"),
-            get("time/step")
-        ));
-        bar.inc(1);
-        lines.push(m);
-    }
-    Ok((t, lines))
-}
-
-/// The per-example rollout accuracy history of a finished run, the running epoch included
-/// (the format of `acc_step_500.json`).
-pub fn history(t: &Trainer) -> oneshot_data::select::History {
-    let mut s = t.state.clone();
-    s.close_epoch();
-    s.accuracy
+    label: &str,
+    mut after_step: impl FnMut(&Trainer, &mut StepMetrics) -> Result<()>,
+) -> Result<(Trainer, Vec<StepMetrics>)> {
+    let opts = RunOptions {
+        checkpoints: false,
+        label: label.to_string(),
+        ..RunOptions::default()
+    };
+    let mut lines = Vec::with_capacity(cfg.trainer.total_steps);
+    let (trainer, _) = train_with(cfg, &opts, |t, m| {
+        after_step(t, m)?;
+        lines.push(m.clone());
+        Ok(())
+    })
+    .with_context(|| format!("RL stage `{label}`"))?;
+    Ok((trainer, lines))
 }

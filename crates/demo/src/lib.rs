@@ -11,9 +11,9 @@
 //!
 //! [`reproduce`] runs the paper's ablations on the lab with several seeds.
 //!
-//! - [`budget`]: how much work each stage does (`quick`, `full`, and a tiny one for tests).
+//! - [`budget`]: how much work each stage does (`quick`, `full`, and `tiny`/`golden` for tests).
 //! - [`evaluate`]: chunked greedy evaluation with a progress bar.
-//! - [`rl`]: trainer configs for the lab and the step loop around `oneshot-train`.
+//! - [`rl`]: trainer configs for the lab, run by `oneshot-train`'s loop.
 //! - [`plots`], [`report`]: the PNG figures, `report.md` and `summary.json`.
 pub mod budget;
 pub mod evaluate;
@@ -23,7 +23,7 @@ pub mod report;
 pub mod reproduce;
 pub mod rl;
 
-pub use budget::{Budget, DemoConfig};
+pub use budget::{Budget, BudgetName, DemoConfig};
 pub use pipeline::{run_demo, DemoOutcome};
 pub use reproduce::{run_reproduce, ReproduceConfig};
 

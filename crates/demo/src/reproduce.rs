@@ -3,17 +3,17 @@
 //! entropy bonus; the entropy loss alone (no reward); a format reward only; pi_1 with a wrong
 //! label. Every run starts from the base with the same budget (steps, batch, rollouts) and is
 //! scored greedily on the same held-out set; the table gives mean and spread over seeds.
-use super::budget::Budget;
-use super::evaluate::{bar, evaluate_with_bar};
-use super::files;
-use super::pipeline::{base_data_seed, selection_pass, LabData};
-use super::rl::{run_steps, train_config, RlSpec};
-use crate::eval::{EvalOptions, LabModel};
-use crate::metrics::Rates;
+use crate::budget::Budget;
+use crate::evaluate::{bar, evaluate_with_bar};
+use crate::files;
+use crate::pipeline::{base_data_seed, selection_pass, LabData};
+use crate::rl::{run_rl, train_config, RlSpec};
 use anyhow::{bail, Context, Result};
 use oneshot_data::select::rank_random;
+use oneshot_lab::eval::{EvalOptions, LabModel};
+use oneshot_lab::metrics::Rates;
 use serde::Serialize;
-use serde_json::{json, Map};
+use serde_json::json;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -205,18 +205,13 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
                 }
                 _ => {}
             }
+            spec.progress = cfg.progress;
             let train_cfg = train_config(&cfg.model, &spec, budget)?;
-            let b = bar(
-                cfg.progress,
-                spec.steps,
-                &format!("{} seed {seed}", variant.name()),
-            );
-            let (trainer, _) = run_steps(train_cfg, &b, |_, _| Ok(Map::new()))?;
-            b.finish();
+            let label = format!("{} seed {seed}", variant.name());
+            let (trainer, _) = run_rl(train_cfg, &label, |_, _| Ok(()))?;
             lab.model = trainer.policy.model.frozen_copy()?;
             drop(trainer);
-            let (_, s) =
-                evaluate_with_bar(&lab, eval_set, &opts, &indicatif::ProgressBar::hidden())?;
+            let (_, s) = evaluate_with_bar(&lab, eval_set, &opts, &oneshot_run::Progress::quiet())?;
             results.push(RunResult {
                 variant,
                 seed,

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
-use oneshot_rl::optim::{AdamW, AdamWConfig, CandleOpsAdamW};
+use oneshot_optim::{AdamW, AdamWConfig, CandleOpsAdamW};
 
 const HIDDEN: usize = 896;
 const INTER: usize = 4864;

@@ -1,25 +1,30 @@
 //! The demo from start to end: base evaluation, selection pass, variance ranking, 1-shot RLVR
 //! with train and test curves, final evaluation, then the report files.
-use super::budget::{Budget, DemoConfig};
-use super::evaluate::{bar, evaluate_with_bar, scores_of, write_responses};
-use super::files;
-use super::rl::{history, run_steps, train_config, RlSpec};
-use crate::eval::{EvalOptions, LabModel};
-use crate::metrics::{LabScores, Rates};
-use crate::pretrain::REPORT_FILE;
-use crate::splits::{verl_rows, write_splits, LabProblem, SplitConfig};
-use crate::task::Family;
+use crate::budget::{Budget, DemoConfig};
+use crate::evaluate::{bar, evaluate_with_bar, scores_of, write_responses};
+use crate::files;
+use crate::rl::{run_rl, train_config, RlSpec};
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use oneshot_data::select::{
     rank_by_variance, ranking_table, repeat_rows, write_history, History, Ranked,
 };
 use oneshot_data::verl::write_verl_parquet;
+use oneshot_lab::eval::{EvalOptions, LabModel};
+use oneshot_lab::metrics::{LabScores, Rates};
+use oneshot_lab::pretrain::REPORT_FILE;
+use oneshot_lab::splits::{verl_rows, write_splits, LabProblem, SplitConfig};
+use oneshot_lab::task::Family;
+use oneshot_train::metrics::val_key;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Names of the held-out curve's sets in the 1-shot run's metrics (`val/<set>/acc`).
+pub const HELDOUT_STRICT: &str = "heldout_strict";
+pub const HELDOUT_LENIENT: &str = "heldout_lenient";
 
 /// pi_1's rollout accuracy from which training counts as saturated. The paper's 100% is rare
 /// for a tiny model sampled at temperature 1 (a few slips per 64 rollouts remain), so 95%.
@@ -125,7 +130,7 @@ impl LabData {
             data_seed,
             pool,
             benchmark,
-            pool_file: dir.join(crate::splits::files::POOL_PARQUET),
+            pool_file: dir.join(oneshot_lab::splits::files::POOL_PARQUET),
         })
     }
 
@@ -192,21 +197,21 @@ pub fn selection_pass(
 ) -> Result<(History, Vec<Ranked>)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let file = data.write_selection_pool(dir, budget)?;
-    let spec = RlSpec::new(
-        file,
-        budget.selection_batch,
-        budget.selection_n,
-        budget.selection_steps(),
-        seed,
-        dir.to_path_buf(),
-        budget,
-    );
+    let spec = RlSpec {
+        progress: show,
+        ..RlSpec::new(
+            file,
+            budget.selection_batch,
+            budget.selection_n,
+            budget.selection_steps(),
+            seed,
+            dir.to_path_buf(),
+            budget,
+        )
+    };
     let cfg = train_config(model, &spec, budget)?;
-    let b = bar(show, spec.steps, "selection pass (RL)");
-    let (t, metrics) = run_steps(cfg, &b, |_, _| Ok(Map::new()))?;
-    b.finish();
-    oneshot_train::plots::write_plots(&metrics, dir)?;
-    let hist = history(&t);
+    let (t, _) = run_rl(cfg, "selection pass (RL)", |_, _| Ok(()))?;
+    let hist = t.state.accuracy_so_far();
     write_history(&dir.join(files::HISTORY), &hist)
         .with_context(|| format!("writing {}", dir.join(files::HISTORY).display()))?;
     let ranking = rank_by_variance(&hist);
@@ -285,45 +290,40 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
     std::fs::create_dir_all(&one_dir).with_context(|| format!("creating {}", one_dir.display()))?;
     let pi1_file = one_dir.join("pi1.parquet");
     data.write_one_shot(&pi1_file, pi1.index, budget.one_shot_batch, None)?;
-    let spec = RlSpec::new(
-        pi1_file,
-        budget.one_shot_batch,
-        budget.one_shot_n,
-        budget.one_shot_steps,
-        cfg.seed,
-        one_dir.clone(),
-        budget,
-    );
+    let spec = RlSpec {
+        progress: show,
+        ..RlSpec::new(
+            pi1_file,
+            budget.one_shot_batch,
+            budget.one_shot_n,
+            budget.one_shot_steps,
+            cfg.seed,
+            one_dir.clone(),
+            budget,
+        )
+    };
     let train_cfg = train_config(&cfg.model, &spec, budget)?;
     let curve_set = &eval_set[..curve_n];
     let mut test_curve = vec![CurvePoint::new(0, &scores_of(&base_items[..curve_n]).all)];
     let (trainer, metrics) = timed(&mut stages, "one_shot", || {
-        let b = bar(show, spec.steps, "1-shot RLVR on pi_1");
-        let r = run_steps(train_cfg, &b, |t, _| {
+        run_rl(train_cfg, "1-shot RLVR on pi_1", |t, m| {
             let step = t.state.step;
-            let mut extra = Map::new();
             if curve_n > 0 && (step % budget.curve_every == 0 || step == spec.steps) {
                 lab.model = t.policy.model.frozen_copy()?;
                 let (_, s) =
-                    evaluate_with_bar(&lab, curve_set, &opts, &indicatif::ProgressBar::hidden())?;
+                    evaluate_with_bar(&lab, curve_set, &opts, &oneshot_run::Progress::quiet())?;
                 test_curve.push(CurvePoint::new(step, &s.all));
-                extra.insert("val/heldout_strict/acc".into(), json!(s.all.strict));
-                extra.insert("val/heldout_lenient/acc".into(), json!(s.all.lenient));
+                m.validation
+                    .insert(val_key(HELDOUT_STRICT, "acc"), s.all.strict);
+                m.validation
+                    .insert(val_key(HELDOUT_LENIENT, "acc"), s.all.lenient);
             }
-            Ok(extra)
-        });
-        b.finish();
-        r
+            Ok(())
+        })
     })?;
-    oneshot_train::plots::write_plots(&metrics, &one_dir)?;
     let train_curve: Vec<(usize, f64)> = metrics
         .iter()
-        .filter_map(|m| {
-            Some((
-                m.get("step")?.as_u64()? as usize,
-                m.get("acc/mean")?.as_f64()?,
-            ))
-        })
+        .map(|m| (m.step, m.reward.accuracy))
         .collect();
     let saturation_step = train_curve
         .iter()

@@ -24,8 +24,8 @@ use candle_core::{backprop::GradStore, DType, Var};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::accumulate::GradAccumulator;
-use super::host::{host_grad, write_param, GradView, HostGrad, CHUNK};
+use crate::accumulate::GradAccumulator;
+use crate::host::{host_grad, write_param, GradView, HostGrad, CHUNK};
 
 /// torch's clip_grad_norm_ adds this to the norm before dividing.
 pub const CLIP_EPS: f64 = 1e-6;

@@ -1,9 +1,9 @@
 //! `summary.json` (the numbers, fractions in [0, 1]) and `report.md` (what happened, in words
 //! and tables) of a demo run.
-use super::files;
-use super::pipeline::DemoOutcome;
-use crate::metrics::{LabScores, Rates};
+use crate::files;
+use crate::pipeline::DemoOutcome;
 use anyhow::{Context, Result};
+use oneshot_lab::metrics::{LabScores, Rates};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;

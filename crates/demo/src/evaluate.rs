@@ -1,27 +1,16 @@
-//! Greedy evaluation in chunks, so a progress bar can follow it, and progress-bar helpers.
-use crate::eval::{evaluate_greedy, EvalOptions, Evaluated, LabModel};
-use crate::metrics::LabScores;
-use crate::splits::LabProblem;
+//! Greedy evaluation in chunks, so progress can follow it.
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oneshot_lab::eval::{evaluate_greedy, EvalOptions, Evaluated, LabModel};
+use oneshot_lab::metrics::LabScores;
+use oneshot_lab::splits::LabProblem;
+use oneshot_run::{Progress, Style};
 use std::io::Write;
 use std::path::Path;
 
-/// A bar of `len` units on stderr, or a hidden one.
-pub fn bar(show: bool, len: usize, what: &str) -> ProgressBar {
-    let target = if show {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let b = ProgressBar::with_draw_target(Some(len as u64), target);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix:>22} [{wide_bar}] {pos}/{len} {elapsed_precise} ETA {eta_precise} {msg}",
-    ) {
-        b.set_style(style.progress_chars("=> "));
-    }
-    b.set_prefix(what.to_string());
-    b
+/// Progress over `len` problems (a bar on a terminal, lines on a pipe), or nothing.
+pub fn bar(show: bool, len: usize, what: &str) -> Progress {
+    let style = if show { Style::Auto } else { Style::Quiet };
+    Progress::with_style(what, len as u64, style).unit("problems")
 }
 
 /// Greedy responses to `problems`, judged, in chunks of `opts.batch_size`, ticking `bar` by
@@ -30,7 +19,7 @@ pub fn evaluate_with_bar(
     lab: &LabModel,
     problems: &[LabProblem],
     opts: &EvalOptions,
-    bar: &ProgressBar,
+    bar: &Progress,
 ) -> Result<(Vec<Evaluated>, LabScores)> {
     let mut items = Vec::with_capacity(problems.len());
     for chunk in problems.chunks(opts.batch_size.max(1)) {

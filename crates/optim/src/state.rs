@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 
-use super::adamw::{AdamW, AdamWConfig};
-use super::host::write_param;
+use crate::adamw::{AdamW, AdamWConfig};
+use crate::host::write_param;
 
 pub const STATE_FILE: &str = "adamw.safetensors";
 pub const META_FILE: &str = "adamw.json";

@@ -2,7 +2,7 @@
 //! output file is there and consistent (summary keys and ranges, report sections, PNGs that
 //! decode, a history that ranks to the reported pi_1), and a second run gives the same numbers.
 use oneshot_data::select::{rank_by_variance, read_history};
-use oneshot_lab::demo::{files, run_demo, Budget, DemoConfig};
+use oneshot_demo::{files, run_demo, Budget, BudgetName, DemoConfig};
 use oneshot_lab::{pretrain, ModelShape, PretrainConfig, Progress};
 use serde_json::Value;
 use std::path::Path;
@@ -198,7 +198,11 @@ fn tiny_demo_writes_every_output_and_is_deterministic() {
 
 #[test]
 fn bad_budgets_and_missing_models_are_clear_errors() {
-    let err = Budget::by_name("huge").unwrap_err().to_string();
+    let err = <BudgetName as clap::ValueEnum>::from_str("huge", false).unwrap_err();
+    assert!(err.contains("huge"), "{err}");
+    let err = serde_json::from_str::<BudgetName>("\"huge\"")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("huge") && err.contains("quick"), "{err}");
     let b = Budget {
         selection_batch: 3,
