@@ -4,6 +4,7 @@
 //! Usage: cargo run --release -p oneshot-verify --example check_jsonl -- <cases.jsonl>
 use oneshot_verify::{Checker, CheckerOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::process::ExitCode;
 
 fn options(case: &serde_json::Value) -> CheckerOptions {
     let mut o = CheckerOptions::default();
@@ -19,28 +20,43 @@ fn options(case: &serde_json::Value) -> CheckerOptions {
     o
 }
 
-fn main() {
-    let path = std::env::args()
-        .nth(1)
-        .expect("usage: check_jsonl <cases.jsonl>");
-    let file = std::fs::File::open(&path).expect("open cases");
+fn run(path: &str) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
-    for line in BufReader::new(file).lines() {
-        let line = line.expect("read line");
+    for (k, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| format!("{path}:{}: {e}", k + 1))?;
         if line.trim().is_empty() {
             continue;
         }
-        let case: serde_json::Value = serde_json::from_str(&line).expect("json line");
-        let v = Checker::new(options(&case)).check(
-            case["prediction"].as_str().unwrap_or(""),
-            case["gold"].as_str().unwrap_or(""),
-        );
+        let case: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("{path}:{}: {e}", k + 1))?;
+        let field = |name: &str| {
+            case[name]
+                .as_str()
+                .ok_or_else(|| format!("{path}:{}: field `{name}` is not a string", k + 1))
+        };
+        let v = Checker::new(options(&case)).check(field("prediction")?, field("gold")?);
         let row = serde_json::json!({
             "correct": v.correct,
             "extracted": v.extracted,
             "gold_extracted": v.gold_extracted,
         });
-        writeln!(out, "{row}").expect("write");
+        writeln!(out, "{row}").map_err(|e| format!("stdout: {e}"))?;
+    }
+    out.flush().map_err(|e| format!("stdout: {e}"))
+}
+
+fn main() -> ExitCode {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: check_jsonl <cases.jsonl>");
+        return ExitCode::from(2);
+    };
+    match run(&path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("check_jsonl: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
