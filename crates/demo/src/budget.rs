@@ -156,7 +156,7 @@ impl Budget {
             }
         }
         // Whole epochs only, so every pool example gets the same number of accuracy entries.
-        if self.selection_pool % self.selection_batch != 0 {
+        if !self.selection_pool.is_multiple_of(self.selection_batch) {
             bail!(
                 "budget {}: selection_batch {} must divide selection_pool {}",
                 self.name,

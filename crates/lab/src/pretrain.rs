@@ -134,7 +134,7 @@ impl PretrainConfig {
             );
         }
         let s = &self.shape;
-        if s.num_attention_heads == 0 || s.hidden_size % s.num_attention_heads != 0 {
+        if s.num_attention_heads == 0 || !s.hidden_size.is_multiple_of(s.num_attention_heads) {
             bail!(
                 "pretrain: hidden_size {} must be a multiple of num_attention_heads {}",
                 s.hidden_size,

@@ -45,15 +45,9 @@ impl Batch {
         let mut ids = Vec::with_capacity(rows.len() * t);
         let mut mask = Vec::with_capacity(rows.len() * t);
         for r in rows {
-            ids.extend(
-                std::iter::repeat(pad_id)
-                    .take(t - r.len())
-                    .chain(r.iter().copied()),
-            );
+            ids.extend(std::iter::repeat_n(pad_id, t - r.len()).chain(r.iter().copied()));
             mask.extend(
-                std::iter::repeat(0u8)
-                    .take(t - r.len())
-                    .chain(std::iter::repeat(1).take(r.len())),
+                std::iter::repeat_n(0u8, t - r.len()).chain(std::iter::repeat_n(1, r.len())),
             );
         }
         Self::new(ids, mask, rows.len(), t)
@@ -84,25 +78,17 @@ impl Batch {
             if pr.is_empty() {
                 bail!("empty prompt in prompt_response batch");
             }
-            ids.extend(
-                std::iter::repeat(pad_id)
-                    .take(p - pr.len())
-                    .chain(pr.iter().copied()),
-            );
+            ids.extend(std::iter::repeat_n(pad_id, p - pr.len()).chain(pr.iter().copied()));
             mask.extend(
-                std::iter::repeat(0u8)
-                    .take(p - pr.len())
-                    .chain(std::iter::repeat(1).take(pr.len())),
+                std::iter::repeat_n(0u8, p - pr.len()).chain(std::iter::repeat_n(1, pr.len())),
             );
             ids.extend(
                 re.iter()
                     .copied()
-                    .chain(std::iter::repeat(pad_id).take(r - re.len())),
+                    .chain(std::iter::repeat_n(pad_id, r - re.len())),
             );
             mask.extend(
-                std::iter::repeat(1u8)
-                    .take(re.len())
-                    .chain(std::iter::repeat(0).take(r - re.len())),
+                std::iter::repeat_n(1u8, re.len()).chain(std::iter::repeat_n(0, r - re.len())),
             );
         }
         Ok((Self::new(ids, mask, prompts.len(), p + r)?, p))

@@ -36,7 +36,8 @@ pub fn inv_freq(cfg: &ModelConfig) -> Vec<f32> {
             } else {
                 *f
             };
-            let is_medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+            // NaN-free inputs: "not below high and not above low" is the closed range.
+            let is_medium = (high_freq_wavelen..=low_freq_wavelen).contains(&wavelen);
             *f = if is_medium {
                 let smooth = (old / wavelen - lo) / (hi - lo);
                 (1.0 - smooth) * scaled / factor + smooth * scaled

@@ -120,7 +120,8 @@ fn left_padded_batch_gives_the_same_logprobs_as_each_row_alone() {
     let (lp, en) = model.token_logprobs(&batch, start, 0.7, &opts).unwrap();
     let (lp, en) = (lp.to_vec2::<f32>().unwrap(), en.to_vec2::<f32>().unwrap());
     for (i, (p, r)) in prompts().iter().zip(responses()).enumerate() {
-        let (one, s) = Batch::prompt_response(&[p.clone()], &[r.clone()], 0).unwrap();
+        let (one, s) =
+            Batch::prompt_response(std::slice::from_ref(p), std::slice::from_ref(&r), 0).unwrap();
         let (lp1, en1) = model.token_logprobs(&one, s, 0.7, &opts).unwrap();
         let (lp1, en1) = (lp1.to_vec2::<f32>().unwrap(), en1.to_vec2::<f32>().unwrap());
         let d =
@@ -605,7 +606,7 @@ fn continuous_batching_gives_each_sequence_the_same_tokens() {
     let all = model.generate(&prompts, &seeds, &opts, None).unwrap();
     let lengths: Vec<usize> = all.iter().map(|g| g.tokens.len()).collect();
     assert!(
-        lengths.iter().any(|&l| l < 40) && lengths.iter().any(|&l| l == 40),
+        lengths.iter().any(|&l| l < 40) && lengths.contains(&40),
         "{lengths:?}"
     );
     for cap in [1, 3, 7] {

@@ -276,25 +276,6 @@ pub fn gae(
     Ok((whitened, returns))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn contiguous_groups_rejects_ragged_split() {
-        assert!(contiguous_groups(10, 4).is_err());
-        assert_eq!(contiguous_groups(6, 3).unwrap(), vec![0, 0, 0, 1, 1, 1]);
-    }
-
-    #[test]
-    fn mismatched_lengths_are_errors() {
-        let err = grpo(&[1.0, 0.0], &[0]).unwrap_err().to_string();
-        assert!(err.contains("2 scores but 1 group"), "{err}");
-        let err = rloo(&[f32::NAN], &[0]).unwrap_err().to_string();
-        assert!(err.contains("response 0"), "{err}");
-    }
-}
-
 /// What an estimator reads: the token rewards (the outcome score on the last token, minus the
 /// KL penalty when KL is in the reward), the response mask, the group of each response, and
 /// for GAE the critic's values.
@@ -360,5 +341,24 @@ impl AdvantageEstimator {
     /// Whether the estimator needs a critic.
     pub fn needs_critic(self) -> bool {
         self == AdvantageEstimator::Gae
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contiguous_groups_rejects_ragged_split() {
+        assert!(contiguous_groups(10, 4).is_err());
+        assert_eq!(contiguous_groups(6, 3).unwrap(), vec![0, 0, 0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn mismatched_lengths_are_errors() {
+        let err = grpo(&[1.0, 0.0], &[0]).unwrap_err().to_string();
+        assert!(err.contains("2 scores but 1 group"), "{err}");
+        let err = rloo(&[f32::NAN], &[0]).unwrap_err().to_string();
+        assert!(err.contains("response 0"), "{err}");
     }
 }

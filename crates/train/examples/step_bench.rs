@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let shape = args.first().map(String::as_str).unwrap_or("small");
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (rows, n, max_resp, steps) = (num(1, 2), num(2, 4), num(3, 32), num(4, 3));
-    let kl = args.get(5).map_or(true, |s| s != "nokl");
+    let kl = args.get(5).is_none_or(|s| s != "nokl");
     let cfg = match shape {
         "small" => qwen2_config(4096, 256, 704, 4, 4, 2)?,
         "qwen05b" => qwen2_config(151936, 896, 4864, 24, 14, 2)?,

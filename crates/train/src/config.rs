@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use oneshot_rl::{AdvantageEstimator, KlKind, LossAgg};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub model: ModelSection,
@@ -316,22 +316,6 @@ impl Default for ValidationSection {
     }
 }
 
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            model: ModelSection::default(),
-            data: DataSection::default(),
-            rollout: RolloutSection::default(),
-            reward: RewardSection::default(),
-            algorithm: AlgorithmSection::default(),
-            optim: OptimSection::default(),
-            trainer: TrainerSection::default(),
-            validation: ValidationSection::default(),
-            debug: DebugSection::default(),
-        }
-    }
-}
-
 impl TrainConfig {
     /// Reads a config file (missing keys take the paper's defaults), then applies overrides.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
@@ -380,7 +364,7 @@ impl TrainConfig {
                 bail!("{name} must be at least 1");
             }
         }
-        if d.train_batch_size % t.mini_batch_size != 0 {
+        if !d.train_batch_size.is_multiple_of(t.mini_batch_size) {
             bail!(
                 "trainer.mini_batch_size {} must divide data.train_batch_size {}",
                 t.mini_batch_size,
@@ -411,7 +395,9 @@ impl TrainConfig {
         if a.use_kl_loss && a.kl_in_reward {
             bail!("algorithm.use_kl_loss and algorithm.kl_in_reward are exclusive (pick one place for the KL)");
         }
-        if a.adv_estimator == AdvantageEstimator::Gae && !(a.critic_lr > 0.0) {
+        if a.adv_estimator.needs_critic()
+            && a.critic_lr.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        {
             bail!("algorithm.critic_lr must be > 0 for adv_estimator = gae");
         }
         self.schedule().validate().context("optim")?;

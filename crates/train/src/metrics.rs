@@ -46,7 +46,7 @@ pub fn validation_metrics(s: &BenchmarkSummary) -> BTreeMap<String, f64> {
         m.insert(key(&format!("pass@{}", p.k)), p.value / 100.0);
     }
     if let Some(len) = s.mean_response_tokens {
-        m.insert(key("response_length"), len as f64);
+        m.insert(key("response_length"), len);
     }
     if let Some(t) = s.truncation_rate {
         m.insert(key("truncated"), t / 100.0);

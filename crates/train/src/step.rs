@@ -1,9 +1,9 @@
-//! One training step of 1-shot RLVR, read top to bottom in [`train_step`]:
-//! 1. the batch of prompt rows, each repeated `n` times; 2. rollouts from the detached policy;
-//! 3. rewards (checker vs label, optional format and HAPO length rewards); 4. the reference and
-//! old log-probs and critic values the update needs; 5. advantages (each batch row is its own
-//! group of n, as verl); 6. the actor update and 7. the critic update (`update`).
-//! Validation and checkpoints happen around the step (see `trainer`).
+//! One training step of 1-shot RLVR, read top to bottom in [`train_step`]: (1) the batch of
+//! prompt rows, each repeated `n` times; (2) rollouts from the detached policy; (3) rewards
+//! (checker vs label, optional format and HAPO length rewards); (4) the reference and old
+//! log-probs and critic values the update needs; (5) advantages (each batch row is its own group
+//! of n, as verl); (6) the actor update and (7) the critic update (`update`). Validation and
+//! checkpoints happen around the step (see `trainer`).
 
 use std::time::Instant;
 
@@ -113,7 +113,7 @@ impl Rollout {
     }
 }
 
-/// 2. `n` rollouts of every batch row from the detached policy; response (row b, sample j)
+/// Step 2: `n` rollouts of every batch row from the detached policy; response (row b, sample j)
 /// draws from its own seed, so the tokens do not depend on how responses are batched.
 fn rollout(t: &Trainer, rows: &[usize]) -> Result<(Experience, Rollout)> {
     let cfg = &t.cfg;
@@ -185,7 +185,7 @@ impl Rewards {
     }
 }
 
-/// 3. The checker against each row's label (1/0), plus the optional format and HAPO length
+/// Step 3: The checker against each row's label (1/0), plus the optional format and HAPO length
 /// rewards (HAPO scores against the history from before this batch, then updates it); the
 /// outcomes also feed the per-example accuracy history that selection ranks by.
 fn reward(t: &mut Trainer, rows: &[usize], exp: &Experience, texts: &[String]) -> Result<Rewards> {
@@ -216,7 +216,7 @@ fn reward(t: &mut Trainer, rows: &[usize], exp: &Experience, texts: &[String]) -
     Ok(Rewards { parts, correct })
 }
 
-/// 4. Detached passes: reference log-probs (KL), the rollout policy's log-probs when the
+/// Step 4: Detached passes: reference log-probs (KL), the rollout policy's log-probs when the
 /// policy changes before some update (several mini-batches or epochs) or KL is in the
 /// reward, and critic values.
 fn detached_passes(t: &Trainer, exp: &mut Experience) -> Result<()> {
@@ -256,7 +256,7 @@ struct AdvantageOutcome {
     kl_penalty: Option<f64>,
 }
 
-/// 5. Token rewards (the score on the last token, minus the KL penalty when KL is in the
+/// Step 5: Token rewards (the score on the last token, minus the KL penalty when KL is in the
 /// reward), then the configured estimator (`oneshot_rl`), each row's n responses one group.
 fn advantages(
     t: &Trainer,

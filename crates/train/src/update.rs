@@ -88,7 +88,7 @@ impl ActorSums {
     }
 }
 
-/// 6. The actor: the policy loss on temperature-scaled log-probs, `ppo_epochs` passes over
+/// Step 6: The actor: the policy loss on temperature-scaled log-probs, `ppo_epochs` passes over
 /// mini-batches of `mini_batch_size` rows.
 pub fn update_actor(
     t: &mut Trainer,
@@ -166,7 +166,7 @@ pub fn update_actor(
     Ok(sums.stats())
 }
 
-/// 7. The critic's clipped value loss, accumulated and stepped like the actor's; returns the
+/// Step 7: The critic's clipped value loss, accumulated and stepped like the actor's; returns the
 /// mean value loss per optimiser step.
 pub fn update_critic(
     critic: &mut Critic,

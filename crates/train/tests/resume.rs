@@ -65,6 +65,7 @@ fn interrupted_and_resumed_equals_uninterrupted() {
         &RunOptions {
             resume: false,
             stop_after: Some(3),
+            ..RunOptions::default()
         },
     )
     .unwrap();
@@ -82,6 +83,7 @@ fn interrupted_and_resumed_equals_uninterrupted() {
         &RunOptions {
             resume: true,
             stop_after: None,
+            ..RunOptions::default()
         },
     )
     .unwrap();
@@ -152,6 +154,7 @@ fn nan_loss_stops_with_the_last_good_checkpoint_intact() {
         &RunOptions {
             resume: true,
             stop_after: None,
+            ..RunOptions::default()
         },
     )
     .unwrap();

@@ -25,7 +25,7 @@ enum Sub {
     /// Write the training pool and the held-out benchmark.
     Generate(GenerateArgs),
     /// Train the tokenizer and the base model on the lab corpus.
-    Pretrain(PretrainArgs),
+    Pretrain(Box<PretrainArgs>),
     /// Greedy evaluation of a model on the lab benchmark (strict / lenient / boxed).
     Eval(EvalArgs),
     /// Print pretraining documents.
@@ -128,7 +128,7 @@ struct SampleArgs {
 pub fn run(args: Args) -> anyhow::Result<i32> {
     match args.command {
         Sub::Generate(a) => generate(a),
-        Sub::Pretrain(a) => run_pretrain(a),
+        Sub::Pretrain(a) => run_pretrain(*a),
         Sub::Eval(a) => eval(a),
         Sub::Sample(a) => sample(a),
         Sub::Reproduce(a) => super::demo::reproduce(a),
@@ -191,11 +191,6 @@ fn run_pretrain(a: PretrainArgs) -> anyhow::Result<i32> {
         print!("{}", oneshot_config::to_toml(&cfg)?);
         return Ok(0);
     }
-    let mut record = oneshot_run::write_run_json(
-        &a.out,
-        &oneshot_run::command_line(),
-        serde_json::to_value(&cfg)?,
-    )?;
     let (_, _, report) = pretrain(
         &cfg,
         Some(&a.out),
@@ -213,6 +208,14 @@ fn run_pretrain(a: PretrainArgs) -> anyhow::Result<i32> {
         report.tokens as f64 / report.seconds.max(1e-9),
         a.out.display()
     );
+    // The record goes in once the checkpoint exists: pretraining refuses a non-empty output
+    // directory that is not its own checkpoint, and each save replaces the directory.
+    let mut record = oneshot_run::write_run_json(
+        &a.out,
+        &oneshot_run::command_line(),
+        serde_json::to_value(&cfg)?,
+    )?;
+    record.set("pretrain_seconds", serde_json::json!(report.seconds))?;
     record.finish(&crate::cmd::kernel_report())?;
     Ok(0)
 }
