@@ -14,6 +14,8 @@
 pub mod alloc;
 mod attention;
 mod buffer;
+pub mod chunked_attention;
+pub mod device_path;
 mod gemm_bf16;
 pub mod isa;
 mod linear;
@@ -180,7 +182,9 @@ pub fn logprobs_and_entropy(
 /// padding; `None` = all from 0). Scores are `scale * q.k`. A query row that sees no key (a
 /// padding row) outputs zeros and passes no gradient. Differentiable w.r.t. q, k and v; the
 /// fused version never materialises the `[t, s]` scores (online softmax over key tiles, and a
-/// backward that recomputes probabilities from the saved log-sum-exp).
+/// backward that recomputes probabilities from the saved log-sum-exp). Off the host path
+/// ([`device_path`]) it is [`chunked_attention::causal_attention`]: candle ops scoring a chunk
+/// of queries at a time, with a recomputing backward.
 pub fn causal_attention(
     q: &Tensor,
     k: &Tensor,
@@ -210,8 +214,8 @@ pub fn causal_attention(
     if !scale.is_finite() {
         bail!("causal_attention: scale must be finite, got {scale}");
     }
-    if !on_cpu(q) {
-        return reference::causal_attention(q, k, v, key_start, scale);
+    if !on_cpu(q) || device_path::is_generic(q.device()) {
+        return chunked_attention::causal_attention(q, k, v, key_start, scale, 0);
     }
     let starts = key_start.map_or_else(|| vec![0; b], |ks| ks.to_vec());
     let op = attention::CausalAttention::new(scale as f32, starts);

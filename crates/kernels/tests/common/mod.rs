@@ -61,7 +61,9 @@ pub fn assert_close(got: &Tensor, want: &Tensor, rtol: f32, what: &str) {
 /// Scalar loss `sum(out * probe)` with a fixed random probe, so the upstream gradient is
 /// not uniform.
 pub fn probe_loss(out: &Tensor, seed: u64) -> Result<Tensor> {
-    let probe = uniform(&mut rng(seed), out.dims(), 1.0).to_dtype(out.dtype())?;
+    let probe = uniform(&mut rng(seed), out.dims(), 1.0)
+        .to_dtype(out.dtype())?
+        .to_device(out.device())?;
     (out * probe)?.sum_all()
 }
 
