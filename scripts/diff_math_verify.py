@@ -70,7 +70,9 @@ def benchmark_golds():
                 else:  # minerva: the boxed answer of the reference solution
                     gold = last_boxed(row.get("solution", ""))
                 if gold:
-                    out.append((f"{bench}:{line_no}", gold.strip()))
+                    # Olympiad answers carry their own `$` delimiters (`$8$,$4$`).
+                    gold = gold.replace("\\$", "").replace("$", "").strip()
+                    out.append((f"{bench}:{line_no}", gold))
     return out
 
 
@@ -140,7 +142,10 @@ def r_radical(g, rng):
     if not m:
         return None
     n = m.group(1)
-    repl = rng.choice([f"\\sqrt {n}" if len(n) == 1 else f"\\sqrt{{{n}}}", f"{n}^{{1/2}}", f"{n}^{{\\frac{{1}}{{2}}}}"])
+    # After a coefficient (`2\sqrt{2}`) the power needs a visible product: `2 \cdot 2^{1/2}`.
+    base = f"\\cdot {n}" if g[:m.start()].rstrip()[-1:].isdigit() else n
+    repl = rng.choice([f"\\sqrt {n}" if len(n) == 1 else f"\\sqrt{{{n}}}", f"{base}^{{1/2}}",
+                       f"{base}^{{\\frac{{1}}{{2}}}}"])
     return g[:m.start()] + repl + g[m.end():]
 
 
@@ -193,6 +198,9 @@ def r_list_order(g, rng):
     items = split_top(g)
     if len(items) < 2 or any(not i for i in items):
         return None
+    # `11,\!090` and `2,600` are numbers with thousands separators, not lists.
+    if "\\!" in g or any(re.fullmatch(r"\d{3}(\.\d+)?", i) for i in items[1:]):
+        return None
     items = items[::-1]
     return ", ".join(items)
 
@@ -222,15 +230,17 @@ def r_units(g, rng):
 
 
 def r_prefix(g, rng):
-    if "=" in g or "," in g or "\\in" in g or "<" in g or ">" in g or "\\le" in g or "\\ge" in g:
+    if re.search(r"[=,<>]|\\(in|le|ge|ne|div|text)", g):
         return None
     return rng.choice(["x = ", "n=", "a = ", "k = "]) + g
 
 
 def r_styling(g, rng):
+    if "\\text" in g or "\\!" in g:
+        return None
     out = g.replace("(", "\\left(").replace(")", "\\right)") if "\\left" not in g else g
     out = out.replace(",", ",\\,").replace("+", " \\!+\\! ")
-    out = rng.choice(["\\displaystyle ", "", "\\mathrm{}"]) + out
+    out = rng.choice(["\\displaystyle ", "", "\\textstyle "]) + out
     return out if out != g else "\\, " + g
 
 
@@ -339,7 +349,8 @@ def generate(seed, max_golds, variants):
     golds = benchmark_golds() + train_golds()
     seen, unique = set(), []
     for src, g in golds:
-        if g not in seen and len(g) < 300:
+        # A gold with unbalanced braces cannot be boxed into a well-formed response.
+        if g not in seen and len(g) < 300 and g.count("{") == g.count("}"):
             seen.add(g)
             unique.append((src, g))
     rng.shuffle(unique)
@@ -437,12 +448,16 @@ def main():
     verdicts = {"ours": run_ours(args.ours, pairs, os.path.join(args.out, "pairs.jsonl"))}
     if args.old:
         verdicts["old"] = run_ours(args.old, pairs, os.path.join(args.out, "pairs.jsonl"))
-    mv_cache = os.path.join(args.out, f"mv_seed{args.seed}_{len(pairs)}.json")
-    if os.path.exists(mv_cache):
-        verdicts["math_verify"] = json.load(open(mv_cache))
-    else:
-        verdicts["math_verify"] = run_math_verify(pairs, args.procs)
-        json.dump(verdicts["math_verify"], open(mv_cache, "w"))
+    # Math-Verify's verdicts are cached per pair: a rerun after a generator change only checks
+    # the new pairs.
+    mv_cache = os.path.join(args.out, "math_verify_cache.json")
+    cache = json.load(open(mv_cache)) if os.path.exists(mv_cache) else {}
+    key = lambda p: json.dumps([p["prediction"], p["gold"]])
+    todo = [p for p in pairs if key(p) not in cache]
+    for p, v in zip(todo, run_math_verify(todo, args.procs) if todo else []):
+        cache[key(p)] = v
+    json.dump(cache, open(mv_cache, "w"))
+    verdicts["math_verify"] = [cache[key(p)] for p in pairs]
     rows = summarise(pairs, verdicts)
     # Every disagreement between ours and Math-Verify, for triage.
     with open(os.path.join(args.out, "disagreements.jsonl"), "w") as f:

@@ -747,6 +747,10 @@ impl Cas<'_> {
                     };
                     return Ok(RatFn::constant(r));
                 }
+                if args[0].has_symbols() {
+                    // A step function of a variable: an atom, decided by sampling.
+                    return Ok(self.opaque(format!("{f:?}[{}]", xs[0].key())));
+                }
                 let val =
                     numeric::eval_constant(&args[0], self.budget).ok_or(CasFail::Unsupported)?;
                 if val.im.abs() > 1e-12 || !val.re.is_finite() || val.re.abs() > 1e15 {
@@ -775,6 +779,15 @@ impl Cas<'_> {
                     }
                 }
                 Ok(self.opaque(format!("abs[{}]", x.key())))
+            }
+            Func::Min | Func::Max if args.iter().any(|a| a.has_symbols()) => {
+                let mut key = format!("{f:?}[");
+                for x in &xs {
+                    key.push_str(&x.key());
+                    key.push(',');
+                }
+                key.push(']');
+                Ok(self.opaque(key))
             }
             Func::Min | Func::Max => {
                 let mut best: Option<(f64, usize)> = None;

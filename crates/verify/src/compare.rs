@@ -51,6 +51,7 @@ impl<'a> Comparer<'a> {
         match (p, g) {
             (Text(a), Text(b)) => return norm_text(a) == norm_text(b),
             (Text(a), Sym(b)) | (Sym(b), Text(a)) => return norm_text(a) == norm_text(b),
+            (Text(_), Rel { .. }) | (Rel { .. }, Text(_)) => {}
             (Text(_), _) | (_, Text(_)) => return false,
             _ => {}
         }
@@ -462,7 +463,12 @@ impl<'a> Comparer<'a> {
         }
         // Free symbols and opaque atoms: sample.
         let mut agreeing = 0;
-        for k in 0..POINTS {
+        let points = if numeric::has_step_function(p) || numeric::has_step_function(g) {
+            POINTS + numeric::WIDE_POINTS
+        } else {
+            POINTS
+        };
+        for k in 0..points {
             let va = numeric::eval(p, k, &mut self.budget);
             let vb = numeric::eval(g, k, &mut self.budget);
             match (va, vb) {
@@ -483,7 +489,9 @@ impl<'a> Comparer<'a> {
     fn rational_close(&mut self, p: &Node, g: &Node, x: &BigRational, y: &BigRational) -> bool {
         let diff = (x - y).abs();
         let scale = x.abs().max(y.abs());
-        if let Some(tol) = BigRational::from_float(self.opts.tolerance) {
+        // Two integers are equal or not: 198719871989 is not 198719871987 within a tolerance.
+        let integers = x.is_integer() && y.is_integer();
+        if let Some(tol) = BigRational::from_float(self.opts.tolerance).filter(|_| !integers) {
             if diff <= &scale * tol {
                 return true;
             }
@@ -550,6 +558,10 @@ impl<'a> Comparer<'a> {
             Node::Seq(SeqKind::Tuple(o, c), v) if v.len() == 2 => {
                 let lo = self.bound(&v[0], *o == '[')?;
                 let hi = self.bound(&v[1], *c == ']')?;
+                // `(3,2]` is no interval (a point `(3,2)` with a wrong bracket), not the empty set.
+                if lo.value > hi.value {
+                    return None;
+                }
                 Some(vec![Interval { lo, hi }])
             }
             Node::Union(items) => {

@@ -209,3 +209,61 @@ fn concluding_sentence_states_the_answer() {
     // A sentence that does not conclude, or does not end with the number, is not an answer.
     assert!(check("We find $x = 5$ after 2 steps.", "5"));
 }
+
+#[test]
+fn step_functions_of_variables_are_compared_by_sampling() {
+    // Near zero all these floors agree; they must still differ.
+    assert!(!eq("\\lceil n / 12\\rceil+1", "\\lceil n / 2\\rceil+1"));
+    assert!(!eq(
+        "-(\\lfloor\\sqrt{n-1}\\rfloor)",
+        "\\lfloor\\sqrt{n-1}\\rfloor"
+    ));
+    assert!(!eq(
+        "m n-\\lfloor m / 3\\rfloor",
+        "m n-\\lfloor m / 2\\rfloor"
+    ));
+    assert!(eq(
+        "\\lceil n / 2\\rceil+1",
+        "\\lceil \\frac{n}{2}\\rceil+1"
+    ));
+    assert!(eq(
+        "\\lfloor x \\rfloor + \\lfloor x \\rfloor",
+        "2\\lfloor x \\rfloor"
+    ));
+    assert!(eq("\\max(x, 2)", "\\max(2, x)"));
+    assert!(!eq("\\max(x, 2)", "\\min(2, x)"));
+}
+
+#[test]
+fn integers_compare_exactly() {
+    assert!(!eq("198719871989", "198719871987"));
+    assert!(eq("198719871987", "198719871987.0"));
+    // The relative tolerance is for decimals against exact values.
+    assert!(eq("0.0833333333333333", "\\frac{1}{12}"));
+}
+
+#[test]
+fn reversed_bracket_pair_is_not_an_empty_interval() {
+    assert!(!check("$\\boxed{(3,2]}$", "(3,2)"));
+    assert!(!check("$\\boxed{[3,2)}$", "(3,2)"));
+    assert!(check("$\\boxed{(3,2)}$", "(3,2)"));
+}
+
+#[test]
+fn tuples_are_not_thousands() {
+    assert!(check(
+        "$\\boxed{\\left( 2 ,\\ 251 ,\\ 252 \\right)}$",
+        "(2,251,252)"
+    ));
+    assert!(!check("$\\boxed{2251252}$", "(2,251,252)"));
+    assert!(eq("1,000,000", "1000000"));
+}
+
+#[test]
+fn named_answers_of_other_kinds() {
+    assert!(check("$\\boxed{x = 40_9}$", "40_9"));
+    assert!(!check("$\\boxed{x = 41_9}$", "40_9"));
+    assert!(check("$\\boxed{n=\\text{Navin}}$", "\\text{Navin}"));
+    assert!(check("$\\boxed{20\\text{ percent}}$", "20\\%"));
+    assert!(check("$\\boxed{\\textstyle 52_8}$", "52_8"));
+}

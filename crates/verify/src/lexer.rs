@@ -629,7 +629,10 @@ impl Lexer<'_, '_> {
             return Ok(());
         }
         let lower = t.to_ascii_lowercase();
-        if matches!(lower.as_str(), "and" | "or" | "," | ";") {
+        if matches!(
+            lower.as_str(),
+            "and" | "or" | "," | ";" | "percent" | "percentage" | "pct"
+        ) {
             self.out.push(Tok::Word(lower));
             return Ok(());
         }

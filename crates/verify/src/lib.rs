@@ -158,7 +158,12 @@ fn equal_with_budget(
     if let Some((digits, radix)) = normalize::base_numeral(&lg) {
         // A base-conversion question asks for the digits in that base: `4210_5` (or `4210`
         // alone) answers it, its decimal value 555 does not.
-        return match normalize::base_numeral(&lp) {
+        // `x=4210_5` names the same digits.
+        let lp = match lp.split_once('=') {
+            Some((name, value)) if name.bytes().all(|c| c.is_ascii_alphabetic()) => value,
+            _ => lp.as_str(),
+        };
+        return match normalize::base_numeral(lp) {
             Some((d, r)) => r == radix && same_digits(&d, &digits),
             None => {
                 let bare = lp.trim_start_matches('-');

@@ -3,7 +3,8 @@
 //! handled by the lexer and parser.
 
 /// Normalised readings of an answer. The first is preferred; a second reading exists when the
-/// text is ambiguous (a lone `1,5` may be a decimal comma or a two-element list).
+/// text is ambiguous (a lone `1,5` may be a decimal comma or a two-element list; golds use
+/// decimal commas too, so both sides get both readings).
 pub fn readings(answer: &str) -> Vec<String> {
     let s = strip_wrappers(answer);
     let s = join_digit_groups(&s);
@@ -100,8 +101,7 @@ fn join_digit_groups(s: &str) -> String {
     out
 }
 
-/// `1,000,000.5` → `1000000.5`. A single `,ddd` group only counts as a thousands separator at
-/// bracket depth 0 (inside `(1,500)` it is more likely a tuple).
+/// `1,000,000.5` → `1000000.5`, at bracket depth 0 only (inside `(1,500)` it is a tuple).
 fn drop_thousands_commas(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -143,7 +143,8 @@ fn drop_thousands_commas(s: &str) -> String {
                 k += 4;
             }
             let lead_ok = (1..=3).contains(&lead) && b[i] != b'0';
-            if groups > 0 && lead_ok && !in_call && (depth == 0 || groups >= 2) {
+            // Inside brackets `(2,251,252)` is a tuple, not a number.
+            if groups > 0 && lead_ok && !in_call && depth == 0 {
                 for &d in &b[i..k] {
                     if d != b',' {
                         out.push(d as char);
@@ -226,7 +227,8 @@ pub fn loose_text(s: &str) -> String {
         .replace("\\!", "")
         .replace("\\,", "")
         .replace("\\;", "")
-        .replace("\\displaystyle", "");
+        .replace("\\displaystyle", "")
+        .replace("\\textstyle", "");
     s.chars().filter(|c| !c.is_whitespace()).collect()
 }
 

@@ -13,8 +13,29 @@ use num_traits::ToPrimitive;
 /// Number of sample points used for expressions with free symbols.
 pub const POINTS: u32 = 5;
 
-/// Deterministic value of symbol `name` at sample point `k` (|v| in [0.35, 2.4], non-integer).
+/// Extra sample points, of growing magnitude, for expressions with step functions (`\lfloor`,
+/// `\lceil`, `mod`) of symbols: near zero `\lfloor n/2 \rfloor` and `\lfloor n/12 \rfloor` agree.
+pub const WIDE_POINTS: u32 = 8;
+
+/// Whether the node applies a step function to an expression with symbols.
+pub fn has_step_function(n: &Node) -> bool {
+    let mut found = false;
+    n.visit(&mut |x| {
+        if let Node::Func(Func::Floor | Func::Ceil | Func::Mod, args) = x {
+            found |= args.iter().any(|a| a.has_symbols());
+        }
+    });
+    found
+}
+
+/// Deterministic value of symbol `name` at sample point `k`: |v| in [0.35, 2.4], non-integer,
+/// for `k < POINTS`; beyond, the same values scaled by ever larger factors.
 fn symbol_value(name: &str, k: u32) -> f64 {
+    let scale = if k < POINTS {
+        1.0
+    } else {
+        1.0 + 9.7 * f64::from(k - POINTS + 1)
+    };
     // FNV-1a over the name and the point index.
     let mut h: u64 = 0xcbf29ce484222325;
     for b in name.bytes().chain(k.to_le_bytes()) {
@@ -22,7 +43,7 @@ fn symbol_value(name: &str, k: u32) -> f64 {
         h = h.wrapping_mul(0x100000001b3);
     }
     let unit = (h >> 11) as f64 / (1u64 << 53) as f64;
-    let v = 0.35 + 2.05 * unit;
+    let v = (0.35 + 2.05 * unit) * scale;
     if k % 2 == 1 {
         -v
     } else {
