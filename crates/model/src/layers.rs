@@ -122,9 +122,12 @@ fn matmul_nt_batched(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(a.matmul(&b.t()?)?)
 }
 
-/// `x W^T + b` for x `[n, in]`.
+/// `x W^T + b` for x `[n, in]`, plus the LoRA update when the projection has an adapter.
 pub fn linear(x: &Tensor, l: &Linear, matmul: MatmulPrecision) -> Result<Tensor> {
-    let y = project(x, &l.weight, matmul)?;
+    let y = match &l.lora {
+        Some(a) => crate::lora::adapted_product(x, &l.weight, a, matmul)?,
+        None => project(x, &l.weight, matmul)?,
+    };
     Ok(match &l.bias {
         Some(b) => y.broadcast_add(b)?,
         None => y,
@@ -181,6 +184,12 @@ fn attention(
     let q = k::rope(&q, inp.cos, inp.sin)?;
     let key = k::rope(&key, inp.cos, inp.sin)?;
     let (key, val) = match cache {
+        Some(c) if c.is_paged() => {
+            // Shared-prompt cache: it attends over the prompt and each row's own tokens.
+            let out = c.attend(&q, &key, &val, 1.0 / (d as f64).sqrt())?;
+            let out = out.transpose(1, 2)?.reshape((b * t, heads * d))?;
+            return Ok(linear(&out, &w.o, dims.matmul)?.reshape((b, t, hid))?);
+        }
         Some(c) => c.append(&key, &val)?,
         None => (key, val),
     };

@@ -7,6 +7,7 @@
 //!   optional per-layer recomputation).
 //! - [`Model::generate`]: batched KV-cache sampling with per-sequence seeds.
 //! - [`Model::save`]: HF layout.
+//! - [`lora`]: LoRA adapters (PEFT's layout), the base as a free KL reference, merging.
 pub mod batch;
 mod placement;
 mod recompute;
@@ -15,6 +16,7 @@ pub mod generate;
 pub mod kv_cache;
 pub mod layers;
 pub mod logprobs;
+pub mod lora;
 pub mod model;
 pub mod params;
 pub mod rope;
@@ -26,6 +28,7 @@ pub use config::{Arch, ModelConfig, RopeScaling};
 pub use generate::{FinishReason, GenerateOptions, Generation, StopCheck};
 pub use layers::{MatmulPrecision, BF16_MIN_ROWS};
 pub use logprobs::LogprobOptions;
+pub use lora::{LoraConfig, Target as LoraTarget};
 pub use model::{hf_dtype_name, parse_dtype, Model};
 pub use placement::{DeviceSpec, WeightDtype};
 pub use sampling::SamplerConfig;

@@ -22,6 +22,8 @@ pub struct Model {
     fused_attention: bool,
     /// How the projections multiply (f32 by default).
     matmul: MatmulPrecision,
+    /// LoRA adapters: when present they are the trainable variables and `params` is frozen.
+    pub(crate) lora: Option<crate::lora::Lora>,
 }
 
 /// Per-batch tensors every layer reads: rotary tables and the additive mask.
@@ -158,7 +160,26 @@ impl Model {
             inv_freq,
             fused_attention: true,
             matmul: MatmulPrecision::F32,
+            lora: None,
         }
+    }
+
+    /// The same model without adapters, its parameters sharing this one's storage.
+    pub(crate) fn shallow_clone_without_lora(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            params: self.params.clone(),
+            dtype: self.dtype,
+            device: self.device.clone(),
+            inv_freq: self.inv_freq.clone(),
+            fused_attention: self.fused_attention,
+            matmul: self.matmul,
+            lora: None,
+        }
+    }
+
+    pub(crate) fn fused_attention_enabled(&self) -> bool {
+        self.fused_attention
     }
 
     /// Choose the fused attention kernel (default) or the materialised reference path
@@ -183,8 +204,12 @@ impl Model {
         self.matmul
     }
 
-    /// A frozen copy (own storage, no autograd link), e.g. the KL reference policy.
+    /// A frozen copy (own storage, no autograd link), e.g. the KL reference policy. With
+    /// adapters it is the merged model (what this one computes), without adapters.
     pub fn frozen_copy(&self) -> Result<Self> {
+        if self.lora.is_some() {
+            return self.merged();
+        }
         let tensors: HashMap<String, Tensor> = self
             .params
             .vars()
@@ -210,19 +235,53 @@ impl Model {
         &self.device
     }
 
-    /// Trainable parameters as (HF name, variable); updating a variable updates the model.
-    /// With tied embeddings the embedding matrix appears once and serves as the output head.
+    /// Trainable parameters as (name, variable); updating a variable updates the model.
+    /// Without adapters: every parameter by HF name (with tied embeddings the embedding
+    /// matrix appears once and serves as the output head). With adapters: the adapter
+    /// matrices only, by PEFT name.
     pub fn vars(&self) -> Vec<(String, Var)> {
+        match &self.lora {
+            Some(l) => l.vars(),
+            None => self.params.vars(),
+        }
+    }
+
+    /// The base parameters by HF name (frozen when adapters are present).
+    pub fn base_vars(&self) -> Vec<(String, Var)> {
         self.params.vars()
     }
 
+    /// A base parameter by HF name.
     pub fn var(&self, name: &str) -> Option<&Var> {
         self.params.get(name)
     }
 
-    /// Parameter views: attached to autograd (`detached = false`) or not.
+    /// Parameter views: attached to autograd (`detached = false`) or not. With adapters the
+    /// base is always detached and only the adapters attach.
     pub fn weights(&self, detached: bool) -> Weights {
-        self.params.weights(detached)
+        self.weights_with_dropout(detached, None)
+    }
+
+    /// [`Model::weights`] with the adapters' dropout masks keyed by `dropout_key`.
+    pub(crate) fn weights_with_dropout(&self, detached: bool, dropout_key: Option<u64>) -> Weights {
+        match &self.lora {
+            None => self.params.weights(detached),
+            Some(l) => {
+                let mut w = self.params.weights(true);
+                l.attach(&mut w, detached, dropout_key);
+                w
+            }
+        }
+    }
+
+    /// The attached and detached views of one update forward: with adapter dropout both
+    /// carry the same fresh masks (a recomputed layer must see its first forward's masks).
+    pub(crate) fn update_weights(&self) -> (Weights, Weights) {
+        let key = self.lora.as_ref().map(|l| l.next_dropout_key());
+        (
+            self.weights_with_dropout(false, key),
+            self.weights_with_dropout(true, key),
+        )
     }
 
     pub(crate) fn dims(&self) -> Dims {

@@ -93,6 +93,8 @@ pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// A LoRA adapter on this projection (then `weight` is frozen).
+    pub lora: Option<crate::lora::LoraLinear>,
 }
 
 #[derive(Clone)]
@@ -122,6 +124,7 @@ impl Linear {
         Ok(Self {
             weight: oneshot_kernels::round_to_bf16(&self.weight)?,
             bias: self.bias.clone(),
+            lora: self.lora.clone(),
         })
     }
 }
@@ -158,7 +161,8 @@ impl Weights {
     }
 }
 
-/// The trainable parameters, in `param_specs` order.
+/// The trainable parameters, in `param_specs` order. A clone shares the variables' storage.
+#[derive(Clone)]
 pub struct Params {
     specs: Vec<ParamSpec>,
     vars: Vec<Var>,
@@ -269,6 +273,7 @@ impl Params {
         let lin = |name: String| Linear {
             weight: t(&format!("{name}.weight")),
             bias: opt(format!("{name}.bias")),
+            lora: None,
         };
         let n_layers = self
             .specs

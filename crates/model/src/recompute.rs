@@ -55,8 +55,7 @@ pub(crate) fn logprobs_with_grad(
     let device = model.device().clone();
     let vars: Vec<Var> = model.vars().into_iter().map(|(_, v)| v).collect();
     let rows = ResponseRows::new(batch, response_start, &device)?;
-    let w = model.weights(false);
-    let w_det = model.weights(true);
+    let (w, w_det) = model.update_weights();
     let ctx = model.batch_ctx(batch)?;
     let ids = batch.ids_tensor(&device)?;
     let (b, t) = (batch.batch, batch.seq_len);

@@ -14,17 +14,15 @@ impl Model {
             .unwrap_or(self.dtype())
     }
 
-    /// Write an HF checkpoint to `out` (atomically, via oneshot-hf) in `dtype` (default: the
+    /// Write an HF checkpoint to `out` (adapters merged in) (atomically, via oneshot-hf) in `dtype` (default: the
     /// original dtype), copying tokenizer/generation side files from `copy_from` if given.
     pub fn save(&self, out: &Path, dtype: Option<DType>, copy_from: Option<&Path>) -> Result<()> {
         let dtype = dtype.unwrap_or_else(|| self.original_dtype());
+        // With adapters the checkpoint is the merged model (what this one computes).
         let tensors: Vec<(String, Tensor)> = self
-            .vars()
+            .merged_tensors()?
             .into_iter()
-            .map(|(name, v)| {
-                let t = v.as_tensor().detach().to_dtype(dtype)?;
-                Ok((name, t))
-            })
+            .map(|(name, t)| Ok((name, t.to_dtype(dtype)?)))
             .collect::<Result<_>>()?;
         let mut config = self.config.raw.clone();
         let name = serde_json::Value::from(hf_dtype_name(dtype));
