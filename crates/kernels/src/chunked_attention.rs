@@ -38,7 +38,7 @@ pub fn causal_attention(
     scale: f64,
     chunk: usize,
 ) -> Result<Tensor> {
-    let (b, hq, t, _) = q.dims4()?;
+    let (b, hq, _, _) = q.dims4()?;
     let (_, _, s, _) = k.dims4()?;
     let chunk = if chunk == 0 {
         default_chunk(b, hq, s)

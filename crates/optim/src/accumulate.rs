@@ -2,26 +2,60 @@
 //! buffers, one per parameter, so the optimiser can step once per mini-batch. The losses of the
 //! micro-batches must already carry their share of the mini-batch normalisation (see
 //! `agg::AggScope`), so a plain sum is the mini-batch gradient.
+//!
+//! On the host path the sums are host f32 buffers; on the device-generic path they are one
+//! flat f32 buffer on the parameters' device (`crate::device`), summed with tensor ops.
 
 use anyhow::{bail, Result};
 use candle_core::{backprop::GradStore, Var};
+use oneshot_kernels::device_path::{self, StepPath};
 
+use crate::device::{DeviceGrads, FlatLayout};
 use crate::host::host_grad;
 
 pub struct GradAccumulator {
     params: Vec<(String, Var)>,
-    /// Summed gradient per parameter; `None` until one backward pass produced one.
-    sums: Vec<Option<Vec<f32>>>,
+    sums: Sums,
     passes: usize,
 }
 
+enum Sums {
+    /// Summed gradient per parameter; `None` until one backward pass produced one.
+    Host(Vec<Option<Vec<f32>>>),
+    Device(DeviceGrads),
+}
+
 impl GradAccumulator {
-    pub fn new(params: Vec<(String, Var)>) -> Self {
-        let sums = vec![None; params.len()];
-        Self {
+    /// An accumulator on the path `oneshot_kernels::device_path` picks for the parameters'
+    /// device.
+    pub fn new(params: Vec<(String, Var)>) -> Result<Self> {
+        let path = match params.first() {
+            Some((_, v)) => device_path::step_path(v.device())?,
+            None => StepPath::Host,
+        };
+        Self::with_path(params, path)
+    }
+
+    /// An accumulator on the given path.
+    pub fn with_path(params: Vec<(String, Var)>, path: StepPath) -> Result<Self> {
+        let sums = match path {
+            StepPath::Host => Sums::Host(vec![None; params.len()]),
+            StepPath::Generic => {
+                let vars: Vec<&Var> = params.iter().map(|(_, v)| v).collect();
+                Sums::Device(DeviceGrads::new(FlatLayout::new(&vars)?))
+            }
+        };
+        Ok(Self {
             params,
             sums,
             passes: 0,
+        })
+    }
+
+    pub fn path(&self) -> StepPath {
+        match self.sums {
+            Sums::Host(_) => StepPath::Host,
+            Sums::Device(_) => StepPath::Generic,
         }
     }
 
@@ -32,7 +66,17 @@ impl GradAccumulator {
 
     /// Adds `scale` times the gradients of one backward pass.
     pub fn add_scaled(&mut self, grads: &GradStore, scale: f32) -> Result<()> {
-        for ((name, var), sum) in self.params.iter().zip(self.sums.iter_mut()) {
+        let sums = match &mut self.sums {
+            Sums::Device(d) => {
+                let params = self.params.iter().map(|(n, v)| (n.as_str(), v));
+                d.add_store(params, grads, scale)
+                    .map_err(|e| anyhow::anyhow!("GradAccumulator: {e:#}"))?;
+                self.passes += 1;
+                return Ok(());
+            }
+            Sums::Host(sums) => sums,
+        };
+        for ((name, var), sum) in self.params.iter().zip(sums.iter_mut()) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
@@ -63,20 +107,43 @@ impl GradAccumulator {
         self.passes
     }
 
-    /// The summed gradient of a parameter, if any pass produced one.
-    pub fn grad(&self, name: &str) -> Option<&[f32]> {
-        let i = self.params.iter().position(|(n, _)| n == name)?;
-        self.sums[i].as_deref()
+    /// A host copy of the summed gradient of a parameter, if any pass produced one.
+    pub fn grad(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        let Some(i) = self.params.iter().position(|(n, _)| n == name) else {
+            return Ok(None);
+        };
+        match &self.sums {
+            Sums::Host(sums) => Ok(sums[i].clone()),
+            Sums::Device(d) => match (&d.sum, d.present[i]) {
+                (Some(sum), true) => Ok(Some(d.layout.to_host(sum, i)?)),
+                _ => Ok(None),
+            },
+        }
     }
 
     /// Forgets the sums (keeps the buffers' parameters).
     pub fn clear(&mut self) {
-        self.sums.iter_mut().for_each(|s| *s = None);
+        match &mut self.sums {
+            Sums::Host(sums) => sums.iter_mut().for_each(|s| *s = None),
+            Sums::Device(d) => d.clear(),
+        }
         self.passes = 0;
     }
 
-    pub(crate) fn views(&self) -> Vec<Option<&[f32]>> {
-        self.sums.iter().map(|s| s.as_deref()).collect()
+    /// The host sums, or `None` on the device path.
+    pub(crate) fn views(&self) -> Option<Vec<Option<&[f32]>>> {
+        match &self.sums {
+            Sums::Host(sums) => Some(sums.iter().map(|s| s.as_deref()).collect()),
+            Sums::Device(_) => None,
+        }
+    }
+
+    /// The device sums, or `None` on the host path.
+    pub(crate) fn device_grads(&self) -> Option<&DeviceGrads> {
+        match &self.sums {
+            Sums::Device(d) => Some(d),
+            Sums::Host(_) => None,
+        }
     }
 
     /// Fails unless this accumulator was made for exactly these parameters, in this order.

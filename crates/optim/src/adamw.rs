@@ -16,15 +16,22 @@
 //! moments in f32, updates the master and writes it back (rounded) into the `Var`. A parameter
 //! without a gradient is skipped entirely, as torch skips `p.grad is None`, and its own step
 //! count does not advance. A non-finite gradient anywhere refuses the whole step.
+//!
+//! Where the state lives is decided once, at construction, by `oneshot_kernels::device_path`:
+//! on the host path the master weights and moments are host vectors updated by one fused
+//! parallel pass; on the device-generic path they are flat f32 buffers on the parameters' device
+//! updated with tensor ops (`crate::device`). Both compute the same f32 arithmetic.
 
 use std::collections::HashSet;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{backprop::GradStore, DType, Var};
+use candle_core::{backprop::GradStore, DType, Tensor, Var};
+use oneshot_kernels::device_path::{self, StepPath};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::accumulate::GradAccumulator;
+use crate::device::{clip_coef, DeviceAdamW, DeviceGrads};
 use crate::host::{host_grad, write_param, GradView, HostGrad, CHUNK};
 
 /// torch's clip_grad_norm_ adds this to the norm before dividing.
@@ -86,7 +93,8 @@ pub struct StepStats {
     pub step: u64,
 }
 
-/// Optimiser state of one parameter.
+/// Optimiser state of one parameter (the vectors are empty on the device-generic path, whose
+/// state is in [`AdamW::device`]).
 pub(crate) struct ParamSlot {
     pub name: String,
     pub var: Var,
@@ -101,6 +109,8 @@ pub struct AdamW {
     pub(crate) cfg: AdamWConfig,
     pub(crate) slots: Vec<ParamSlot>,
     pub(crate) steps: u64,
+    /// The state on the device-generic path; `None` on the host path.
+    pub(crate) device: Option<DeviceAdamW>,
 }
 
 impl std::fmt::Debug for AdamW {
@@ -108,6 +118,7 @@ impl std::fmt::Debug for AdamW {
         f.debug_struct("AdamW")
             .field("cfg", &self.cfg)
             .field("steps", &self.steps)
+            .field("path", &self.path())
             .field("params", &self.slots.len())
             .field("scalars", &self.num_params())
             .finish()
@@ -115,7 +126,17 @@ impl std::fmt::Debug for AdamW {
 }
 
 impl AdamW {
+    /// An optimiser on the path `oneshot_kernels::device_path` picks for the parameters' device.
     pub fn new(vars: Vec<(String, Var)>, cfg: AdamWConfig) -> Result<Self> {
+        let path = match vars.first() {
+            Some((_, v)) => device_path::step_path(v.device())?,
+            None => StepPath::Host,
+        };
+        Self::with_path(vars, cfg, path)
+    }
+
+    /// An optimiser on the given path (tests force the device-generic path on the CPU).
+    pub fn with_path(vars: Vec<(String, Var)>, cfg: AdamWConfig, path: StepPath) -> Result<Self> {
         cfg.validate()?;
         let mut seen = HashSet::new();
         let mut slots = Vec::with_capacity(vars.len());
@@ -129,9 +150,12 @@ impl AdamW {
                     var.dtype()
                 );
             }
-            let master = match host_grad(var.as_tensor())? {
-                HostGrad::Owned(v) => v,
-                borrowed => borrowed.view().to_f32_vec(),
+            let master = match path {
+                StepPath::Generic => Vec::new(),
+                StepPath::Host => match host_grad(var.as_tensor())? {
+                    HostGrad::Owned(v) => v,
+                    borrowed => borrowed.view().to_f32_vec(),
+                },
             };
             let n = master.len();
             slots.push(ParamSlot {
@@ -143,11 +167,28 @@ impl AdamW {
                 step: 0,
             });
         }
+        let device = match path {
+            StepPath::Host => None,
+            StepPath::Generic => {
+                let vars: Vec<&Var> = slots.iter().map(|s| &s.var).collect();
+                Some(DeviceAdamW::new(&vars).context("AdamW: device state")?)
+            }
+        };
         Ok(Self {
             cfg,
             slots,
             steps: 0,
+            device,
         })
+    }
+
+    /// Which path this optimiser runs.
+    pub fn path(&self) -> StepPath {
+        if self.device.is_some() {
+            StepPath::Generic
+        } else {
+            StepPath::Host
+        }
     }
 
     pub fn config(&self) -> &AdamWConfig {
@@ -165,21 +206,30 @@ impl AdamW {
 
     /// Total number of optimised scalars.
     pub fn num_params(&self) -> usize {
-        self.slots.iter().map(|s| s.master.len()).sum()
+        self.slots.iter().map(|s| s.var.elem_count()).sum()
     }
 
-    /// An empty accumulator for this optimiser's parameters.
+    /// An empty accumulator for this optimiser's parameters, on the optimiser's path.
     pub fn accumulator(&self) -> GradAccumulator {
-        GradAccumulator::new(
-            self.slots
-                .iter()
-                .map(|s| (s.name.clone(), s.var.clone()))
-                .collect(),
-        )
+        let params = self
+            .slots
+            .iter()
+            .map(|s| (s.name.clone(), s.var.clone()))
+            .collect();
+        // The parameters already formed this optimiser's flat layout, so this cannot fail.
+        GradAccumulator::with_path(params, self.path())
+            .expect("the optimiser's parameters form a flat layout")
     }
 
     /// One step from the gradients of a single backward pass.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<StepStats> {
+        if let Some(dev) = &self.device {
+            let mut sums = DeviceGrads::new(dev.layout.clone());
+            let params = self.slots.iter().map(|s| (s.name.as_str(), &s.var));
+            sums.add_store(params, grads, 1.0)
+                .map_err(|e| anyhow::anyhow!("AdamW: {e:#}"))?;
+            return self.step_device(&sums, lr);
+        }
         let held: Vec<Option<HostGrad>> = self
             .slots
             .iter()
@@ -195,16 +245,45 @@ impl AdamW {
     /// One step from gradients summed over micro-batches.
     pub fn step_accumulated(&mut self, acc: &GradAccumulator, lr: f64) -> Result<StepStats> {
         acc.check_matches(self.slots.iter().map(|s| (&s.name, &s.var)))?;
+        if acc.path() != self.path() {
+            bail!(
+                "AdamW on the {} path cannot step from an accumulator on the {} path",
+                self.path().name(),
+                acc.path().name()
+            );
+        }
+        if let Some(sums) = acc.device_grads() {
+            return self.step_device(sums, lr);
+        }
         let views: Vec<Option<GradView>> = acc
             .views()
+            .unwrap_or_default()
             .into_iter()
             .map(|g| g.map(GradView::F32))
             .collect();
         self.step_views(&views, lr)
     }
 
-    /// The fused step over flat f32 gradients, one per parameter (`None` = no gradient).
+    /// The step over flat f32 host gradients, one per parameter (`None` = no gradient).
     pub fn step_host(&mut self, grads: &[Option<&[f32]>], lr: f64) -> Result<StepStats> {
+        if let Some(dev) = &self.device {
+            if grads.len() != self.slots.len() {
+                bail!(
+                    "AdamW: {} gradients for {} parameters",
+                    grads.len(),
+                    self.slots.len()
+                );
+            }
+            let mut sums = DeviceGrads::new(dev.layout.clone());
+            for (i, (slot, g)) in self.slots.iter().zip(grads).enumerate() {
+                if let Some(g) = g {
+                    let t = Tensor::from_slice(g, g.len(), &dev.layout.device)?;
+                    sums.add(i, &slot.name, &t, 1.0)
+                        .map_err(|e| anyhow::anyhow!("AdamW: {e:#}"))?;
+                }
+            }
+            return self.step_device(&sums, lr);
+        }
         let views: Vec<Option<GradView>> = grads.iter().map(|g| g.map(GradView::F32)).collect();
         self.step_views(&views, lr)
     }
@@ -249,6 +328,39 @@ impl AdamW {
         Ok(StepStats {
             grad_norm,
             clip_coef,
+            step: self.steps,
+        })
+    }
+
+    /// The device-generic step: norm, clipping, the bucketed update and the write-back, all
+    /// in tensor ops on the parameters' device.
+    fn step_device(&mut self, grads: &DeviceGrads, lr: f64) -> Result<StepStats> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            bail!("AdamW: learning rate {lr} must be finite and >= 0");
+        }
+        let dev = self
+            .device
+            .as_mut()
+            .expect("step_device runs on the device path");
+        let names: Vec<&str> = self.slots.iter().map(|s| s.name.as_str()).collect();
+        let grad_norm = dev.grad_norm(grads, &names)?;
+        let clip = clip_coef(&self.cfg, grad_norm);
+        let steps: Vec<u64> = self
+            .slots
+            .iter()
+            .zip(&grads.present)
+            .map(|(s, &p)| s.step + p as u64)
+            .collect();
+        dev.update(grads, &steps, &self.cfg, lr, clip)?;
+        for (slot, step) in self.slots.iter_mut().zip(steps) {
+            slot.step = step;
+        }
+        let params = self.slots.iter().map(|s| (s.name.as_str(), &s.var));
+        dev.write_back(params, &grads.present)?;
+        self.steps += 1;
+        Ok(StepStats {
+            grad_norm,
+            clip_coef: clip,
             step: self.steps,
         })
     }

@@ -60,22 +60,50 @@ impl View for F32View<'_> {
 }
 
 impl AdamW {
+    /// Master weights and moments per parameter on the host: borrowed on the host path, copied
+    /// from the device buffers on the device-generic path.
+    fn host_state(&self) -> Result<Vec<[Cow<'_, [f32]>; 3]>> {
+        let Some(dev) = &self.device else {
+            return Ok(self
+                .slots
+                .iter()
+                .map(|s| {
+                    [
+                        Cow::Borrowed(s.master.as_slice()),
+                        Cow::Borrowed(s.exp_avg.as_slice()),
+                        Cow::Borrowed(s.exp_avg_sq.as_slice()),
+                    ]
+                })
+                .collect());
+        };
+        (0..self.slots.len())
+            .map(|i| {
+                Ok([
+                    Cow::Owned(dev.layout.to_host(&dev.master, i)?),
+                    Cow::Owned(dev.layout.to_host(&dev.exp_avg, i)?),
+                    Cow::Owned(dev.layout.to_host(&dev.exp_avg_sq, i)?),
+                ])
+            })
+            .collect()
+    }
+
     /// Writes the optimiser state into `dir` (created if missing).
     pub fn save_state(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let state = self.host_state()?;
         let mut tensors = Vec::with_capacity(self.slots.len() * 3);
         let mut params = Vec::with_capacity(self.slots.len());
-        for s in &self.slots {
+        for (s, [master, exp_avg, exp_avg_sq]) in self.slots.iter().zip(&state) {
             let shape = s.var.dims().to_vec();
             for (suffix, data) in [
-                ("master", &s.master),
-                ("exp_avg", &s.exp_avg),
-                ("exp_avg_sq", &s.exp_avg_sq),
+                ("master", master),
+                ("exp_avg", exp_avg),
+                ("exp_avg_sq", exp_avg_sq),
             ] {
                 tensors.push((
                     format!("{}.{suffix}", s.name),
                     F32View {
-                        data,
+                        data: data.as_ref(),
                         shape: shape.clone(),
                     },
                 ));
@@ -174,6 +202,35 @@ impl AdamW {
                     .collect();
                 loaded.insert(key, values);
             }
+        }
+        if let Some(dev) = &mut self.device {
+            let mut take = |suffix: &str| -> Result<candle_core::Tensor> {
+                let values: Vec<Vec<f32>> = self
+                    .slots
+                    .iter()
+                    .map(|s| {
+                        loaded
+                            .remove(&format!("{}.{suffix}", s.name))
+                            .expect("read above")
+                    })
+                    .collect();
+                let refs: Vec<&[f32]> = values.iter().map(Vec::as_slice).collect();
+                dev.layout.upload(&refs)
+            };
+            let (master, exp_avg, exp_avg_sq) =
+                (take("master")?, take("exp_avg")?, take("exp_avg_sq")?);
+            dev.master = master;
+            dev.exp_avg = exp_avg;
+            dev.exp_avg_sq = exp_avg_sq;
+            for (i, (s, p)) in self.slots.iter_mut().zip(&meta.params).enumerate() {
+                s.step = p.step;
+                dev.layout
+                    .scatter_one(&dev.master, i, &s.var)
+                    .with_context(|| format!("restoring parameter `{}`", s.name))?;
+            }
+            self.cfg = meta.config;
+            self.steps = meta.steps;
+            return Ok(());
         }
         for (s, p) in self.slots.iter_mut().zip(&meta.params) {
             s.master = loaded

@@ -297,7 +297,12 @@ fn accumulated_micro_batches_equal_one_big_batch() {
         acc.add(&linear_loss(&[(&small, &g2)]).backward().unwrap())
             .unwrap();
         assert_eq!(acc.passes(), 2);
-        close(acc.grad("p").unwrap(), &both, 1e-7, "summed gradient");
+        close(
+            &acc.grad("p").unwrap().unwrap(),
+            &both,
+            1e-7,
+            "summed gradient",
+        );
         let s_small = opt_small.step_accumulated(&acc, 0.01).unwrap();
         assert!((s_big.grad_norm - s_small.grad_norm).abs() < 1e-6);
         close(&vals(&small), &vals(&big), 1e-7, "params");
