@@ -5,11 +5,28 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// Runs the binary with stdout and stderr on pipes, progress lines at every update.
 fn oneshot(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_oneshot"))
         .args(args)
+        .env("ONESHOT_PROGRESS_SECS", "0")
         .output()
         .expect("runs oneshot")
+}
+
+/// Stderr holds progress lines of `label` counting `unit`s up to `total`, with a rate and an
+/// ETA (no timing is asserted).
+fn assert_progress(out: &Output, label: &str, total: usize, unit: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let head = format!("{label}: ");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with(&head)).collect();
+    let counted = format!("/{total} {unit}, ");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&counted) && l.contains(&format!(" {unit}/s, ETA "))),
+        "no progress line `{head}k{counted}<rate> {unit}/s, ETA ..` in:\n{err}"
+    );
 }
 
 fn ok_stdout(out: &Output) -> String {
@@ -22,24 +39,26 @@ fn ok_stdout(out: &Output) -> String {
 }
 
 fn tiny_base(dir: &Path) {
-    let cfg = dir.join("tiny.json");
+    let cfg = dir.join("tiny.toml");
     std::fs::write(
         &cfg,
-        r#"{"steps": 25, "batch_size": 8, "lr": 0.01, "warmup_steps": 3, "vocab_size": 320, "tokenizer_docs": 300,
-            "max_seq_len": 160, "log_every": 0, "save_every": 0,
-            "shape": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}}"#,
+        "steps = 25\nbatch_size = 8\nlr = 0.01\nwarmup_steps = 3\nvocab_size = 320\n\
+         tokenizer_docs = 300\nmax_seq_len = 160\nlog_every = 0\nsave_every = 0\n\
+         [shape]\nhidden_size = 32\nintermediate_size = 64\nnum_hidden_layers = 2\n\
+         num_attention_heads = 4\nnum_key_value_heads = 2\n",
     )
     .unwrap();
     let base = dir.join("base");
-    ok_stdout(&oneshot(&[
+    let out = oneshot(&[
         "lab",
         "pretrain",
         "--config",
         cfg.to_str().unwrap(),
         "--out",
         base.to_str().unwrap(),
-        "--no-progress",
-    ]));
+    ]);
+    ok_stdout(&out);
+    assert_progress(&out, "lab pretrain", 25, "steps");
 }
 
 #[test]
@@ -48,7 +67,7 @@ fn demo_and_reproduce_run_end_to_end() {
     tiny_base(dir.path());
     let base = dir.path().join("base");
     let out = dir.path().join("demo");
-    let stdout = ok_stdout(&oneshot(&[
+    let run = oneshot(&[
         "demo",
         "--budget",
         "tiny",
@@ -58,8 +77,12 @@ fn demo_and_reproduce_run_end_to_end() {
         out.to_str().unwrap(),
         "--seed",
         "1",
-        "--no-progress",
-    ]));
+    ]);
+    let stdout = ok_stdout(&run);
+    // The tiny budget: 12 held-out problems, 4 selection steps, 4 one-shot steps.
+    assert_progress(&run, "base eval (greedy)", 12, "problems");
+    assert_progress(&run, "selection pass (RL)", 4, "steps");
+    assert_progress(&run, "1-shot RLVR on pi_1", 4, "steps");
     assert!(
         stdout.contains("| **all** |") && stdout.contains("pi_1 = pool example"),
         "{stdout}"
@@ -81,7 +104,7 @@ fn demo_and_reproduce_run_end_to_end() {
     }
 
     let rep = dir.path().join("reproduce");
-    let stdout = ok_stdout(&oneshot(&[
+    let run = oneshot(&[
         "lab",
         "reproduce",
         "--seeds",
@@ -92,8 +115,9 @@ fn demo_and_reproduce_run_end_to_end() {
         base.to_str().unwrap(),
         "--out",
         rep.to_str().unwrap(),
-        "--no-progress",
-    ]));
+    ]);
+    let stdout = ok_stdout(&run);
+    assert_progress(&run, "pi1 seed 1", 4, "steps");
     for run in [
         "base",
         "full_pool",
@@ -125,7 +149,7 @@ fn bad_arguments_are_clear_errors() {
     let out = oneshot(&["demo", "--budget", "huge", "--model", "/nonexistent"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown budget `huge`"), "{err}");
+    assert!(err.contains("huge") && err.contains("quick"), "{err}");
     let out = oneshot(&[
         "demo",
         "--model",
