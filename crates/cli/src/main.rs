@@ -43,6 +43,11 @@ fn main() {
     oneshot_kernels::alloc::keep_freed_memory();
     oneshot_run::set_build_commit(env!("ONESHOT_GIT_COMMIT"));
     let cli = Cli::parse();
+    // A mistyped ONESHOT_ISA stops the run here instead of being ignored by the kernels.
+    if let Err(e) = oneshot_kernels::isa::from_env() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let result = match cli.command {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Bench(args) => cmd::bench::run(args),

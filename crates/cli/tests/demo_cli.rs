@@ -146,6 +146,17 @@ fn demo_and_reproduce_run_end_to_end() {
 
 #[test]
 fn bad_arguments_are_clear_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_oneshot"))
+        .args(["demo", "--model", "/nonexistent"])
+        .env("ONESHOT_ISA", "avx9000")
+        .output()
+        .expect("runs oneshot");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ONESHOT_ISA") && err.contains("avx9000") && err.contains("portable"),
+        "{err}"
+    );
     let out = oneshot(&["demo", "--budget", "huge", "--model", "/nonexistent"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
