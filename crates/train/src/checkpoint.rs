@@ -2,6 +2,10 @@
 //! ```text
 //! <output_dir>/checkpoints/step_000020/
 //!     actor/            HF layout (config.json, model.safetensors, tokenizer files)
+//!     actor_adapter/    instead of actor/ with LoRA: the adapters in PEFT's layout
+//!                       (adapter_config.json, adapter_model.safetensors); the base is the
+//!                       run's model.path
+//!     lora_state.json   (LoRA) the adapter dropout stream's position
 //!     actor_optim/      AdamW state: f32 master weights and moments (adamw.safetensors/json)
 //!     critic/           (adv_estimator = gae) the critic's decoder, value head and optimiser
 //!     trainer_state.json  step, HAPO history, rollout accuracy history
@@ -19,6 +23,8 @@ use crate::state::RunState;
 use crate::trainer::Trainer;
 
 pub const ACTOR_DIR: &str = "actor";
+pub const ACTOR_ADAPTER_DIR: &str = "actor_adapter";
+pub const LORA_STATE_FILE: &str = "lora_state.json";
 pub const ACTOR_OPTIM_DIR: &str = "actor_optim";
 pub const CRITIC_DIR: &str = "critic";
 pub const STATE_FILE: &str = "trainer_state.json";
@@ -46,11 +52,23 @@ pub fn save(t: &Trainer, output_dir: &Path) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&tmp)?;
     let model = &t.policy.model;
-    model.save(
-        &tmp.join(ACTOR_DIR),
-        Some(model.dtype()),
-        Some(&t.policy.source_dir),
-    )?;
+    match model.lora() {
+        Some(lora) => {
+            model.save_lora(&tmp.join(ACTOR_ADAPTER_DIR), Some(&t.cfg.model.path))?;
+            let state = LoraState {
+                dropout_calls: lora.dropout_calls(),
+            };
+            write_file(
+                &tmp.join(LORA_STATE_FILE),
+                serde_json::to_string_pretty(&state)?.as_bytes(),
+            )?;
+        }
+        None => model.save(
+            &tmp.join(ACTOR_DIR),
+            Some(model.dtype()),
+            Some(&t.policy.source_dir),
+        )?,
+    }
     t.opt.save_state(&tmp.join(ACTOR_OPTIM_DIR))?;
     if let Some(critic) = &t.critic {
         critic.save(&tmp.join(CRITIC_DIR))?;
@@ -118,6 +136,20 @@ pub fn prune(output_dir: &Path, keep: usize) -> Result<()> {
             .with_context(|| format!("removing old checkpoint {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// What a LoRA run carries besides the adapters and the optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoraState {
+    /// Update forwards done (each drew its own dropout masks).
+    pub dropout_calls: u64,
+}
+
+pub fn read_lora_state(dir: &Path) -> Result<LoraState> {
+    let path = dir.join(LORA_STATE_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 pub fn read_state(dir: &Path) -> Result<RunState> {

@@ -19,6 +19,7 @@ pub struct TrainConfig {
     pub optim: OptimSection,
     pub trainer: TrainerSection,
     pub validation: ValidationSection,
+    pub lora: LoraSection,
     pub debug: DebugSection,
 }
 
@@ -184,6 +185,65 @@ pub struct ValidationSection {
     pub prompt_template: oneshot_data::prompt::PromptTemplate,
     /// Rollouts per engine call (`oneshot eval --batch-size`; does not change any result).
     pub generation_batch_size: usize,
+}
+
+/// LoRA: train low-rank adapters on a frozen base instead of every weight (docs/LORA.md).
+/// LoRA wants a far larger `optim.lr` than full fine-tuning (about 10x; 1e-5..1e-4 for
+/// 1.5B-class models).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoraSection {
+    pub enabled: bool,
+    /// Rank of each adapter.
+    pub r: usize,
+    /// Adapter scale numerator: the update is `alpha / r * B A` (`alpha / sqrt(r)` with rsLoRA).
+    pub alpha: f64,
+    /// Dropout on the adapters' input, in the update's forward only.
+    pub dropout: f64,
+    /// Module names (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`,
+    /// `down_proj`) or `all-linear`.
+    pub target_modules: Vec<String>,
+    /// dtype the frozen base is kept in (`f32`, `bf16`); empty = `model.dtype`.
+    pub base_dtype: String,
+    pub use_rslora: bool,
+}
+
+impl Default for LoraSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            r: 16,
+            alpha: 32.0,
+            dropout: 0.0,
+            target_modules: vec!["all-linear".into()],
+            base_dtype: String::new(),
+            use_rslora: false,
+        }
+    }
+}
+
+impl LoraSection {
+    /// The model crate's adapter config.
+    pub fn model_config(&self) -> Result<oneshot_model::LoraConfig> {
+        let cfg = oneshot_model::LoraConfig {
+            r: self.r,
+            alpha: self.alpha,
+            dropout: self.dropout,
+            targets: oneshot_model::LoraTarget::parse_list(&self.target_modules)
+                .context("lora.target_modules")?,
+            use_rslora: self.use_rslora,
+        };
+        cfg.validate().context("lora")?;
+        Ok(cfg)
+    }
+
+    /// The base weights' dtype: `base_dtype`, else the model's.
+    pub fn base_dtype(&self, model: oneshot_model::WeightDtype) -> Result<candle_core::DType> {
+        match self.base_dtype.as_str() {
+            "" => Ok(model.dtype()),
+            s => oneshot_model::parse_dtype(s).context("lora.base_dtype"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -400,6 +460,10 @@ impl TrainConfig {
         {
             bail!("algorithm.critic_lr must be > 0 for adv_estimator = gae");
         }
+        if self.lora.enabled {
+            self.lora.model_config()?;
+            self.lora.base_dtype(self.model.dtype)?;
+        }
         self.schedule().validate().context("optim")?;
         self.adamw().validate().context("optim")?;
         Ok(())
@@ -522,6 +586,46 @@ mod tests {
             .unwrap_err()
         );
         assert!(err.contains("must divide"), "{err}");
+    }
+
+    #[test]
+    fn lora_section_parses_and_names_bad_fields() {
+        let cfg = TrainConfig::load(
+            None,
+            &[
+                "model.path=/m".into(),
+                "lora.enabled=true".into(),
+                "lora.r=8".into(),
+                "lora.target_modules=[\"q_proj\", \"v_proj\"]".into(),
+                "lora.base_dtype=\"bf16\"".into(),
+            ],
+        )
+        .unwrap();
+        let m = cfg.lora.model_config().unwrap();
+        assert_eq!(m.r, 8);
+        assert_eq!(m.targets.len(), 2);
+        assert_eq!(
+            cfg.lora.base_dtype(cfg.model.dtype).unwrap(),
+            candle_core::DType::BF16
+        );
+        for (bad, names) in [
+            ("lora.target_modules=[\"lm_head\"]", "lm_head"),
+            ("lora.r=0", "rank"),
+            ("lora.dropout=1.5", "dropout"),
+            ("lora.base_dtype=\"int8\"", "base_dtype"),
+        ] {
+            let err = TrainConfig::load(
+                None,
+                &[
+                    "model.path=/m".into(),
+                    "lora.enabled=true".into(),
+                    bad.into(),
+                ],
+            )
+            .unwrap_err();
+            let err = format!("{err:#}");
+            assert!(err.contains(names), "{bad}: {err}");
+        }
     }
 
     #[test]

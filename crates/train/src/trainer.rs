@@ -11,7 +11,7 @@ use oneshot_run::{Progress, Style};
 use oneshot_verify::{Checker, CheckerOptions};
 use serde_json::{json, Map, Value};
 
-use crate::checkpoint::{self, ACTOR_DIR, ACTOR_OPTIM_DIR, CRITIC_DIR};
+use crate::checkpoint::{self, ACTOR_ADAPTER_DIR, ACTOR_DIR, ACTOR_OPTIM_DIR, CRITIC_DIR};
 use crate::config::{PromptTemplate, TrainConfig};
 use crate::critic::Critic;
 use crate::metrics::{names, read_metrics, MetricsLog, StepMetrics};
@@ -30,7 +30,8 @@ pub const RUN_CONFIG_FILE: &str = "config.toml";
 pub struct Trainer {
     pub cfg: TrainConfig,
     pub policy: Policy,
-    /// Frozen initial policy for the KL terms (None when KL is off).
+    /// Frozen initial policy for the KL terms (None when KL is off). With LoRA it is the
+    /// policy's own base with the adapters off, sharing its weights (no second copy).
     pub reference: Option<Model>,
     pub critic: Option<Critic>,
     pub opt: AdamW,
@@ -51,14 +52,23 @@ impl Trainer {
         let source = oneshot_hf::resolve_model_dir(&cfg.model.path)?;
         let dtype = cfg.model.dtype.dtype();
         let device = cfg.model.device.open()?;
-        let weights = checkpoint.map_or(source.clone(), |c| c.join(ACTOR_DIR));
-        let mut policy = Policy::load(&weights, &source, dtype, &device)?;
+        let lora = cfg.lora.enabled;
+        // With LoRA the base always comes from the source; checkpoints hold adapters only.
+        let (weights, load_dtype) = match (lora, checkpoint) {
+            (true, _) => (source.clone(), cfg.lora.base_dtype(cfg.model.dtype)?),
+            (false, c) => (c.map_or(source.clone(), |c| c.join(ACTOR_DIR)), dtype),
+        };
+        let mut policy = Policy::load(&weights, &source, load_dtype, &device)?;
         policy.model.set_matmul_precision(cfg.model.matmul);
-        let reference = match (cfg.needs_reference(), checkpoint) {
-            (false, _) => None,
-            (true, None) => Some(policy.model.frozen_copy()?),
+        if lora {
+            attach_adapters(&mut policy.model, &cfg, checkpoint)?;
+        }
+        let reference = match (cfg.needs_reference(), lora, checkpoint) {
+            (false, _, _) => None,
+            (true, true, _) => Some(policy.model.without_adapters()),
+            (true, false, None) => Some(policy.model.frozen_copy()?),
             // The reference is the initial policy, not the checkpoint's.
-            (true, Some(_)) => Some(
+            (true, false, Some(_)) => Some(
                 Model::from_dir(&source, dtype, &device)?.with_matmul_precision(cfg.model.matmul),
             ),
         };
@@ -114,6 +124,29 @@ impl Trainer {
             state,
         })
     }
+}
+
+/// Puts the run's adapters on the base: fresh (PEFT's initialisation, seeded by the run
+/// seed) or the checkpoint's, with the dropout stream where the checkpoint left it.
+fn attach_adapters(model: &mut Model, cfg: &TrainConfig, checkpoint: Option<&Path>) -> Result<()> {
+    let calls = match checkpoint {
+        None => {
+            model.add_lora(cfg.lora.model_config()?, cfg.trainer.seed)?;
+            0
+        }
+        Some(c) => {
+            let dir = c.join(ACTOR_ADAPTER_DIR);
+            model
+                .load_lora(&dir)
+                .with_context(|| format!("loading the adapters of {}", c.display()))?;
+            checkpoint::read_lora_state(c)?.dropout_calls
+        }
+    };
+    model
+        .lora_mut()
+        .context("adapters were just attached")?
+        .set_dropout_state(cfg.trainer.seed, calls);
+    Ok(())
 }
 
 /// How to run.
