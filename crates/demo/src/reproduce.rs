@@ -219,27 +219,12 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
                 heldout: s.all,
                 seconds: t.elapsed().as_secs_f64(),
             });
-            // Write as we go: a long run interrupted still leaves its finished rows.
-            write_outputs(
-                cfg,
-                budget,
-                pi1,
-                &pi1_gold,
-                eval_set.len(),
-                &results,
-                started.elapsed().as_secs_f64(),
-            )?;
+            // Written after every run: an interrupted study keeps its finished rows, and the
+            // last write is the complete table.
+            let wall = started.elapsed().as_secs_f64();
+            write_outputs(cfg, budget, pi1, &pi1_gold, eval_set.len(), &results, wall)?;
         }
     }
-    write_outputs(
-        cfg,
-        budget,
-        pi1,
-        &pi1_gold,
-        eval_set.len(),
-        &results,
-        started.elapsed().as_secs_f64(),
-    )?;
     Ok(results)
 }
 
