@@ -37,6 +37,8 @@ enum Command {
     Lab(cmd::lab::Args),
     /// 1-shot RLVR reproduced on the built-in lab in minutes on a CPU: base vs 1-shot report.
     Demo(cmd::demo::Args),
+    /// A LoRA run's adapters in PEFT's layout, or merged into an HF checkpoint (--merge).
+    Export(cmd::export::Args),
 }
 
 fn main() {
@@ -57,6 +59,7 @@ fn main() {
         Command::Train(args) => cmd::train::run(args),
         Command::Lab(args) => cmd::lab::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Export(args) => cmd::export::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

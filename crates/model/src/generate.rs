@@ -89,7 +89,7 @@ impl Model {
         if prompts.is_empty() || opts.max_new_tokens == 0 {
             return Ok(out);
         }
-        let w = self.weights(true);
+        let w = self.decode_weights()?;
         // bf16 products: round the projections once for the whole generation.
         let w = if self.matmul_precision() == crate::layers::MatmulPrecision::Bf16
             && w.lm_head.dtype() == DType::F32

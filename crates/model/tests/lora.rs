@@ -309,3 +309,46 @@ fn dropout_masks_repeat_in_a_recomputed_pass_and_change_between_updates() {
     assert!((no_dropout[0].0 - det).abs() < 1e-4 * det.abs().max(1.0));
     assert_eq!(no_dropout[0].0, no_dropout[1].0);
 }
+
+#[test]
+fn decoding_with_merged_adapters_samples_what_the_adapted_model_scores() {
+    let (name, base) = LORA_FIXTURES[2];
+    let f = load(name, base);
+    let m = &f.base.model;
+    let opts = oneshot_model::GenerateOptions {
+        sampler: oneshot_model::SamplerConfig::greedy(),
+        max_new_tokens: 6,
+        eos_token_ids: vec![],
+        stop_sequences: vec![],
+        pad_token_id: 0,
+    };
+    let prompts = vec![vec![1u32, 50, 51, 52], vec![1, 3]];
+    let gens = m.generate(&prompts, &[0, 0], &opts, None).unwrap();
+    // Greedy tokens are the argmax of the adapted model's own logits at each position.
+    for (p, g) in prompts.iter().zip(&gens) {
+        let mut ids = p.clone();
+        for &tok in &g.tokens {
+            let batch = Batch::new(ids.clone(), vec![1; ids.len()], 1, ids.len()).unwrap();
+            let logits = to_vec(&m.logits(&batch).unwrap());
+            let v = m.config.vocab_size;
+            let last = &logits[(ids.len() - 1) * v..];
+            let best = (0..v)
+                .max_by(|&a, &b| last[a].partial_cmp(&last[b]).unwrap())
+                .unwrap() as u32;
+            assert_eq!(
+                tok, best,
+                "{name}: greedy token off the adapted model's argmax"
+            );
+            ids.push(tok);
+        }
+    }
+    // And they differ from the base's (the adapters are in play while decoding).
+    let base_gens = m
+        .without_adapters()
+        .generate(&prompts, &[0, 0], &opts, None)
+        .unwrap();
+    assert!(gens
+        .iter()
+        .zip(&base_gens)
+        .any(|(a, b)| a.tokens != b.tokens));
+}

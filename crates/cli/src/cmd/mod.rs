@@ -3,6 +3,7 @@ pub mod bench;
 pub mod benchmarks;
 pub mod demo;
 pub mod eval;
+pub mod export;
 pub mod lab;
 pub mod score;
 pub mod select;

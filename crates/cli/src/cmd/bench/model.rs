@@ -59,6 +59,14 @@ pub struct Args {
     /// Use the unfused candle-op AdamW baseline instead of oneshot-rl's fused AdamW.
     #[arg(long)]
     plain_adamw: bool,
+    /// Train LoRA adapters of this rank (all-linear, alpha = 2r) on the frozen base instead
+    /// of every weight; decoding is also timed on the merged copy (and the merge itself).
+    #[arg(long)]
+    lora: Option<usize>,
+    /// Only the training step (no forward, bandwidth or decode measurements), so the peak
+    /// resident memory printed at the end is the step's.
+    #[arg(long)]
+    train_only: bool,
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -84,6 +92,26 @@ pub fn run(args: Args) -> Result<i32> {
     let model = Model::random(cfg.clone(), dtype, &device, 0)
         .context("building random model")?
         .with_matmul_precision(matmul);
+    let model = match args.lora {
+        Some(r) => {
+            let mut m = model;
+            let cfg = oneshot_model::LoraConfig {
+                r,
+                alpha: 2.0 * r as f64,
+                dropout: 0.0,
+                targets: oneshot_model::LoraTarget::ALL.to_vec(),
+                use_rslora: false,
+            };
+            m.add_lora(cfg, 0)?;
+            let n: usize = m.vars().iter().map(|(_, v)| v.elem_count()).sum();
+            println!(
+                "LoRA r={r} all-linear: {:.2}M adapter parameters",
+                n as f64 / 1e6
+            );
+            m
+        }
+        None => model,
+    };
     println!("random init: {:.1} s", t.elapsed().as_secs_f64());
     let vocab = cfg.vocab_size as u32;
     let token = |i: usize| ((i as u64 * 2654435761) % vocab as u64) as u32;
@@ -105,6 +133,9 @@ pub fn run(args: Args) -> Result<i32> {
         recompute_layers: args.recompute_layers,
     };
     let tokens = args.rows * args.seq;
+    if args.train_only {
+        return train_step(&args, &model, &batch, start, &opts, tokens);
+    }
     let faults0 = minor_faults();
     let reps = args.forward_reps.max(1);
     let fwd = time(reps, || {
@@ -138,7 +169,7 @@ pub fn run(args: Args) -> Result<i32> {
         _ => v.dtype().size_in_bytes(),
     };
     let weight_bytes = model
-        .vars()
+        .base_vars()
         .iter()
         .map(|(_, v)| v.elem_count() * bytes_per_weight(v))
         .sum::<usize>();
@@ -190,10 +221,69 @@ pub fn run(args: Args) -> Result<i32> {
         }
     }
 
+    if model.lora().is_some() {
+        decode_merged(&args, &model, token)?;
+    }
     if args.no_train {
         return Ok(0);
     }
-    // Training step: forward + backward, then AdamW.
+    train_step(&args, &model, &batch, start, &opts, tokens)
+}
+
+/// Decoding with the adapters merged into a copy (made once, timed) instead of applied per
+/// token, at the same batch sizes.
+fn decode_merged(args: &Args, model: &Model, token: impl Fn(usize) -> u32) -> Result<()> {
+    let t = Instant::now();
+    let merged = model.merged()?;
+    println!(
+        "merge adapters into a decoding copy: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    for &b in &args.decode_batches {
+        let prompts: Vec<Vec<u32>> = (0..b)
+            .map(|r| (0..16 + r % 8).map(|i| token(r * 77 + i)).collect())
+            .collect();
+        let seeds: Vec<u64> = (0..b as u64).collect();
+        let gen = GenerateOptions {
+            sampler: SamplerConfig {
+                temperature: 0.6,
+                top_p: 1.0,
+                top_k: 0,
+            },
+            max_new_tokens: args.decode_tokens,
+            eos_token_ids: vec![],
+            stop_sequences: vec![],
+            pad_token_id: 0,
+        };
+        let one = GenerateOptions {
+            max_new_tokens: 1,
+            ..gen.clone()
+        };
+        let t_one = time(1, || {
+            merged.generate(&prompts, &seeds, &one, None).map(|_| ())
+        })?;
+        let t_all = time(1, || {
+            merged.generate(&prompts, &seeds, &gen, None).map(|_| ())
+        })?;
+        let per_step = (t_all - t_one) / (args.decode_tokens - 1) as f64;
+        println!(
+            "decode batch {b:>2}, adapters merged: {:.1} tok/s ({:.1} ms/step)",
+            b as f64 / per_step,
+            per_step * 1e3
+        );
+    }
+    Ok(())
+}
+
+/// Training step: forward + backward, then AdamW (over the adapters only with --lora).
+fn train_step(
+    args: &Args,
+    model: &Model,
+    batch: &Batch,
+    start: usize,
+    opts: &LogprobOptions,
+    tokens: usize,
+) -> Result<i32> {
     let vars: Vec<Var> = model.vars().into_iter().map(|(_, v)| v).collect();
     let mut optimizer = if args.plain_adamw {
         Optimizer::Plain(AdamW::new(&vars)?)
@@ -211,7 +301,7 @@ pub fn run(args: Args) -> Result<i32> {
     let (mut fwd_bwd, mut opt) = (0.0, 0.0);
     for _ in 0..2 {
         let t = Instant::now();
-        let (_, grads) = model.logprobs_with_grad(&batch, start, 0.6, &opts, |lp, en| {
+        let (_, grads) = model.logprobs_with_grad(batch, start, 0.6, opts, |lp, en| {
             // The shape of the GRPO loss: advantage-weighted log-probs plus an entropy bonus.
             Ok(((lp.sum_all()? * (-1.0 / n_tok))? - (en.sum_all()? * (0.001 / n_tok))?)?)
         })?;
@@ -239,7 +329,25 @@ pub fn run(args: Args) -> Result<i32> {
             ""
         }
     );
+    if let Some(kib) = peak_rss_kib() {
+        println!(
+            "peak resident memory: {:.2} GiB{}",
+            kib as f64 / (1 << 20) as f64,
+            if args.train_only {
+                ""
+            } else {
+                " (includes the 2 GiB bandwidth buffers; --train-only for the step alone)"
+            }
+        );
+    }
     Ok(0)
+}
+
+/// Peak resident set of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Minor page faults of this process so far (Linux `/proc/self/stat` field 10): each is a
