@@ -12,6 +12,7 @@ pub mod batch;
 mod placement;
 mod recompute;
 pub mod config;
+pub mod device_sampling;
 pub mod generate;
 pub mod kv_cache;
 pub mod layers;
