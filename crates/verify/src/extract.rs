@@ -146,7 +146,9 @@ fn extract_plain(text: &str, opts: &CheckerOptions, kind: Kind) -> Option<String
     }
     let has_delims =
         find_unescaped(body, "$").is_some() || body.contains("\\(") || body.contains("\\[");
-    if !has_delims && !truncated && !is_prose(body) && !body.contains('\n') {
+    // A one-line gold without delimiters is the answer as written, even a sentence
+    // ("f(x)=ax+b, where b is an arbitrary integer").
+    if !has_delims && !truncated && (gold || !is_prose(body)) && !body.contains('\n') {
         return Some(body.to_string());
     }
     // Only the final paragraph matters; scanning at most its last MATH_WINDOW bytes keeps huge

@@ -222,6 +222,10 @@ fn step_functions_of_variables_are_compared_by_sampling() {
         "m n-\\lfloor m / 3\\rfloor",
         "m n-\\lfloor m / 2\\rfloor"
     ));
+    assert!(!eq(
+        "(-1)^{\\lceil n/12 \\rceil}",
+        "(-1)^{\\lceil n/2 \\rceil}"
+    ));
     assert!(eq(
         "\\lceil n / 2\\rceil+1",
         "\\lceil \\frac{n}{2}\\rceil+1"

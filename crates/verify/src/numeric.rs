@@ -15,7 +15,7 @@ pub const POINTS: u32 = 5;
 
 /// Extra sample points, of growing magnitude, for expressions with step functions (`\lfloor`,
 /// `\lceil`, `mod`) of symbols: near zero `\lfloor n/2 \rfloor` and `\lfloor n/12 \rfloor` agree.
-pub const WIDE_POINTS: u32 = 8;
+pub const WIDE_POINTS: u32 = 16;
 
 /// Whether the node applies a step function to an expression with symbols.
 pub fn has_step_function(n: &Node) -> bool {
@@ -34,7 +34,7 @@ fn symbol_value(name: &str, k: u32) -> f64 {
     let scale = if k < POINTS {
         1.0
     } else {
-        1.0 + 9.7 * f64::from(k - POINTS + 1)
+        1.0 + 7.3 * f64::from(k - POINTS + 1)
     };
     // FNV-1a over the name and the point index.
     let mut h: u64 = 0xcbf29ce484222325;
