@@ -194,7 +194,10 @@ fn accumulated_gradients_match_on_both_paths() {
     // An accumulator of the other path is refused, not silently converted.
     let mut g_opt = generic.opt;
     let host_acc = GradAccumulator::with_path(generic.params.clone(), StepPath::Host).unwrap();
-    let err = g_opt.step_accumulated(&host_acc, 0.1).unwrap_err().to_string();
+    let err = g_opt
+        .step_accumulated(&host_acc, 0.1)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("path"), "{err}");
 }
 
