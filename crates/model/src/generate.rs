@@ -1,7 +1,8 @@
-//! Batched autoregressive generation from detached weights with a KV cache. Each sequence has
-//! its own seed; sequences that finish leave the running batch (their cache rows are dropped)
-//! so later steps spend nothing on them, and with a cap on running sequences waiting prompts
-//! take their places (continuous batching).
+//! Batched autoregressive generation from detached weights with a paged KV cache. Each
+//! sequence has its own seed; identical prompts are prefilled once and their keys and values
+//! shared; sequences that finish leave the running batch (their blocks are freed) so later
+//! steps spend nothing on them, and with a cap on running sequences waiting ones take their
+//! places (continuous batching).
 use crate::batch::Batch;
 use crate::kv_cache::KvCache;
 use crate::model::Model;
@@ -9,6 +10,7 @@ use crate::params::Weights;
 use crate::sampling::{sample, SamplerConfig, SeqRng};
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
@@ -41,6 +43,42 @@ pub struct Generation {
 /// stop (e.g. decode and look for a stop string).
 pub type StopCheck<'a> = &'a mut dyn FnMut(usize, &[u32]) -> bool;
 
+/// What a generation call produced, with the cache's footprint.
+#[derive(Debug, Clone)]
+pub struct GenerateReport {
+    /// One per prompt, in request order.
+    pub generations: Vec<Generation>,
+    /// Largest number of bytes the KV cache held after any step.
+    pub peak_cache_bytes: usize,
+    /// Distinct prompts prefilled (identical prompts are prefilled once).
+    pub prefilled_prompts: usize,
+}
+
+/// Sequence `i` continues distinct prompt `ids[i]`; `counts[id]` sequences share it.
+struct PromptGroups {
+    ids: Vec<usize>,
+    counts: Vec<usize>,
+}
+
+impl PromptGroups {
+    fn new(prompts: &[Vec<u32>]) -> Self {
+        let mut first: std::collections::HashMap<&[u32], usize> = Default::default();
+        let mut counts = Vec::new();
+        let ids = prompts
+            .iter()
+            .map(|p| {
+                let id = *first.entry(p.as_slice()).or_insert_with(|| {
+                    counts.push(0);
+                    counts.len() - 1
+                });
+                counts[id] += 1;
+                id
+            })
+            .collect();
+        Self { ids, counts }
+    }
+}
+
 impl Model {
     /// Generate continuations of `prompts`, one per prompt, sequence i drawing from
     /// `seeds[i]` only: its tokens do not depend on the rest of the batch.
@@ -55,19 +93,38 @@ impl Model {
     }
 
     /// [`Model::generate`] with at most `max_running` sequences decoding at once (continuous
-    /// batching): whenever sequences finish, waiting prompts are prefilled and join the
-    /// running batch, so it stays full until the last prompt has started. Joining rows are
-    /// right-aligned on the cache's time axis (masked positions in front), and positions no
-    /// running row can see any more are dropped from the cache. Each sequence's tokens are
-    /// the same as with [`Model::generate`].
+    /// batching): whenever sequences finish, waiting ones take their places, so the batch
+    /// stays full until the last sequence has started. Each sequence's tokens are the same as
+    /// with [`Model::generate`].
     pub fn generate_continuous(
         &self,
         prompts: &[Vec<u32>],
         seeds: &[u64],
         opts: &GenerateOptions,
         max_running: usize,
-        mut stop_check: Option<StopCheck>,
+        stop_check: Option<StopCheck>,
     ) -> Result<Vec<Generation>> {
+        Ok(self
+            .generate_report(prompts, seeds, opts, max_running, stop_check)?
+            .generations)
+    }
+
+    /// [`Model::generate_continuous`], also reporting the cache's footprint.
+    ///
+    /// The KV cache is paged with shared prompts: each distinct prompt is prefilled once, when
+    /// its first sequence starts (the prompts of all sequences starting together in one
+    /// left-padded batch), its keys and values kept once until its last sequence ends, and
+    /// every sequence of it starts from its first-token logits and appends its own keys and
+    /// values in blocks ([`crate::paged_kv`]). In 1-shot RLVR (n samples of one prompt) the
+    /// prompt is prefilled once per call.
+    pub fn generate_report(
+        &self,
+        prompts: &[Vec<u32>],
+        seeds: &[u64],
+        opts: &GenerateOptions,
+        max_running: usize,
+        mut stop_check: Option<StopCheck>,
+    ) -> Result<GenerateReport> {
         if prompts.len() != seeds.len() {
             bail!("{} prompts but {} seeds", prompts.len(), seeds.len());
         }
@@ -78,16 +135,20 @@ impl Model {
         if let Some(t) = prompts.iter().flatten().find(|&&t| t >= vocab) {
             bail!("prompt token id {t} is outside the vocabulary (size {vocab})");
         }
-        let mut out: Vec<Generation> = prompts
-            .iter()
-            .map(|_| Generation {
-                tokens: Vec::new(),
-                logprobs: Vec::new(),
-                finish: FinishReason::Length,
-            })
-            .collect();
+        let mut report = GenerateReport {
+            generations: prompts
+                .iter()
+                .map(|_| Generation {
+                    tokens: Vec::new(),
+                    logprobs: Vec::new(),
+                    finish: FinishReason::Length,
+                })
+                .collect(),
+            peak_cache_bytes: 0,
+            prefilled_prompts: 0,
+        };
         if prompts.is_empty() || opts.max_new_tokens == 0 {
-            return Ok(out);
+            return Ok(report);
         }
         let w = self.decode_weights()?;
         // bf16 products: round the projections once for the whole generation.
@@ -100,15 +161,58 @@ impl Model {
         };
         let max_running = max_running.clamp(1, prompts.len());
         let mut rngs: Vec<SeqRng> = seeds.iter().map(|&s| SeqRng::new(s)).collect();
+        let groups = PromptGroups::new(prompts);
+        // Sequences of each prompt not finished yet; its cache entry goes when none are left.
+        let mut unfinished = groups.counts.clone();
+        // First-token logits of each cached prompt, shared by the rows that start from them.
+        let mut prompt_logits: Vec<Option<Arc<Vec<f32>>>> = vec![None; groups.counts.len()];
+        let c = &self.config;
+        let mut cache = KvCache::paged(c.num_hidden_layers, c.num_key_value_heads, c.head_dim);
+        let out = &mut report.generations;
 
-        // Per running sequence: its index in the request, key padding mask, next position.
-        let first: Vec<usize> = (0..max_running).collect();
-        let mut next_prompt = max_running;
-        let (mut cache, mut key_mask, mut next_pos, mut logits) =
-            self.prefill(&w, prompts, &first, opts)?;
-        let mut active = first;
-
+        // Per running sequence: its index in the request, next position, logits to sample.
+        let mut active: Vec<usize> = Vec::with_capacity(max_running);
+        let mut next_pos: Vec<u32> = Vec::with_capacity(max_running);
+        let mut logits: Vec<Arc<Vec<f32>>> = Vec::with_capacity(max_running);
+        let mut next_seq = 0;
         loop {
+            // Fill free slots; new request indices are larger than every running one, so
+            // `active` stays ascending.
+            let joining: Vec<usize> =
+                (next_seq..(next_seq + max_running - active.len()).min(prompts.len())).collect();
+            next_seq += joining.len();
+            let to_prefill: Vec<usize> = {
+                let mut ids: Vec<usize> = joining.iter().map(|&s| groups.ids[s]).collect();
+                ids.dedup();
+                ids.sort_unstable();
+                ids.dedup();
+                ids.retain(|&id| prompt_logits[id].is_none());
+                ids
+            };
+            if !to_prefill.is_empty() {
+                let firsts: Vec<usize> = to_prefill
+                    .iter()
+                    .map(|&id| groups.ids.iter().position(|&g| g == id).unwrap())
+                    .collect();
+                let new_logits =
+                    self.prefill_prompts(&w, prompts, &firsts, &to_prefill, opts, &mut cache)?;
+                report.prefilled_prompts += to_prefill.len();
+                for (&id, l) in to_prefill.iter().zip(new_logits) {
+                    prompt_logits[id] = Some(Arc::new(l));
+                }
+            }
+            for &seq in &joining {
+                let id = groups.ids[seq];
+                cache.push_row(id)?;
+                active.push(seq);
+                next_pos.push(prompts[seq].len() as u32);
+                logits.push(prompt_logits[id].clone().expect("prefilled above"));
+            }
+            report.peak_cache_bytes = report.peak_cache_bytes.max(cache.bytes());
+            if active.is_empty() {
+                break;
+            }
+
             let picks = sample_rows(&logits, &active, &mut rngs, &opts.sampler);
             let mut keep = Vec::with_capacity(active.len());
             for (k, &seq) in active.iter().enumerate() {
@@ -136,13 +240,21 @@ impl Model {
                 }
             }
             if keep.len() < active.len() {
-                let idx: Vec<u32> = keep.iter().map(|&k| k as u32).collect();
-                cache.retain_rows(&Tensor::from_vec(idx, keep.len(), self.device())?)?;
+                cache.retain_rows(&keep)?;
+                let mut kept = keep.iter().peekable();
+                for (k, &seq) in active.iter().enumerate() {
+                    if kept.peek() == Some(&&k) {
+                        kept.next();
+                        continue;
+                    }
+                    let id = groups.ids[seq];
+                    unfinished[id] -= 1;
+                    if unfinished[id] == 0 {
+                        cache.remove_prompt(id)?;
+                        prompt_logits[id] = None;
+                    }
+                }
                 active = keep.iter().map(|&k| active[k]).collect();
-                key_mask = keep
-                    .iter()
-                    .map(|&k| std::mem::take(&mut key_mask[k]))
-                    .collect();
                 next_pos = keep.iter().map(|&k| next_pos[k]).collect();
             }
             logits.clear();
@@ -152,94 +264,45 @@ impl Model {
                     .iter()
                     .map(|&s| *out[s].tokens.last().unwrap())
                     .collect();
-                for m in key_mask.iter_mut() {
-                    m.push(1);
-                }
-                let t_k = cache.len() + 1;
-                let flat_mask: Vec<u8> = key_mask.iter().flatten().copied().collect();
-                let ctx = self.ctx(&next_pos, &flat_mask, b, 1, t_k)?;
+                // The paged cache attends without a mask; the context carries the positions.
+                let ctx = self.ctx(&next_pos, &vec![1; b], b, 1, 1)?;
                 let ids = Tensor::from_vec(last, (b, 1), self.device())?;
                 let x = self.run_layers(&w, &ids, &ctx, Some(&mut cache))?;
-                logits = self.last_logits(&w, &x)?;
+                logits = self
+                    .last_logits(&w, &x)?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect();
                 for p in next_pos.iter_mut() {
                     *p += 1;
                 }
             }
-            // Refill freed slots with waiting prompts (their first-token logits come from the
-            // prefill); new request indices are larger than every running one, so `active`
-            // stays ascending.
-            let free = max_running - active.len();
-            if free > 0 && next_prompt < prompts.len() {
-                let joining: Vec<usize> =
-                    (next_prompt..(next_prompt + free).min(prompts.len())).collect();
-                next_prompt += joining.len();
-                let (mut new_cache, mut new_mask, new_pos, new_logits) =
-                    self.prefill(&w, prompts, &joining, opts)?;
-                if active.is_empty() {
-                    (cache, key_mask) = (new_cache, new_mask);
-                } else {
-                    let (t_run, t_new) = (cache.len(), new_cache.len());
-                    if t_new > t_run {
-                        cache.pad_front(t_new - t_run)?;
-                        key_mask
-                            .iter_mut()
-                            .for_each(|m| pad_mask_front(m, t_new - t_run));
-                    } else {
-                        new_cache.pad_front(t_run - t_new)?;
-                        new_mask
-                            .iter_mut()
-                            .for_each(|m| pad_mask_front(m, t_run - t_new));
-                    }
-                    cache.append_rows(&new_cache)?;
-                    key_mask.extend(new_mask);
-                }
-                active.extend(joining);
-                next_pos.extend(new_pos);
-                logits.extend(new_logits);
-                // Positions that no running row attends to: drop them once they are a quarter
-                // of the cache, so refills do not grow the time axis without bound.
-                let unseen = key_mask
-                    .iter()
-                    .map(|m| m.iter().position(|&v| v == 1).unwrap_or(m.len()))
-                    .min()
-                    .unwrap_or(0);
-                if unseen >= 32 && 4 * unseen >= cache.len() {
-                    cache.drop_front(unseen)?;
-                    key_mask.iter_mut().for_each(|m| {
-                        m.drain(..unseen);
-                    });
-                }
-            }
-            if active.is_empty() {
-                break;
-            }
         }
-        Ok(out)
+        Ok(report)
     }
 
-    /// Prefill of `prompts[idx]` as one left-padded batch: its cache, per-row key masks, next
-    /// positions and first-token logits.
-    #[allow(clippy::type_complexity)]
-    fn prefill(
+    /// Prefill of the distinct prompts `ids` (`prompts[firsts[i]]` is prompt `ids[i]`) as one
+    /// left-padded batch: each one's keys and values go into the paged `cache` (padding
+    /// dropped); returns their first-token logits.
+    fn prefill_prompts(
         &self,
         w: &Weights,
         prompts: &[Vec<u32>],
-        idx: &[usize],
+        firsts: &[usize],
+        ids: &[usize],
         opts: &GenerateOptions,
-    ) -> Result<(KvCache, Vec<Vec<u8>>, Vec<u32>, Vec<Vec<f32>>)> {
-        let rows: Vec<Vec<u32>> = idx.iter().map(|&i| prompts[i].clone()).collect();
+        cache: &mut KvCache,
+    ) -> Result<Vec<Vec<f32>>> {
+        let rows: Vec<Vec<u32>> = firsts.iter().map(|&i| prompts[i].clone()).collect();
         let batch = Batch::left_padded(&rows, opts.pad_token_id)?;
         let p = batch.seq_len;
-        let mut cache = KvCache::new(
-            self.config.num_hidden_layers,
-            p + opts.max_new_tokens.min(256),
-        );
-        let key_mask: Vec<Vec<u8>> = batch.attention_mask.chunks(p).map(<[u8]>::to_vec).collect();
-        let next_pos: Vec<u32> = rows.iter().map(|r| r.len() as u32).collect();
+        let mut dense = KvCache::new(self.config.num_hidden_layers, p);
         let ctx = self.batch_ctx(&batch)?;
-        let x = self.run_layers(w, &batch.ids_tensor(self.device())?, &ctx, Some(&mut cache))?;
-        let logits = self.last_logits(w, &x)?;
-        Ok((cache, key_mask, next_pos, logits))
+        let x = self.run_layers(w, &batch.ids_tensor(self.device())?, &ctx, Some(&mut dense))?;
+        for (r, (&id, row)) in ids.iter().zip(&rows).enumerate() {
+            cache.add_prompt(id, &dense, r, p - row.len())?;
+        }
+        self.last_logits(w, &x)
     }
 
     /// f32 logits of the last position of each row of layer output x `[b, t, hidden]`.
@@ -258,17 +321,12 @@ impl Model {
     }
 }
 
-/// `n` masked positions in front of a key mask row.
-fn pad_mask_front(m: &mut Vec<u8>, n: usize) {
-    m.splice(0..0, std::iter::repeat_n(0u8, n));
-}
-
 /// Sample one token for each running row, rows in parallel (each over a 150k-entry
 /// vocabulary costs milliseconds). `active` is ascending (rows only ever leave it), so the
 /// running rows' random streams can be borrowed mutably together; each row draws only from
 /// its own stream, so the result is the same as sampling the rows one after another.
 fn sample_rows(
-    logits: &[Vec<f32>],
+    logits: &[Arc<Vec<f32>>],
     active: &[usize],
     rngs: &mut [SeqRng],
     sampler: &SamplerConfig,

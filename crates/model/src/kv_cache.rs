@@ -1,9 +1,65 @@
-//! Per-layer key/value cache for decoding: preallocated buffers `[b, kv_heads, capacity, d]`
-//! written in place, grown by doubling, and compacted when sequences leave the batch.
-use anyhow::Result;
-use candle_core::{Tensor, D};
+//! Per-layer key/value cache for decoding. Two layouts:
+//! - dense: a preallocated buffer `[b, kv_heads, capacity, d]` written in place and grown by
+//!   doubling (a prefill, whose rows are then handed to a paged cache);
+//! - paged ([`crate::paged_kv`]): each prompt's keys and values stored once and shared by every
+//!   sequence continuing it, each sequence's own tokens in fixed-size blocks.
+use crate::paged_kv::PagedLayer;
+use anyhow::{bail, ensure, Result};
+use candle_core::{DType, Tensor, D};
 
-pub struct LayerCache {
+pub use crate::paged_kv::BLOCK_TOKENS;
+
+pub enum LayerCache {
+    Dense(DenseLayer),
+    Paged(PagedLayer),
+}
+
+impl LayerCache {
+    pub fn new(initial_capacity: usize) -> Self {
+        Self::Dense(DenseLayer::new(initial_capacity))
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Dense(c) => c.len,
+            Self::Paged(_) => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether attention runs inside the cache ([`LayerCache::attend`]) rather than over the
+    /// keys and values [`LayerCache::append`] returns.
+    pub fn is_paged(&self) -> bool {
+        matches!(self, Self::Paged(_))
+    }
+
+    /// Dense cache: append new keys/values `[b, kv_heads, t, d]` and return views of all cached
+    /// keys and values `[b, kv_heads, len, d]`.
+    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        match self {
+            Self::Dense(c) => c.append(k, v),
+            Self::Paged(_) => bail!("a paged KV cache attends itself (LayerCache::attend)"),
+        }
+    }
+
+    /// Paged cache, one decoding step: store each row's new key/value `[b, kv_heads, 1, d]`
+    /// and return the attention output `[b, heads, 1, d]` of queries `q` over the row's
+    /// prompt and its own tokens.
+    pub fn attend(&mut self, q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+        match self {
+            Self::Paged(c) => c.attend(q, k, v, scale),
+            Self::Dense(_) => {
+                bail!("a dense KV cache returns keys and values (LayerCache::append)")
+            }
+        }
+    }
+}
+
+/// `[b, kv_heads, capacity, d]` buffers of which the first `len` positions are written.
+pub struct DenseLayer {
     k: Option<Tensor>,
     v: Option<Tensor>,
     len: usize,
@@ -11,8 +67,8 @@ pub struct LayerCache {
     initial_capacity: usize,
 }
 
-impl LayerCache {
-    pub fn new(initial_capacity: usize) -> Self {
+impl DenseLayer {
+    fn new(initial_capacity: usize) -> Self {
         Self {
             k: None,
             v: None,
@@ -21,17 +77,7 @@ impl LayerCache {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Append new keys/values `[b, kv_heads, t, d]` (contiguous) and return views of all
-    /// cached keys and values `[b, kv_heads, len, d]`.
-    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let t = k.dim(2)?;
         let needed = self.len + t;
         let cap = self.k.as_ref().map(|b| b.dim(2)).transpose()?.unwrap_or(0);
@@ -47,66 +93,25 @@ impl LayerCache {
         Ok((kb.narrow(2, 0, self.len)?, vb.narrow(2, 0, self.len)?))
     }
 
-    /// Insert `n` masked (zero) positions before the cached ones, so rows joining with a
-    /// longer prompt line up at the end of the time axis.
-    pub fn pad_front(&mut self, n: usize) -> Result<()> {
-        if n == 0 {
-            return Ok(());
-        }
-        for buf in [&mut self.k, &mut self.v] {
-            if let Some(t) = buf.take() {
-                let (b, h, _, d) = t.dims4()?;
-                let zeros = Tensor::zeros((b, h, n, d), t.dtype(), t.device())?;
-                *buf = Some(Tensor::cat(&[&zeros, &t.narrow(2, 0, self.len)?], 2)?);
-            }
-        }
-        self.len += n;
-        Ok(())
-    }
-
-    /// Drop the first `n` positions (no running row attends to them any more).
-    pub fn drop_front(&mut self, n: usize) -> Result<()> {
-        let n = n.min(self.len);
-        if n == 0 {
-            return Ok(());
-        }
-        for buf in [&mut self.k, &mut self.v] {
-            if let Some(t) = buf.take() {
-                *buf = Some(t.narrow(2, n, self.len - n)?.contiguous()?);
-            }
-        }
-        self.len -= n;
-        Ok(())
-    }
-
-    /// Append the rows of `other` (same length) after this cache's rows.
-    pub fn append_rows(&mut self, other: &LayerCache) -> Result<()> {
-        anyhow::ensure!(
-            self.len == other.len,
-            "append_rows: cache lengths {} and {} differ",
-            self.len,
-            other.len
+    /// Keys and values of batch row `row`, positions `start..len`, as f32 `[t, kv_heads, d]`.
+    fn row_span(&self, row: usize, start: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (Some(k), Some(v)) = (&self.k, &self.v) else {
+            bail!("row_span of an empty cache");
+        };
+        ensure!(
+            start <= self.len,
+            "row_span: start {start} past {}",
+            self.len
         );
-        for (buf, o) in [(&mut self.k, &other.k), (&mut self.v, &other.v)] {
-            *buf = match (buf.take(), o) {
-                (Some(a), Some(b)) => Some(Tensor::cat(
-                    &[&a.narrow(2, 0, self.len)?, &b.narrow(2, 0, self.len)?],
-                    0,
-                )?),
-                (a, None) => a,
-                (None, Some(b)) => Some(b.narrow(2, 0, self.len)?.contiguous()?),
-            };
-        }
-        Ok(())
-    }
-
-    /// Keep only the batch rows in `keep` (a u32 index tensor), in that order.
-    pub fn retain_rows(&mut self, keep: &Tensor) -> Result<()> {
-        if let (Some(k), Some(v)) = (&self.k, &self.v) {
-            self.k = Some(k.index_select(keep, 0)?);
-            self.v = Some(v.index_select(keep, 0)?);
-        }
-        Ok(())
+        let span = |t: &Tensor| -> Result<Vec<f32>> {
+            Ok(t.narrow(0, row, 1)?
+                .narrow(2, start, self.len - start)?
+                .transpose(1, 2)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?)
+        };
+        Ok((span(k)?, span(v)?))
     }
 }
 
@@ -128,6 +133,7 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// Dense caches, e.g. for a prefill.
     pub fn new(n_layers: usize, initial_capacity: usize) -> Self {
         Self {
             layers: (0..n_layers)
@@ -136,6 +142,16 @@ impl KvCache {
         }
     }
 
+    /// Empty paged caches (no prompts, no rows).
+    pub fn paged(n_layers: usize, kv_heads: usize, head_dim: usize) -> Self {
+        Self {
+            layers: (0..n_layers)
+                .map(|_| LayerCache::Paged(PagedLayer::new(kv_heads, head_dim)))
+                .collect(),
+        }
+    }
+
+    /// Positions held by a dense cache (0 for a paged one).
     pub fn len(&self) -> usize {
         self.layers.first().map_or(0, LayerCache::len)
     }
@@ -144,28 +160,74 @@ impl KvCache {
         self.len() == 0
     }
 
-    pub fn retain_rows(&mut self, keep: &Tensor) -> Result<()> {
-        for l in &mut self.layers {
-            l.retain_rows(keep)?;
+    fn paged_layers(&mut self) -> Result<impl Iterator<Item = &mut PagedLayer>> {
+        ensure!(
+            self.layers.iter().all(LayerCache::is_paged),
+            "this operation needs a paged KV cache"
+        );
+        Ok(self.layers.iter_mut().map(|l| match l {
+            LayerCache::Paged(p) => p,
+            LayerCache::Dense(_) => unreachable!("checked above"),
+        }))
+    }
+
+    /// Paged cache: store row `row` of the dense cache `dense`, from position `start` on (the
+    /// left padding before it dropped), as shared prompt `id`.
+    pub fn add_prompt(
+        &mut self,
+        id: usize,
+        dense: &KvCache,
+        row: usize,
+        start: usize,
+    ) -> Result<()> {
+        ensure!(
+            dense.layers.len() == self.layers.len(),
+            "add_prompt: {} dense layers for {} paged ones",
+            dense.layers.len(),
+            self.layers.len()
+        );
+        for (p, d) in self.paged_layers()?.zip(&dense.layers) {
+            let LayerCache::Dense(d) = d else {
+                bail!("add_prompt: the source cache must be dense");
+            };
+            let (k, v) = d.row_span(row, start)?;
+            p.add_prompt(id, k, v)?;
         }
         Ok(())
     }
 
-    /// See [`LayerCache::pad_front`].
-    pub fn pad_front(&mut self, n: usize) -> Result<()> {
-        self.layers.iter_mut().try_for_each(|l| l.pad_front(n))
+    /// Paged cache: forget shared prompt `id` (no row may still use it).
+    pub fn remove_prompt(&mut self, id: usize) -> Result<()> {
+        self.paged_layers()?.try_for_each(|p| p.remove_prompt(id))
     }
 
-    /// See [`LayerCache::drop_front`].
-    pub fn drop_front(&mut self, n: usize) -> Result<()> {
-        self.layers.iter_mut().try_for_each(|l| l.drop_front(n))
+    /// Paged cache: a new last row continuing shared prompt `id`.
+    pub fn push_row(&mut self, id: usize) -> Result<()> {
+        self.paged_layers()?.try_for_each(|p| p.push_row(id))
     }
 
-    /// See [`LayerCache::append_rows`].
-    pub fn append_rows(&mut self, other: &KvCache) -> Result<()> {
+    /// Paged cache: keep only rows `keep` (ascending), in that order; the others' blocks are
+    /// freed.
+    pub fn retain_rows(&mut self, keep: &[usize]) -> Result<()> {
+        ensure!(
+            keep.windows(2).all(|w| w[0] < w[1]),
+            "retain_rows: indices must be ascending"
+        );
+        self.paged_layers()?.try_for_each(|p| p.retain_rows(keep))
+    }
+
+    /// Bytes held: for a paged cache, each shared prompt once plus every row's blocks.
+    pub fn bytes(&self) -> usize {
         self.layers
-            .iter_mut()
-            .zip(&other.layers)
-            .try_for_each(|(a, b)| a.append_rows(b))
+            .iter()
+            .map(|l| match l {
+                LayerCache::Paged(p) => p.bytes(),
+                LayerCache::Dense(d) => [&d.k, &d.v]
+                    .iter()
+                    .filter_map(|t| t.as_ref())
+                    .map(|t| t.elem_count() * t.dtype().size_in_bytes())
+                    .sum(),
+            })
+            .sum()
     }
 }

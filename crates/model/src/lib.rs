@@ -9,6 +9,7 @@
 //! - [`Model::save`]: HF layout.
 //! - [`lora`]: LoRA adapters (PEFT's layout), the base as a free KL reference, merging.
 pub mod batch;
+mod detmath;
 mod placement;
 mod recompute;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod layers;
 pub mod logprobs;
 pub mod lora;
 pub mod model;
+pub mod paged_kv;
 pub mod params;
 pub mod rope;
 pub mod sampling;
@@ -26,7 +28,7 @@ mod save;
 
 pub use batch::Batch;
 pub use config::{Arch, ModelConfig, RopeScaling};
-pub use generate::{FinishReason, GenerateOptions, Generation, StopCheck};
+pub use generate::{FinishReason, GenerateOptions, GenerateReport, Generation, StopCheck};
 pub use layers::{MatmulPrecision, BF16_MIN_ROWS};
 pub use logprobs::LogprobOptions;
 pub use lora::{LoraConfig, Target as LoraTarget};

@@ -1,5 +1,6 @@
 //! Choosing the next token from one row of logits: greedy, or temperature / top-k / top-p
 //! sampling driven by one uniform draw from the sequence's own random stream.
+use crate::detmath;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -29,6 +30,7 @@ impl SamplerConfig {
 
 /// A sequence's random stream: seeded per sequence, so its draws do not depend on which other
 /// sequences share the batch.
+#[derive(Clone)]
 pub struct SeqRng(ChaCha8Rng);
 
 impl SeqRng {
@@ -41,84 +43,214 @@ impl SeqRng {
     }
 }
 
-/// The chosen token and its log-probability under `softmax(logits / T)` (T = 1 for greedy),
-/// i.e. the same quantity the trainer recomputes; top-k/top-p truncation is not folded in.
+/// Entries per block of the running sums: the inverse-CDF walk skips whole blocks by their
+/// sums and rescans one.
+const BLOCK: usize = 512;
+/// Independent accumulators per block sum (vectorisable, fixed order).
+const LANES: usize = 8;
+/// First candidate count of the top-p search; it grows 4x until the nucleus fits.
+const FIRST_CANDIDATES: usize = 64;
+
+/// The chosen token and its log-probability under `softmax(logits * (1 / T))` (T = 1 for
+/// greedy), the quantity the trainer recomputes; top-k/top-p truncation is not folded in.
+///
+/// Works in f32 on the logits in place (no copy of the vocabulary row): one pass for the
+/// maximum, one for the block sums of `exp(z - max)`; the draw walks the block sums and
+/// rescans one block; top-k and top-p select their candidates with a bounded heap. Every
+/// operation is plain IEEE arithmetic in a fixed order with `exp`/`ln` from [`crate::detmath`],
+/// so the same logits give the same draw on every CPU.
 pub fn sample(logits: &[f32], cfg: &SamplerConfig, rng: &mut SeqRng) -> (u32, f32) {
-    let t = if cfg.is_greedy() {
+    let inv_t = if cfg.is_greedy() {
         1.0
     } else {
-        cfg.temperature
+        (1.0 / cfg.temperature) as f32
     };
-    let z: Vec<f64> = logits.iter().map(|&x| x as f64 / t).collect();
-    let max = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let log_norm = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-    if cfg.is_greedy() {
-        // First index of the maximum, as torch.argmax.
-        let tok = z.iter().position(|&v| v == max).unwrap_or(0);
-        // The stream still advances so a row's draws stay aligned with its step count.
-        rng.uniform();
-        return (tok as u32, (z[tok] - log_norm) as f32);
-    }
+    let (argmax, max_logit) = argmax(logits);
+    let z_max = max_logit * inv_t;
+    let blocks = block_sums(logits, inv_t, z_max);
+    let total: f64 = blocks.iter().map(|&b| b as f64).sum();
+    let log_norm = z_max as f64 + detmath::ln(total);
+    let logprob = |tok: usize| (logits[tok] as f64 * inv_t as f64 - log_norm) as f32;
+    // Greedy still draws, so a row's stream stays aligned with its step count.
     let u = rng.uniform();
+    if cfg.is_greedy() {
+        return (argmax as u32, logprob(argmax));
+    }
     let tok = if cfg.top_k == 0 && cfg.top_p >= 1.0 {
-        inverse_cdf(
-            z.iter()
-                .enumerate()
-                .map(|(i, &v)| (i, (v - log_norm).exp())),
-            u,
-        )
+        draw_full(logits, inv_t, z_max, &blocks, u * total)
     } else {
-        let mut order: Vec<usize> = (0..z.len()).collect();
-        // Descending by logit, ties by index, so the kept set is well defined.
-        order.sort_unstable_by(|&a, &b| {
-            z[b].partial_cmp(&z[a])
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.cmp(&b))
-        });
-        if cfg.top_k > 0 {
-            order.truncate(cfg.top_k);
+        draw_truncated(logits, inv_t, z_max, total, cfg, u)
+    };
+    (tok as u32, logprob(tok))
+}
+
+/// First index of the largest logit (as torch.argmax) and that logit; NaNs are never chosen.
+fn argmax(logits: &[f32]) -> (usize, f32) {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, &x) in logits.iter().enumerate() {
+        if x > best.1 {
+            best = (i, x);
         }
-        let probs: Vec<f64> = order.iter().map(|&i| (z[i] - log_norm).exp()).collect();
-        let mut kept = probs.len();
+    }
+    best
+}
+
+/// `sum exp(x * inv_t - z_max)` over each block of [`BLOCK`] logits.
+fn block_sums(logits: &[f32], inv_t: f32, z_max: f32) -> Vec<f32> {
+    logits
+        .chunks(BLOCK)
+        .map(|block| {
+            let mut acc = [0.0f32; LANES];
+            let mut lanes = block.chunks_exact(LANES);
+            for c in &mut lanes {
+                for l in 0..LANES {
+                    acc[l] += detmath::exp(c[l] * inv_t - z_max);
+                }
+            }
+            let tail: f32 = lanes
+                .remainder()
+                .iter()
+                .map(|&x| detmath::exp(x * inv_t - z_max))
+                .sum();
+            acc.iter().sum::<f32>() + tail
+        })
+        .collect()
+}
+
+/// The token at which the running sum of `exp(z - z_max)` first exceeds `target`, walking the
+/// block sums then one block; rounding that leaves `target` beyond the sums picks the last
+/// token with non-zero weight.
+fn draw_full(logits: &[f32], inv_t: f32, z_max: f32, blocks: &[f32], target: f64) -> usize {
+    let mut before = 0.0f64;
+    let mut last_block = 0;
+    for (b, &s) in blocks.iter().enumerate() {
+        if s <= 0.0 {
+            continue;
+        }
+        last_block = b;
+        if before + s as f64 > target {
+            break;
+        }
+        before += s as f64;
+    }
+    let offset = last_block * BLOCK;
+    let block = &logits[offset..(offset + BLOCK).min(logits.len())];
+    let mut acc = before;
+    let mut last = offset;
+    for (i, &x) in block.iter().enumerate() {
+        let p = detmath::exp(x * inv_t - z_max);
+        if p <= 0.0 {
+            continue;
+        }
+        acc += p as f64;
+        last = offset + i;
+        if target < acc {
+            break;
+        }
+    }
+    last
+}
+
+/// Top-k / top-p: the candidates in descending order of logit (ties by index), grown until
+/// they hold the top-k set or the nucleus, then the draw over the kept ones renormalised.
+fn draw_truncated(
+    logits: &[f32],
+    inv_t: f32,
+    z_max: f32,
+    total: f64,
+    cfg: &SamplerConfig,
+    u: f64,
+) -> usize {
+    let limit = if cfg.top_k > 0 {
+        cfg.top_k.min(logits.len())
+    } else {
+        logits.len()
+    };
+    let mut want = if cfg.top_p < 1.0 {
+        FIRST_CANDIDATES.min(limit)
+    } else {
+        limit
+    };
+    loop {
+        let order = top_candidates(logits, want);
+        let probs: Vec<f64> = order
+            .iter()
+            .map(|&i| detmath::exp(logits[i] * inv_t - z_max) as f64 / total)
+            .collect();
+        let mut kept = None;
         if cfg.top_p < 1.0 {
             // Smallest prefix whose mass reaches top_p (at least one token).
             let mut mass = 0.0;
             for (k, p) in probs.iter().enumerate() {
                 mass += p;
                 if mass >= cfg.top_p {
-                    kept = k + 1;
+                    kept = Some(k + 1);
                     break;
                 }
             }
         }
-        let total: f64 = probs[..kept].iter().sum();
-        inverse_cdf(
-            order[..kept]
-                .iter()
-                .zip(&probs[..kept])
-                .map(|(&i, &p)| (i, p / total)),
-            u,
-        )
-    };
-    (tok as u32, (z[tok] - log_norm) as f32)
+        // Without a nucleus (or one larger than the candidates) all `want` are kept once they
+        // are the full top-k set.
+        let kept = match kept {
+            Some(k) => k,
+            None if want >= limit => order.len(),
+            None => {
+                want = (want * 4).min(limit);
+                continue;
+            }
+        };
+        let mass: f64 = probs[..kept].iter().sum();
+        let target = u * mass;
+        let mut acc = 0.0;
+        let mut last = order[0];
+        for (&i, &p) in order[..kept].iter().zip(&probs[..kept]) {
+            if p <= 0.0 {
+                continue;
+            }
+            acc += p;
+            last = i;
+            if target < acc {
+                break;
+            }
+        }
+        return last;
+    }
 }
 
-/// The first item whose cumulative probability exceeds u (the last one if rounding leaves u
-/// above the total).
-fn inverse_cdf(items: impl Iterator<Item = (usize, f64)>, u: f64) -> usize {
-    let mut acc = 0.0;
-    let mut last = 0;
-    for (i, p) in items {
-        if p <= 0.0 {
-            continue;
-        }
-        acc += p;
-        last = i;
-        if u < acc {
-            return i;
+/// Indices of the `k` largest logits, descending, ties by ascending index (a total order, so
+/// the set is well defined); NaN logits rank last.
+fn top_candidates(logits: &[f32], k: usize) -> Vec<usize> {
+    use std::cmp::Ordering;
+    use std::collections::BinaryHeap;
+    // Heap entries ordered so that the heap's top is the weakest kept candidate.
+    #[derive(PartialEq)]
+    struct Weakest(f32, usize);
+    impl Eq for Weakest {}
+    impl Ord for Weakest {
+        fn cmp(&self, o: &Self) -> Ordering {
+            // "Greater" = weaker = smaller logit, or same logit and larger index.
+            o.0.partial_cmp(&self.0)
+                .unwrap_or_else(|| self.0.is_nan().cmp(&o.0.is_nan()))
+                .then(self.1.cmp(&o.1))
         }
     }
-    last
+    impl PartialOrd for Weakest {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    let k = k.min(logits.len());
+    let mut heap = BinaryHeap::with_capacity(k + 1);
+    for (i, &x) in logits.iter().enumerate() {
+        let e = Weakest(x, i);
+        if heap.len() < k {
+            heap.push(e);
+        } else if heap.peek().is_some_and(|w| e < *w) {
+            heap.pop();
+            heap.push(e);
+        }
+    }
+    heap.into_sorted_vec().into_iter().map(|w| w.1).collect()
 }
 
 #[cfg(test)]
@@ -184,6 +316,108 @@ mod tests {
             .filter(|_| sample(&logits, &hot, &mut rng).0 == 1)
             .count();
         assert!((ones as f64 / n as f64 - 0.5).abs() < 0.04);
+    }
+
+    /// The draw the definition gives: inverse CDF over the distribution (top-k / top-p: over
+    /// the kept tokens by rank, renormalised), in f64 with libm and a full sort.
+    fn reference(logits: &[f32], cfg: &SamplerConfig, u: f64) -> (usize, f64, f64) {
+        let t = cfg.temperature;
+        let z: Vec<f64> = logits.iter().map(|&x| x as f64 / t).collect();
+        let max = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let norm = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        let mut order: Vec<usize> = (0..z.len()).collect();
+        // Untruncated draws walk the vocabulary in index order, truncated ones by rank.
+        if cfg.top_k > 0 || cfg.top_p < 1.0 {
+            order.sort_by(|&a, &b| z[b].partial_cmp(&z[a]).unwrap().then(a.cmp(&b)));
+        }
+        if cfg.top_k > 0 {
+            order.truncate(cfg.top_k);
+        }
+        let probs: Vec<f64> = order.iter().map(|&i| (z[i] - norm).exp()).collect();
+        let mut kept = probs.len();
+        let mut mass = 0.0;
+        for (k, p) in probs.iter().enumerate() {
+            mass += p;
+            if cfg.top_p < 1.0 && mass >= cfg.top_p {
+                kept = k + 1;
+                break;
+            }
+        }
+        let total: f64 = probs[..kept].iter().sum();
+        let mut acc = 0.0;
+        for (&i, &p) in order[..kept].iter().zip(&probs[..kept]) {
+            let below = acc;
+            acc += p / total;
+            if u < acc {
+                // Distance from u to the edges of the chosen token's interval.
+                return (i, z[i] - norm, (u - below).min(acc - u));
+            }
+        }
+        (order[kept - 1], z[order[kept - 1]] - norm, 0.0)
+    }
+
+    #[test]
+    fn fixed_logits_draw_what_the_definition_gives() {
+        // 3000 logits (several sum blocks, a ragged last one), a few ties and -inf entries.
+        let logits: Vec<f32> = (0..3000)
+            .map(|i| match i % 997 {
+                5 => f32::NEG_INFINITY,
+                _ => ((i * 7919 % 1000) as f32 * 0.013).sin() * 6.0 + (i % 3) as f32,
+            })
+            .collect();
+        let configs = [
+            (0.6, 1.0, 0),
+            (1.0, 1.0, 0),
+            (0.6, 1.0, 50),
+            (0.6, 0.9, 0),
+            (0.8, 0.5, 20),
+            (1.3, 0.999, 0),
+        ];
+        for (temperature, top_p, top_k) in configs {
+            let cfg = SamplerConfig {
+                temperature,
+                top_p,
+                top_k,
+            };
+            let mut rng = SeqRng::new(42);
+            let mut checked = 0;
+            for step in 0..300 {
+                let u = rng.clone().uniform();
+                let (tok, lp) = sample(&logits, &cfg, &mut rng);
+                let (want, want_lp, margin) = reference(&logits, &cfg, u);
+                assert!(
+                    (lp as f64 - want_lp).abs() < 2e-5,
+                    "{cfg:?} step {step}: log-prob {lp} vs {want_lp}"
+                );
+                // f32 sums may differ from f64 ones right at a CDF boundary.
+                if margin > 1e-6 {
+                    assert_eq!(tok as usize, want, "{cfg:?} step {step}");
+                    checked += 1;
+                }
+            }
+            assert!(
+                checked > 290,
+                "{cfg:?}: only {checked} draws away from boundaries"
+            );
+        }
+    }
+
+    #[test]
+    fn never_draws_a_minus_infinity_logit() {
+        let mut logits = vec![f32::NEG_INFINITY; 2000];
+        logits[1234] = -3.0;
+        logits[7] = -3.5;
+        let cfg = SamplerConfig {
+            temperature: 5.0,
+            top_p: 1.0,
+            top_k: 0,
+        };
+        let mut rng = SeqRng::new(3);
+        for _ in 0..500 {
+            let (t, lp) = sample(&logits, &cfg, &mut rng);
+            assert!(t == 1234 || t == 7, "{t}");
+            assert!(lp.is_finite());
+        }
     }
 
     #[test]
