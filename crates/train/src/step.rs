@@ -139,14 +139,20 @@ fn rollout(t: &Trainer, rows: &[usize]) -> Result<(Experience, Rollout)> {
         stop_sequences: Vec::new(),
         pad_token_id: t.policy.pad_id,
     };
+    // Continuous batching: at most generation_batch_size responses decode at once, and a
+    // finished one's slot goes to the next waiting response at once (identical prompts are
+    // prefilled once and their keys/values shared).
+    let generated = t.policy.model.generate_continuous(
+        &exp.prompts,
+        &seeds,
+        &opts,
+        cfg.rollout.generation_batch_size,
+        None,
+    );
     let mut finish = Vec::with_capacity(total);
-    let chunk = cfg.rollout.generation_batch_size;
-    for (prompts, seeds) in exp.prompts.chunks(chunk).zip(seeds.chunks(chunk)) {
-        let generated = t.policy.model.generate(prompts, seeds, &opts, None);
-        for g in generated.context("rollout")? {
-            exp.responses.push(g.tokens);
-            finish.push(g.finish);
-        }
+    for g in generated.context("rollout")? {
+        exp.responses.push(g.tokens);
+        finish.push(g.finish);
     }
     let texts = exp
         .responses
