@@ -6,7 +6,8 @@ use oneshot_train::{toy, train, RunOptions};
 #[test]
 fn grpo_learns_the_toy_task() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = toy::write_toy_task(dir.path(), 3).unwrap();
+    let mut cfg = toy::write_toy_task(dir.path(), 3).unwrap();
+    cfg.model.device = oneshot_test_device::name().parse().unwrap();
     let out = cfg.output_dir();
     let summary = train(cfg, &RunOptions::default()).unwrap();
     assert_eq!(summary.steps_done, 40);

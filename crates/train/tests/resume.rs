@@ -35,6 +35,8 @@ fn deterministic(metrics: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
 
 fn config(dir: &Path, name: &str) -> TrainConfig {
     let mut cfg = toy::write_toy_task(dir, 5).unwrap();
+    // The device named by ONESHOT_TEST_DEVICE (default cpu): bit-exact resume on each device.
+    cfg.model.device = oneshot_test_device::name().parse().unwrap();
     cfg.trainer.total_steps = 6;
     cfg.trainer.save_every = 2;
     // Exercise the parts a resume must carry: KL to the reference, entropy, HAPO history,

@@ -12,8 +12,12 @@ pub const FIXTURES: [&str; 4] = [
     "llama_bias_tied",
 ];
 
+/// The crate's directory at run time when the runner says where it is (cargo does; so does
+/// scripts/gpu_check.sh, which runs the test binary on another machine), else where it was built.
 pub fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .join("tests/fixtures")
         .join(name)
 }
@@ -28,7 +32,8 @@ pub struct Fixture {
 
 pub fn load_fixture(name: &str) -> Fixture {
     let dir = fixture_dir(name);
-    let model = Model::from_dir(&dir, DType::F32, &Device::Cpu)
+    // The model on the device named by ONESHOT_TEST_DEVICE; the expected values stay on the host.
+    let model = Model::from_dir(&dir, DType::F32, &oneshot_test_device::device())
         .unwrap_or_else(|e| panic!("loading fixture {}: {e:#}", dir.display()));
     let expected = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu)
         .unwrap_or_else(|e| panic!("loading expected.safetensors of {name}: {e}"));

@@ -7,6 +7,9 @@
 //!   every variable (the fused optimizer of `oneshot-rl`, or `--plain-adamw` for candle ops);
 //! - memory bandwidth (copy and read-only sum over 1 GiB), and decode at batch 1 as a fraction
 //!   of the bandwidth limit (weight bytes per token / read bandwidth).
+//!
+//! `--device cuda[:N]` runs the same measurements on a GPU (with `--features cuda`), each timed
+//! region ending in a device synchronisation; the host bandwidth lines are skipped there.
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use oneshot_model::{
@@ -20,6 +23,9 @@ pub struct Args {
     /// HF config.json describing the shape (weights are random).
     #[arg(long)]
     config: PathBuf,
+    /// Device: cpu, cuda (device 0) or cuda:N (needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Weight dtype: f32 or bf16.
     #[arg(long, default_value = "f32")]
     dtype: String,
@@ -60,7 +66,8 @@ pub struct Args {
     #[arg(long)]
     plain_adamw: bool,
     /// Train LoRA adapters of this rank (all-linear, alpha = 2r) on the frozen base instead
-    /// of every weight; decoding is also timed on the merged copy (and the merge itself).
+    /// of every weight; decoding is timed with the adapters applied per token, then on a
+    /// merged copy (and the merge itself).
     #[arg(long)]
     lora: Option<usize>,
     /// Only the training step (no forward, bandwidth or decode measurements), so the peak
@@ -76,9 +83,12 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let dtype = parse_dtype(&args.dtype)?;
     let cfg = ModelConfig::from_file(&args.config)?;
-    let device = Device::Cpu;
+    let spec: oneshot_model::DeviceSpec = args.device.parse()?;
+    let device = spec
+        .open()
+        .with_context(|| format!("--device {}", args.device))?;
     println!(
-        "model bench: {} ({:.0}M params, {} layers, hidden {}), dtype {:?}, matmul {}, threads {}",
+        "model bench: {} ({:.0}M params, {} layers, hidden {}), device {spec}, dtype {:?}, matmul {}, threads {}",
         args.config.display(),
         cfg.num_parameters() as f64 / 1e6,
         cfg.num_hidden_layers,
@@ -103,6 +113,11 @@ pub fn run(args: Args) -> Result<i32> {
                 use_rslora: false,
             };
             m.add_lora(cfg, 0)?;
+            // The main decode measurement applies the adapters per token; the merged copy
+            // is timed after it.
+            if let Some(l) = m.lora_mut() {
+                l.set_merge_for_decode(false);
+            }
             let n: usize = m.vars().iter().map(|(_, v)| v.elem_count()).sum();
             println!(
                 "LoRA r={r} all-linear: {:.2}M adapter parameters",
@@ -138,7 +153,7 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let faults0 = minor_faults();
     let reps = args.forward_reps.max(1);
-    let fwd = time(reps, || {
+    let fwd = time(&device, reps, || {
         model.token_logprobs(&batch, start, 0.6, &opts).map(|_| ())
     })?;
     let faults = minor_faults()
@@ -155,13 +170,16 @@ pub fn run(args: Args) -> Result<i32> {
             .unwrap_or_default()
     );
 
-    let bw = bandwidth::measure(1 << 30, 3);
-    println!(
-        "memory bandwidth (1 GiB, {} threads): copy {:.1} GB/s (read+write bytes), read {:.1} GB/s",
-        rayon::current_num_threads(),
-        bw.copy_gbs,
-        bw.read_gbs
-    );
+    // Host memory bandwidth: the bound of CPU decoding (not measured for a GPU).
+    let bw = bandwidth::measure(if device.is_cpu() { 1 << 30 } else { 0 }, 3);
+    if device.is_cpu() {
+        println!(
+            "memory bandwidth (1 GiB, {} threads): copy {:.1} GB/s (read+write bytes), read {:.1} GB/s",
+            rayon::current_num_threads(),
+            bw.copy_gbs,
+            bw.read_gbs
+        );
+    }
     // Bytes streamed per decoded token: every weight once, in the dtype decoding reads (bf16
     // products decode from a bf16 copy of the weights).
     let bytes_per_weight = |v: &candle_core::Var| match matmul {
@@ -196,10 +214,10 @@ pub fn run(args: Args) -> Result<i32> {
             max_new_tokens: 1,
             ..gen.clone()
         };
-        let t_one = time(1, || {
+        let t_one = time(&device, 1, || {
             model.generate(&prompts, &seeds, &one, None).map(|_| ())
         })?;
-        let t_all = time(1, || {
+        let t_all = time(&device, 1, || {
             model.generate(&prompts, &seeds, &gen, None).map(|_| ())
         })?;
         let steps = (args.decode_tokens - 1) as f64;
@@ -210,7 +228,7 @@ pub fn run(args: Args) -> Result<i32> {
             per_step * 1e3,
             t_one
         );
-        if b == 1 {
+        if b == 1 && device.is_cpu() {
             let limit = bw.read_gbs * 1e9 / weight_bytes as f64;
             println!(
                 "  bandwidth limit at batch 1: {:.1} tok/s ({:.2} GB of weights per token); reached {:.0}%",
@@ -259,10 +277,10 @@ fn decode_merged(args: &Args, model: &Model, token: impl Fn(usize) -> u32) -> Re
             max_new_tokens: 1,
             ..gen.clone()
         };
-        let t_one = time(1, || {
+        let t_one = time(model.device(), 1, || {
             merged.generate(&prompts, &seeds, &one, None).map(|_| ())
         })?;
-        let t_all = time(1, || {
+        let t_all = time(model.device(), 1, || {
             merged.generate(&prompts, &seeds, &gen, None).map(|_| ())
         })?;
         let per_step = (t_all - t_one) / (args.decode_tokens - 1) as f64;
@@ -305,6 +323,7 @@ fn train_step(
             // The shape of the GRPO loss: advantage-weighted log-probs plus an entropy bonus.
             Ok(((lp.sum_all()? * (-1.0 / n_tok))? - (en.sum_all()? * (0.001 / n_tok))?)?)
         })?;
+        model.device().synchronize()?;
         fwd_bwd = t.elapsed().as_secs_f64();
         let t = Instant::now();
         match &mut optimizer {
@@ -313,6 +332,7 @@ fn train_step(
                 adam.step(&grads, 1e-6)?;
             }
         }
+        model.device().synchronize()?;
         opt = t.elapsed().as_secs_f64();
     }
     println!(
@@ -359,13 +379,16 @@ fn minor_faults() -> Option<u64> {
     rest.split(' ').nth(7)?.parse().ok()
 }
 
-/// Median-free simple timing: one warm-up run, then the mean of `reps` runs, in seconds.
-fn time(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+/// Median-free simple timing: one warm-up run, then the mean of `reps` runs, in seconds; the
+/// device is synchronised before the clock stops (GPU kernels run asynchronously).
+fn time(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
+    device.synchronize()?;
     let t = Instant::now();
     for _ in 0..reps {
         f()?;
     }
+    device.synchronize()?;
     Ok(t.elapsed().as_secs_f64() / reps as f64)
 }
 
