@@ -11,7 +11,11 @@ fn options(case: &serde_json::Value) -> CheckerOptions {
     if let Some(p) = case.pointer("/options/precision").and_then(|v| v.as_u64()) {
         o.precision = Some(p as u32);
     }
-    if let Some(s) = case.pointer("/options/choices").and_then(|v| v.as_array()) {
+    // Choices as the fixture spells them, or as the dev cases do (Math-Verify's strings).
+    let choices = case
+        .pointer("/options/choices")
+        .or_else(|| case.pointer("/options/string_extraction/strings"));
+    if let Some(s) = choices.and_then(|v| v.as_array()) {
         o.choices = s
             .iter()
             .filter_map(|x| x.as_str().map(String::from))
