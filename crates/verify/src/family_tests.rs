@@ -271,3 +271,15 @@ fn named_answers_of_other_kinds() {
     assert!(check("$\\boxed{20\\text{ percent}}$", "20\\%"));
     assert!(check("$\\boxed{\\textstyle 52_8}$", "52_8"));
 }
+
+#[test]
+fn nested_operators_stay_within_the_work_limit() {
+    let deep = format!("{}x dx", "\\int ".repeat(370));
+    let start = std::time::Instant::now();
+    let (v, work) = Checker::new(CheckerOptions::default()).check_with_work(&deep, "1");
+    assert!(!v.correct);
+    assert!(work <= crate::DEFAULT_WORK_LIMIT);
+    assert!(start.elapsed().as_secs_f64() < 2.0, "{:?}", start.elapsed());
+    let sums = format!("{}k", "\\sum_{k=1}^{n} ".repeat(120));
+    assert!(!check(&sums, "1"));
+}

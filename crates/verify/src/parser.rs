@@ -907,6 +907,8 @@ impl Parser<'_> {
         let mut nested: Option<(usize, usize, String)> = None;
         let mut at_end: Option<(usize, usize, String)> = None;
         while j < self.t.len() {
+            // Nested integrals rescan their bodies: the scan is paid for.
+            self.budget.spend(1).map_err(|_| ParseError::Budget)?;
             let tok = &self.t[j];
             if depth == 0 && (ends_operand(tok) || is_closer(tok)) {
                 break;
