@@ -54,7 +54,15 @@ pub struct Budget {
     pub temperature: f64,
     pub entropy_coef: f64,
     pub kl_coef: f64,
+    /// Train LoRA adapters of this rank (all-linear, alpha = 2r, lr x [`LORA_LR_FACTOR`])
+    /// instead of every weight (`--lora R`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_rank: Option<usize>,
 }
+
+/// LoRA's learning rate over full fine-tuning's in the lab runs: adapters start at zero
+/// effect and need a far larger step (docs/LORA.md).
+pub const LORA_LR_FACTOR: f64 = 10.0;
 
 impl Budget {
     /// Within ten minutes on two cores (measured numbers in the README fragment).
@@ -77,6 +85,7 @@ impl Budget {
             temperature: 1.0,
             entropy_coef: 0.001,
             kl_coef: 0.001,
+            lora_rank: None,
         }
     }
 
@@ -154,6 +163,12 @@ impl Budget {
             if v == 0 {
                 bail!("budget {}: {name} must be at least 1", self.name);
             }
+        }
+        if self.lora_rank == Some(0) {
+            bail!(
+                "budget {}: the LoRA rank (--lora) must be at least 1",
+                self.name
+            );
         }
         // Whole epochs only, so every pool example gets the same number of accuracy entries.
         if !self.selection_pool.is_multiple_of(self.selection_batch) {

@@ -72,6 +72,12 @@ pub fn train_config(model: &Path, spec: &RlSpec, budget: &Budget) -> Result<Trai
     cfg.algorithm.kl_loss_coef = budget.kl_coef;
     cfg.algorithm.use_kl_loss = budget.kl_coef != 0.0;
     cfg.optim.lr = budget.lr;
+    if let Some(r) = budget.lora_rank {
+        cfg.lora.enabled = true;
+        cfg.lora.r = r;
+        cfg.lora.alpha = 2.0 * r as f64;
+        cfg.optim.lr = budget.lr * crate::budget::LORA_LR_FACTOR;
+    }
     cfg.trainer.total_steps = spec.steps;
     cfg.trainer.mini_batch_size = spec.batch;
     cfg.trainer.seed = spec.seed;
@@ -105,4 +111,39 @@ pub fn run_rl(
     })
     .with_context(|| format!("RL stage `{label}`"))?;
     Ok((trainer, lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lora_budget_trains_adapters_at_a_larger_lr() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = Budget::tiny();
+        let spec = RlSpec::new(
+            dir.path().join("t.parquet"),
+            2,
+            2,
+            1,
+            0,
+            dir.path().to_path_buf(),
+            &full,
+        );
+        let plain = train_config(dir.path(), &spec, &full).unwrap();
+        assert!(!plain.lora.enabled);
+        let lora = Budget {
+            lora_rank: Some(8),
+            ..Budget::tiny()
+        };
+        let cfg = train_config(dir.path(), &spec, &lora).unwrap();
+        assert!(cfg.lora.enabled);
+        assert_eq!((cfg.lora.r, cfg.lora.alpha), (8, 16.0));
+        assert_eq!(cfg.optim.lr, full.lr * crate::budget::LORA_LR_FACTOR);
+        let zero = Budget {
+            lora_rank: Some(0),
+            ..Budget::tiny()
+        };
+        assert!(zero.validate().unwrap_err().to_string().contains("--lora"));
+    }
 }

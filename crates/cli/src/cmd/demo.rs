@@ -25,6 +25,10 @@ pub struct LabRunArgs {
     /// Hide the progress display.
     #[arg(long)]
     no_progress: bool,
+    /// Train LoRA adapters of rank R (all-linear, alpha 2R, 10x the budget's lr) instead of
+    /// every weight.
+    #[arg(long, value_name = "R")]
+    lora: Option<usize>,
     #[command(flatten)]
     threads: super::threads::Threads,
 }
@@ -73,6 +77,16 @@ fn default_model() -> anyhow::Result<PathBuf> {
     )
 }
 
+impl LabRunArgs {
+    /// The named budget, with LoRA when `--lora` is given.
+    fn budget(&self) -> Budget {
+        Budget {
+            lora_rank: self.lora,
+            ..self.budget.budget()
+        }
+    }
+}
+
 fn resolve_model(model: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match model {
         Some(m) => Ok(m),
@@ -96,11 +110,11 @@ fn run_config(
 pub fn run(a: Args) -> anyhow::Result<i32> {
     a.lab.threads.apply()?;
     let cfg = DemoConfig {
-        model: resolve_model(a.lab.model)?,
+        model: resolve_model(a.lab.model.clone())?,
         out: a.out,
         seed: a.seed,
         data_seed: a.lab.data_seed,
-        budget: a.lab.budget.budget(),
+        budget: a.lab.budget(),
         progress: !a.lab.no_progress,
     };
     let mut record = write_run_json(
@@ -161,11 +175,11 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<i32> {
     }
     a.lab.threads.apply()?;
     let cfg = ReproduceConfig {
-        model: resolve_model(a.lab.model)?,
+        model: resolve_model(a.lab.model.clone())?,
         out: a.out,
         seeds: (0..a.seeds).collect(),
         data_seed: a.lab.data_seed,
-        budget: a.lab.budget.budget(),
+        budget: a.lab.budget(),
         progress: !a.lab.no_progress,
     };
     let mut record = write_run_json(

@@ -158,6 +158,8 @@ pub struct Lora {
     dropout_seed: u64,
     /// Update forwards done so far: each draws fresh dropout masks from (seed, count).
     dropout_calls: AtomicU64,
+    /// Decoding merges the adapters once per call (true) or applies them per token.
+    merge_for_decode: bool,
 }
 
 /// The adapter of one projection as the forward pass reads it.
@@ -252,6 +254,7 @@ impl Lora {
             layers,
             dropout_seed: 0,
             dropout_calls: AtomicU64::new(0),
+            merge_for_decode: true,
         }
     }
 
@@ -307,6 +310,12 @@ impl Lora {
     pub fn set_dropout_state(&mut self, seed: u64, calls: u64) {
         self.dropout_seed = seed;
         self.dropout_calls.store(calls, Ordering::SeqCst);
+    }
+
+    /// Decode with the adapters merged once per call (the default, measured faster) or
+    /// applied at every token (no merged copy of the projections in memory).
+    pub fn set_merge_for_decode(&mut self, merge: bool) {
+        self.merge_for_decode = merge;
     }
 
     /// Update forwards done so far (saved with checkpoints).
@@ -394,7 +403,7 @@ impl Model {
     /// (`W + s B A`) instead of applying the adapters at every token, which measured several
     /// times faster per decoding step (docs/LORA.md); without adapters, [`Model::weights`].
     pub fn decode_weights(&self) -> Result<Weights> {
-        let Some(lora) = &self.lora else {
+        let Some(lora) = self.lora.as_ref().filter(|l| l.merge_for_decode) else {
             return Ok(self.weights(true));
         };
         let mut w = self.shallow_clone_without_lora().weights(true);
