@@ -6,6 +6,9 @@
 //! `ONESHOT_DEVICE_PATH` overrides the choice: `auto` (or unset) picks by device, `generic`
 //! forces the tensor-op path everywhere (the CPU then runs exactly what a GPU would), `host`
 //! forces the host path (off the CPU it copies through the host, for debugging).
+//! `ONESHOT_ATTENTION=fused|chunked` overrides the CPU attention alone (the fused kernel or the
+//! generic path's chunked composition), so the rest of the generic path can be compared with
+//! the host path with identical attention arithmetic.
 
 use candle_core::{Device, Result};
 
@@ -67,6 +70,22 @@ pub fn by_device(device: &Device) -> StepPath {
 /// (ops have no place to report it; [`step_path`] reports it where a run is set up).
 pub fn is_generic(device: &Device) -> bool {
     from_env().ok().flatten().unwrap_or(by_device(device)) == StepPath::Generic
+}
+
+pub const ATTENTION_ENV: &str = "ONESHOT_ATTENTION";
+
+/// Whether causal attention on `device` takes the chunked tensor-op composition: always off
+/// the CPU; on the CPU as `ONESHOT_ATTENTION` says (`chunked` or `fused`), else as the step
+/// path does.
+pub fn chunked_attention(device: &Device) -> bool {
+    if !device.is_cpu() {
+        return true;
+    }
+    match std::env::var(ATTENTION_ENV).as_deref() {
+        Ok("chunked") => true,
+        Ok("fused") => false,
+        _ => is_generic(device),
+    }
 }
 
 #[cfg(test)]

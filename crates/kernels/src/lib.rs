@@ -214,7 +214,7 @@ pub fn causal_attention(
     if !scale.is_finite() {
         bail!("causal_attention: scale must be finite, got {scale}");
     }
-    if !on_cpu(q) || device_path::is_generic(q.device()) {
+    if device_path::chunked_attention(q.device()) {
         return chunked_attention::causal_attention(q, k, v, key_start, scale, 0);
     }
     let starts = key_start.map_or_else(|| vec![0; b], |ks| ks.to_vec());
