@@ -4,7 +4,7 @@
 //! ranks, per-example outcomes gathered, and rank 0 alone writes files.
 //!
 //! Backends: [`Single`] (one process, the default), MPI (`mpi` feature, Open MPI or any MPI
-//! through rsmpi) and NCCL for CUDA buffers (`cuda` feature, see `nccl`). Which one runs is
+//! through rsmpi) and NCCL for CUDA buffers (`nccl` feature, see `nccl`). Which one runs is
 //! decided by the launcher's environment ([`World::from_env`]) in [`global`].
 
 mod single;
@@ -12,6 +12,8 @@ mod world;
 
 #[cfg(feature = "mpi")]
 mod mpi_backend;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -112,17 +114,34 @@ pub fn global() -> Result<Arc<dyn Collective>> {
 
 #[cfg(feature = "mpi")]
 fn connect(world: World) -> Result<Arc<dyn Collective>> {
-    if world.size == 1 {
+    if world.size == 1 && !nccl_asked()? {
         return Ok(Arc::new(Single));
     }
-    Ok(Arc::new(mpi_backend::Mpi::init(
-        world,
-        timeout_from_env()?,
-    )?))
+    let mpi = mpi_backend::Mpi::init(world, timeout_from_env()?)?;
+    #[cfg(feature = "nccl")]
+    if nccl_asked()? {
+        return Ok(Arc::new(nccl::Nccl::over(&mpi, world.local_rank)?));
+    }
+    Ok(Arc::new(mpi))
+}
+
+/// Whether `ONESHOT_DIST_BACKEND` asks for NCCL (`mpi`, the default, or `nccl`).
+#[cfg(feature = "mpi")]
+fn nccl_asked() -> Result<bool> {
+    match std::env::var("ONESHOT_DIST_BACKEND").as_deref() {
+        Err(_) | Ok("mpi") => Ok(false),
+        Ok("nccl") if cfg!(feature = "nccl") => Ok(true),
+        Ok("nccl") => bail!("ONESHOT_DIST_BACKEND=nccl, but this binary has no `nccl` feature"),
+        Ok(other) => bail!("ONESHOT_DIST_BACKEND={other:?}: expected mpi or nccl"),
+    }
 }
 
 #[cfg(not(feature = "mpi"))]
 fn connect(world: World) -> Result<Arc<dyn Collective>> {
+    #[cfg(feature = "nccl")]
+    if std::env::var("ONESHOT_DIST_BACKEND").as_deref() == Ok("nccl") {
+        return Ok(Arc::new(nccl::Nccl::from_env(world, world.local_rank)?));
+    }
     if world.size > 1 {
         bail!(
             "the launcher ({}) started {} ranks, but this binary was built without the `mpi` \
