@@ -126,6 +126,10 @@ fn matmul_nt_batched(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn linear(x: &Tensor, l: &Linear, matmul: MatmulPrecision) -> Result<Tensor> {
     let y = match &l.lora {
         Some(a) => crate::lora::adapted_product(x, &l.weight, a, matmul)?,
+        // A frozen weight under a tracked input (a projection LoRA does not adapt): no dW.
+        None if x.track_op() && !l.weight.track_op() => {
+            crate::lora::frozen::frozen_product(x, &l.weight, matmul)?
+        }
         None => project(x, &l.weight, matmul)?,
     };
     Ok(match &l.bias {

@@ -206,6 +206,10 @@ pub struct LoraSection {
     /// dtype the frozen base is kept in (`f32`, `bf16`); empty = `model.dtype`.
     pub base_dtype: String,
     pub use_rslora: bool,
+    /// Rollouts decode from a copy with the adapters merged (made once per generation
+    /// call); false applies them at every token, which saves that copy's memory
+    /// (docs/LORA.md has the speeds).
+    pub merge_for_decode: bool,
 }
 
 impl Default for LoraSection {
@@ -218,6 +222,7 @@ impl Default for LoraSection {
             target_modules: vec!["all-linear".into()],
             base_dtype: String::new(),
             use_rslora: false,
+            merge_for_decode: true,
         }
     }
 }

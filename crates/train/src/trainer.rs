@@ -142,10 +142,9 @@ fn attach_adapters(model: &mut Model, cfg: &TrainConfig, checkpoint: Option<&Pat
             checkpoint::read_lora_state(c)?.dropout_calls
         }
     };
-    model
-        .lora_mut()
-        .context("adapters were just attached")?
-        .set_dropout_state(cfg.trainer.seed, calls);
+    let lora = model.lora_mut().context("adapters were just attached")?;
+    lora.set_dropout_state(cfg.trainer.seed, calls);
+    lora.set_merge_for_decode(cfg.lora.merge_for_decode);
     Ok(())
 }
 

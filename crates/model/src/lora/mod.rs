@@ -7,9 +7,8 @@
 //!   [`Model::load_lora`] / [`Model::save_lora`] (PEFT's file layout, [`peft`]),
 //!   [`Model::without_adapters`] (the base, sharing its storage: the KL reference),
 //!   [`Model::merged`] (one model with `W + s B A`, for export and decoding copies).
-//! - With adapters, [`Model::vars`] are the adapters only, and every base projection runs
-//!   through [`frozen::frozen_product`], whose backward computes the input gradient and never
-//!   the weight's.
+//! - With adapters, [`Model::vars`] are the adapters only, and every adapted projection runs
+//!   through [`frozen::adapted_sum`], whose backward never forms the frozen weight's gradient.
 //! - Dropout ([`dropout`]) runs only in the update's forward ([`Model::logprobs_with_grad`]);
 //!   its masks are a function of a seed and a call counter, so runs and resumes repeat.
 pub mod dropout;
@@ -343,23 +342,20 @@ impl Lora {
     }
 }
 
-/// `x W^T (+ s (dropout(x) A^T) B^T)` for one projection; the base product never computes a
-/// gradient for W when adapters are present.
+/// `x W^T + s (dropout(x) A^T) B^T` for one projection; the base product never computes a
+/// gradient for W.
 pub(crate) fn adapted_product(
     x: &Tensor,
     weight: &Tensor,
     lora: &LoraLinear,
     matmul: MatmulPrecision,
 ) -> Result<Tensor> {
-    let base = frozen::frozen_product(x, weight, matmul)?;
     let x_in = match lora.dropout {
         Some((p, seed)) => dropout::apply(x, p, seed)?,
         None => x.clone(),
     };
-    let x_in = x_in.to_dtype(lora.a.dtype())?;
-    let low = project(&x_in, &lora.a, matmul)?;
-    let up = project(&low, &lora.b, matmul)?;
-    Ok((base + (up * lora.scale)?.to_dtype(x.dtype())?)?)
+    let low = project(&x_in.to_dtype(lora.a.dtype())?, &lora.a, matmul)?;
+    frozen::adapted_sum(x, weight, &low, &lora.b, lora.scale, matmul)
 }
 
 impl Model {
