@@ -344,7 +344,13 @@ fn train_step(
         args.seq,
         fwd_bwd + opt,
         fwd_bwd,
-        if args.plain_adamw { "plain" } else { "fused" },
+        match &optimizer {
+            Optimizer::Plain(_) => "plain",
+            Optimizer::Fused(adam) => match adam.path() {
+                oneshot_optim::StepPath::Host => "fused",
+                oneshot_optim::StepPath::Generic => "device-generic",
+            },
+        },
         opt,
         if args.recompute_layers {
             ", layers recomputed"
