@@ -116,4 +116,3 @@ fn draws_spread_over_the_distribution() {
     let err = sample_rows(&t, &cfg(1.0, 1.0, 0), &u[..3]).unwrap_err();
     assert!(err.to_string().contains("draws"), "{err}");
 }
-
