@@ -10,8 +10,18 @@ use oneshot_model::lora::{LoraConfig, Target};
 use oneshot_model::{Batch, Model};
 use std::path::{Path, PathBuf};
 
-/// The fixtures of scripts/make_lora_fixtures.py: (name, base, r, alpha, targets, rsLoRA).
-const VARIANTS: [(&str, &str, usize, f64, &[&str], bool); 4] = [
+/// (name, base fixture, r, alpha, target modules, rsLoRA)
+type Variant = (
+    &'static str,
+    &'static str,
+    usize,
+    f64,
+    &'static [&'static str],
+    bool,
+);
+
+/// The fixtures of scripts/make_lora_fixtures.py.
+const VARIANTS: [Variant; 4] = [
     (
         "qwen2_r8",
         "qwen2_tied_gqa",

@@ -127,6 +127,10 @@ pub(crate) fn logprobs_with_grad(
         let len = chunk.min(rows.n - start);
         let h_leaf = Var::from_tensor(&h_det.narrow(0, start, len)?)?;
         let logits = match matmul {
+            // A frozen head (LoRA): the gradient goes to the hidden rows only, no dW.
+            _ if !w.lm_head.track_op() => {
+                crate::lora::frozen::frozen_product(h_leaf.as_tensor(), &w.lm_head, matmul)?
+            }
             MatmulPrecision::Bf16 => {
                 oneshot_kernels::linear_bf16(h_leaf.as_tensor(), &w.lm_head, copy.as_ref())?
             }

@@ -57,7 +57,7 @@ pub fn parse_config(v: &Value, path: &Path) -> Result<LoraConfig> {
     }
     let r = field("r")
         .and_then(Value::as_u64)
-        .with_context(|| format!("field `r` (a positive integer) missing or invalid"))
+        .context("field `r` (a positive integer) missing or invalid")
         .with_context(ctx)? as usize;
     let alpha = match field("lora_alpha") {
         None => 8.0,
