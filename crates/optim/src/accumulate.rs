@@ -121,6 +121,12 @@ impl GradAccumulator {
         }
     }
 
+    /// The number of values of a parameter (its gradient's length), if it is one of these.
+    pub fn param_len(&self, name: &str) -> Option<usize> {
+        let (_, var) = self.params.iter().find(|(n, _)| n == name)?;
+        Some(var.elem_count())
+    }
+
     /// Forgets the sums (keeps the buffers' parameters).
     pub fn clear(&mut self) {
         match &mut self.sums {

@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod critic;
+pub mod data_parallel;
 pub mod experience;
 pub mod metrics;
 pub mod plots;
@@ -24,4 +25,5 @@ pub mod validate;
 
 pub use config::TrainConfig;
 pub use metrics::StepMetrics;
+pub use oneshot_dist as dist;
 pub use trainer::{train, train_with, RunOptions, RunSummary, Trainer};

@@ -114,6 +114,15 @@ pub fn batch_rows(
         .collect()
 }
 
+/// This rank's slice of a step's batch rows: its position in the batch (the global row index
+/// of its first row, which the rollout seeds use) and the rows. Each of `world` ranks takes a
+/// contiguous `rows.len() / world` (`data_parallel::check_world` ensures it divides).
+pub fn rank_rows(rows: &[usize], rank: usize, world: usize) -> (usize, &[usize]) {
+    let per = rows.len() / world.max(1);
+    let first = rank * per;
+    (first, &rows[first..first + per])
+}
+
 /// A Fisher-Yates permutation of `0..n` seeded by (seed, epoch).
 fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
@@ -140,5 +149,15 @@ mod tests {
         assert_eq!(second, (0..6).collect::<Vec<_>>());
         assert_ne!(rows[..6], rows[6..12], "epochs are shuffled differently");
         assert_eq!(batch_rows(5, 3, 1, 0, false), vec![3, 4, 0]);
+    }
+
+    #[test]
+    fn ranks_take_disjoint_slices_that_cover_the_batch() {
+        let rows = batch_rows(10, 6, 2, 3, true);
+        let parts: Vec<(usize, &[usize])> = (0..3).map(|r| rank_rows(&rows, r, 3)).collect();
+        assert_eq!(parts.iter().map(|p| p.0).collect::<Vec<_>>(), vec![0, 2, 4]);
+        let joined: Vec<usize> = parts.iter().flat_map(|p| p.1.iter().copied()).collect();
+        assert_eq!(joined, rows);
+        assert_eq!(rank_rows(&rows, 0, 1), (0, &rows[..]));
     }
 }

@@ -15,9 +15,10 @@ use oneshot_rl::kl::kl_in_reward;
 use oneshot_rl::reward::{reward_batch, ResponseOutcome, RewardParts};
 use rayon::prelude::*;
 
+use crate::data_parallel::{self as dp, Outcome};
 use crate::experience::{grid, logprobs_detached, ragged, values_detached, Experience};
-use crate::metrics::{LengthStats, RewardStats, StepMetrics, StepTimes};
-use crate::prompts::batch_rows;
+use crate::metrics::{RewardStats, StepMetrics, StepTimes};
+use crate::prompts::{batch_rows, rank_rows};
 use crate::seeds::rollout_seed;
 use crate::trainer::Trainer;
 use crate::update::{update_actor, update_critic};
@@ -28,25 +29,32 @@ pub use crate::update::NonFinite;
 pub fn train_step(t: &mut Trainer) -> Result<StepMetrics> {
     let started = Instant::now();
     let mut time = StepTimes::default();
-    let rows = batch_rows(
+    let batch = batch_rows(
         t.prompts.len(),
         t.cfg.data.train_batch_size,
         t.state.step,
         t.cfg.trainer.seed,
         t.cfg.data.shuffle,
     );
-    let (mut exp, rollout) = timed(&mut time.rollout, || rollout(t, &rows))?;
-    let rewards = timed(&mut time.reward, || reward(t, &rows, &exp, &rollout.texts))?;
+    // Data parallel: this rank's slice of the batch (all of it in one process).
+    let world = t.dist.world();
+    let (first, rows) = rank_rows(&batch, world.rank, world.size);
+    if world.size > 1 {
+        dp::log_rows(world.rank, t.state.step + 1, first, rows);
+    }
+    let (mut exp, rollout) = timed(&mut time.rollout, || rollout(t, rows, first))?;
+    let rewards = timed(&mut time.reward, || reward(t, rows, &exp, &rollout))?;
     timed(&mut time.logprob, || detached_passes(t, &mut exp))?;
     let adv = advantages(t, &mut exp, &rewards.parts)?;
     let lr = t.cfg.schedule().lr_at(t.state.step);
     let (actor, critic_loss) = timed(&mut time.update, || {
-        if adv.train_rows.is_empty() {
+        if adv.global_train_rows == 0 {
             return Ok((None, None));
         }
         let actor = update_actor(t, &exp, &adv.train_rows, lr)?;
         let critic = match t.critic.as_mut() {
             Some(c) => Some(update_critic(
+                t.dist.as_ref(),
                 c,
                 &t.cfg,
                 &exp,
@@ -60,8 +68,8 @@ pub fn train_step(t: &mut Trainer) -> Result<StepMetrics> {
     time.step = started.elapsed().as_secs_f64();
     t.state.step += 1;
 
-    let gen_tokens: usize = exp.responses.iter().map(Vec::len).sum();
-    let all_tokens = gen_tokens + exp.prompts.iter().map(Vec::len).sum::<usize>();
+    let gen_tokens: usize = rewards.all.iter().map(|o| o.len_tokens).sum();
+    let all_tokens = gen_tokens + rewards.all.iter().map(|o| o.prompt_tokens).sum::<usize>();
     Ok(StepMetrics {
         step: t.state.step,
         epoch: t.state.epoch,
@@ -69,7 +77,7 @@ pub fn train_step(t: &mut Trainer) -> Result<StepMetrics> {
             kl_penalty: adv.kl_penalty,
             ..rewards.stats(&t.cfg)
         },
-        lengths: rollout.lengths(&exp),
+        lengths: dp::length_stats(&rewards.all),
         dropped_groups: adv.dropped_groups,
         lr,
         skipped: actor.is_none(),
@@ -96,26 +104,10 @@ struct Rollout {
     finish: Vec<FinishReason>,
 }
 
-impl Rollout {
-    fn lengths(&self, exp: &Experience) -> LengthStats {
-        let lens: Vec<usize> = exp.responses.iter().map(Vec::len).collect();
-        let truncated = self
-            .finish
-            .iter()
-            .filter(|&&f| f == FinishReason::Length)
-            .count();
-        LengthStats {
-            mean: lens.iter().sum::<usize>() as f64 / lens.len().max(1) as f64,
-            max: lens.iter().max().copied().unwrap_or(0),
-            min: lens.iter().min().copied().unwrap_or(0),
-            clip_ratio: truncated as f64 / lens.len().max(1) as f64,
-        }
-    }
-}
-
 /// Step 2: `n` rollouts of every batch row from the detached policy; response (row b, sample j)
-/// draws from its own seed, so the tokens do not depend on how responses are batched.
-fn rollout(t: &Trainer, rows: &[usize]) -> Result<(Experience, Rollout)> {
+/// draws from its own seed, so the tokens do not depend on how responses are batched; `first`
+/// is the batch position of `rows[0]` (a rank's slice keeps the single-process seeds).
+fn rollout(t: &Trainer, rows: &[usize], first: usize) -> Result<(Experience, Rollout)> {
     let cfg = &t.cfg;
     let n = cfg.rollout.n;
     let total = rows.len() * n;
@@ -126,7 +118,7 @@ fn rollout(t: &Trainer, rows: &[usize]) -> Result<(Experience, Rollout)> {
         ..Default::default()
     };
     let seeds: Vec<u64> = (0..total)
-        .map(|i| rollout_seed(cfg.trainer.seed, t.state.step, i / n, i % n))
+        .map(|i| rollout_seed(cfg.trainer.seed, t.state.step, first + i / n, i % n))
         .collect();
     let opts = GenerateOptions {
         sampler: SamplerConfig {
@@ -162,10 +154,11 @@ fn rollout(t: &Trainer, rows: &[usize]) -> Result<(Experience, Rollout)> {
     Ok((exp, Rollout { texts, finish }))
 }
 
-/// The rewards of one batch.
+/// The rewards of one batch: this rank's parts (for its advantages) and every rank's
+/// outcomes (for the statistics and histories, the same on every rank).
 struct Rewards {
     parts: Vec<RewardParts>,
-    correct: Vec<bool>,
+    all: Vec<Outcome>,
 }
 
 impl Rewards {
@@ -174,18 +167,18 @@ impl Rewards {
             let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
             s / n.max(1) as f64
         };
-        let r_mean = mean(&mut self.parts.iter().map(|p| p.total));
-        let var = mean(&mut self.parts.iter().map(|p| (p.total - r_mean).powi(2)));
+        let r_mean = mean(&mut self.all.iter().map(|p| p.total));
+        let var = mean(&mut self.all.iter().map(|p| (p.total - r_mean).powi(2)));
         RewardStats {
             mean: r_mean,
             std: var.sqrt(),
-            accuracy: mean(&mut self.correct.iter().map(|&c| c as u8 as f64)),
+            accuracy: mean(&mut self.all.iter().map(|o| o.correct as u8 as f64)),
             format: (cfg.reward.format_value != 0.0)
-                .then(|| mean(&mut self.parts.iter().map(|p| p.format))),
+                .then(|| mean(&mut self.all.iter().map(|p| p.format))),
             length: cfg
                 .reward
                 .length_reward
-                .then(|| mean(&mut self.parts.iter().map(|p| p.length))),
+                .then(|| mean(&mut self.all.iter().map(|p| p.length))),
             kl_penalty: None,
         }
     }
@@ -193,8 +186,10 @@ impl Rewards {
 
 /// Step 3: The checker against each row's label (1/0), plus the optional format and HAPO length
 /// rewards (HAPO scores against the history from before this batch, then updates it); the
-/// outcomes also feed the per-example accuracy history that selection ranks by.
-fn reward(t: &mut Trainer, rows: &[usize], exp: &Experience, texts: &[String]) -> Result<Rewards> {
+/// outcomes also feed the per-example accuracy history that selection ranks by. Both
+/// histories take every rank's outcomes.
+fn reward(t: &mut Trainer, rows: &[usize], exp: &Experience, ro: &Rollout) -> Result<Rewards> {
+    let texts = &ro.texts;
     let n = t.cfg.rollout.n;
     let row_of = |i: usize| &t.prompts[rows[i / n]];
     let correct: Vec<bool> = (0..exp.len())
@@ -212,14 +207,27 @@ fn reward(t: &mut Trainer, rows: &[usize], exp: &Experience, texts: &[String]) -
             correct: correct[i],
         })
         .collect();
-    let per_example: Vec<(i64, bool)> = (0..exp.len())
-        .map(|i| (row_of(i).index, correct[i]))
+    // Scored against the history from before the batch; the batch enters it below.
+    let reward_cfg = t.cfg.reward();
+    let parts = reward_batch(&reward_cfg, &mut t.state.hapo.clone(), &outcomes);
+    let mine: Vec<Outcome> = (0..exp.len())
+        .map(|i| Outcome {
+            index: row_of(i).index,
+            len_tokens: exp.responses[i].len(),
+            prompt_tokens: exp.prompts[i].len(),
+            correct: correct[i],
+            truncated: ro.finish[i] == FinishReason::Length,
+            total: parts[i].total,
+            format: parts[i].format,
+            length: parts[i].length,
+        })
         .collect();
-    let parts = reward_batch(&t.cfg.reward(), &mut t.state.hapo, &outcomes);
-    let first_row = t.state.step * rows.len();
-    t.state
-        .record_outcomes(&per_example, first_row, rows.len(), t.prompts.len());
-    Ok(Rewards { parts, correct })
+    let all = dp::gather_outcomes(t.dist.as_ref(), &mine)?;
+    let batch = t.cfg.data.train_batch_size;
+    let hapo_on = reward_cfg.length_weight.is_some();
+    let (first_row, n_rows) = (t.state.step * batch, t.prompts.len());
+    dp::record_outcomes(&mut t.state, &all, hapo_on, first_row, batch, n_rows);
+    Ok(Rewards { parts, all })
 }
 
 /// Step 4: Detached passes: reference log-probs (KL), the rollout policy's log-probs when the
@@ -258,6 +266,8 @@ pub(crate) fn logprob_options(cfg: &crate::TrainConfig) -> LogprobOptions {
 struct AdvantageOutcome {
     /// The rows the update trains on (all, unless zero-advantage groups are dropped).
     train_rows: Vec<usize>,
+    /// Rows trained on by all ranks together (none: the step is skipped on every rank).
+    global_train_rows: usize,
     dropped_groups: Option<usize>,
     kl_penalty: Option<f64>,
 }
@@ -290,7 +300,11 @@ fn advantages(
         let (kind, coef) = (a.kl_reward_type, a.kl_reward_coef as f32);
         let (shaped, kl) = kl_in_reward(&token_rewards, &old, &refp, &mask, kind, coef)?;
         token_rewards = shaped;
-        kl_penalty = Some(kl as f64);
+        // The masked mean over the whole batch's tokens.
+        let tokens = lens.iter().sum::<usize>() as f64;
+        let mut v = [kl as f64 * tokens, tokens];
+        dp::sum_scalars(t.dist.as_ref(), &mut v)?;
+        kl_penalty = Some(v[0] / v[1].max(1.0));
     }
     let group_of = contiguous_groups(exp.len(), t.cfg.rollout.n)?;
     let values = exp.values.as_ref().map(|v| grid(v, &all, cols));
@@ -308,6 +322,7 @@ fn advantages(
     // Optionally keep only groups with a learning signal; with none left, skip the update.
     if !a.drop_zero_adv_groups {
         return Ok(AdvantageOutcome {
+            global_train_rows: all.len() * t.dist.world().size,
             train_rows: all,
             dropped_groups: None,
             kl_penalty,
@@ -325,9 +340,12 @@ fn advantages(
         } => (rows, dropped_groups),
         GroupFilter::SkipStep { dropped_groups } => (Vec::new(), dropped_groups),
     };
+    let mut counts = [train_rows.len() as f64, dropped as f64];
+    dp::sum_scalars(t.dist.as_ref(), &mut counts)?;
     Ok(AdvantageOutcome {
         train_rows,
-        dropped_groups: Some(dropped),
+        global_train_rows: counts[0].round() as usize,
+        dropped_groups: Some(counts[1].round() as usize),
         kl_penalty,
     })
 }

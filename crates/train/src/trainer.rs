@@ -3,8 +3,10 @@
 //! validation, checkpoints, metrics, plots, TensorBoard, progress, and the NaN stop.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use oneshot_dist::Collective;
 use oneshot_model::Model;
 use oneshot_optim::AdamW;
 use oneshot_run::{Progress, Style};
@@ -14,6 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::checkpoint::{self, ACTOR_ADAPTER_DIR, ACTOR_DIR, ACTOR_OPTIM_DIR, CRITIC_DIR};
 use crate::config::{PromptTemplate, TrainConfig};
 use crate::critic::Critic;
+use crate::data_parallel as dp;
 use crate::metrics::{names, read_metrics, MetricsLog, StepMetrics};
 use crate::policy::Policy;
 use crate::prompts::{load_prompts, PromptRenderer, TrainPrompt};
@@ -38,6 +41,8 @@ pub struct Trainer {
     pub prompts: Vec<TrainPrompt>,
     pub checker: Checker,
     pub state: RunState,
+    /// The ranks training together (one process: `oneshot_dist::Single`); rank 0 writes.
+    pub dist: Arc<dyn Collective>,
 }
 
 impl Trainer {
@@ -49,6 +54,8 @@ impl Trainer {
     /// Builds a trainer from the config, restoring weights, optimiser and run state from
     /// `checkpoint` when given.
     pub fn new(cfg: TrainConfig, checkpoint: Option<&Path>) -> Result<Self> {
+        let dist = oneshot_dist::global()?;
+        dp::check_world(&cfg, dist.world())?;
         let source = oneshot_hf::resolve_model_dir(&cfg.model.path)?;
         let dtype = cfg.model.dtype.dtype();
         let device = cfg.model.device.open()?;
@@ -63,6 +70,9 @@ impl Trainer {
         if lora {
             attach_adapters(&mut policy.model, &cfg, checkpoint)?;
         }
+        // Ranks start from rank 0's weights and run state (each reads the checkpoint's
+        // optimiser state itself: the output directory is shared).
+        dp::broadcast_vars(dist.as_ref(), &policy.model.vars())?;
         let reference = match (cfg.needs_reference(), lora, checkpoint) {
             (false, _, _) => None,
             (true, true, _) => Some(policy.model.without_adapters()),
@@ -92,6 +102,8 @@ impl Trainer {
             }
             None => RunState::default(),
         };
+        let mut state = state;
+        dp::broadcast_state(dist.as_ref(), &mut state)?;
         let renderer = match cfg.data.prompt_template {
             PromptTemplate::Chat => {
                 PromptRenderer::Chat(policy.chat.as_ref().with_context(|| {
@@ -122,6 +134,7 @@ impl Trainer {
             prompts,
             checker,
             state,
+            dist,
         })
     }
 }
@@ -227,18 +240,26 @@ pub fn train_with(
     mut after_step: impl FnMut(&Trainer, &mut StepMetrics) -> Result<()>,
 ) -> Result<(Trainer, RunSummary)> {
     let out = cfg.output_dir();
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // Rank 0 alone writes (files, validation, plots); every rank reads checkpoints.
+    let root = oneshot_dist::global()?.world().is_root();
+    if root {
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    }
     let resume_from = starting_checkpoint(&out, opts)?;
     let mut t = Trainer::new(cfg, resume_from.as_deref())?;
-    std::fs::write(out.join(RUN_CONFIG_FILE), t.cfg.to_toml_string()?)
-        .with_context(|| format!("writing {}", out.join(RUN_CONFIG_FILE).display()))?;
-    let mut log = MetricsLog::open(&out, t.state.step)?;
-    let mut tb = match t.cfg.trainer.tensorboard {
+    if root {
+        std::fs::write(out.join(RUN_CONFIG_FILE), t.cfg.to_toml_string()?)
+            .with_context(|| format!("writing {}", out.join(RUN_CONFIG_FILE).display()))?;
+    }
+    let mut log = root
+        .then(|| MetricsLog::open(&out, t.state.step))
+        .transpose()?;
+    let mut tb = match t.cfg.trainer.tensorboard && root {
         true => Some(EventWriter::create(&out.join("tensorboard"))?),
         false => None,
     };
     let val_cfg = t.cfg.validation.clone();
-    let val_sets = match val_cfg.every > 0 || val_cfg.before_train {
+    let val_sets = match (val_cfg.every > 0 || val_cfg.before_train) && root {
         true => load_sets(&val_cfg, &t.policy)?,
         false => Vec::new(),
     };
@@ -248,12 +269,14 @@ pub fn train_with(
             .map(|(k, v)| (k, json!(v)))
             .collect();
         m.insert(names::STEP.into(), json!(0));
-        log.append(&m)?;
+        if let Some(log) = log.as_mut() {
+            log.append(&m)?;
+        }
     }
 
     let total = t.cfg.trainer.total_steps;
     let stop = opts.stop_after.unwrap_or(total).min(total);
-    let bar = progress(&t.cfg, &opts.label, t.state.step);
+    let bar = progress(&t.cfg, &opts.label, t.state.step, root);
     let mut last_checkpoint = resume_from.clone();
     let mut last_metrics = None;
     while t.state.step < stop {
@@ -277,27 +300,35 @@ pub fn train_with(
                 .extend(validate(&t.policy, &val_sets, &val_cfg)?);
         }
         after_step(&t, &mut m)?;
-        log.append(&m.to_map()?)?;
+        if let Some(log) = log.as_mut() {
+            log.append(&m.to_map()?)?;
+        }
         if let Some(tb) = tb.as_mut() {
             tb.scalars(step as i64, &m.scalars()?)?;
         }
         bar.message(m.progress_message());
         bar.set(step as u64);
         let every = t.cfg.trainer.save_every;
-        if opts.checkpoints && ((every > 0 && step % every == 0) || step == total) {
+        let save_now = (every > 0 && step % every == 0) || step == total;
+        if let (true, true, Some(log)) = (opts.checkpoints, save_now, log.as_ref()) {
             last_checkpoint = Some(checkpoint::save(&t, &out)?);
             checkpoint::prune(&out, t.cfg.trainer.keep_checkpoints)?;
             write_accuracy(&t.state, &out)?;
             if t.cfg.trainer.plots {
-                refresh_plots(&out, &log)?;
+                refresh_plots(&out, log)?;
             }
+        } else if opts.checkpoints && save_now {
+            last_checkpoint =
+                Some(checkpoint::checkpoints_dir(&out).join(checkpoint::step_dir_name(step)));
         }
         last_metrics = Some(m);
     }
     bar.finish();
-    write_accuracy(&t.state, &out)?;
-    if t.cfg.trainer.plots {
-        refresh_plots(&out, &log)?;
+    if let Some(log) = log.as_ref() {
+        write_accuracy(&t.state, &out)?;
+        if t.cfg.trainer.plots {
+            refresh_plots(&out, log)?;
+        }
     }
     let summary = RunSummary {
         steps_done: t.state.step,
@@ -309,8 +340,8 @@ pub fn train_with(
 }
 
 /// Steps done of the run, shown as the run's config asks (a bar on a terminal, lines on a pipe).
-fn progress(cfg: &TrainConfig, label: &str, start: usize) -> Progress {
-    let style = if cfg.trainer.progress_bar {
+fn progress(cfg: &TrainConfig, label: &str, start: usize, root: bool) -> Progress {
+    let style = if cfg.trainer.progress_bar && root {
         Style::Auto
     } else {
         Style::Quiet

@@ -4,11 +4,13 @@
 //! clipping. A non-finite loss or gradient stops the run before anything is saved.
 
 use anyhow::{bail, Context, Result};
+use oneshot_dist::Collective;
 use oneshot_rl::loss::{value_loss, ValueLossInputs};
 use oneshot_rl::{policy_loss, AggScope, LossAgg, PolicyLossInputs, TokenGrid};
 
 use crate::config::TrainConfig;
 use crate::critic::Critic;
+use crate::data_parallel as dp;
 use crate::experience::{grid, Experience};
 use crate::metrics::ActorStats;
 use crate::step::logprob_options;
@@ -39,11 +41,18 @@ fn micro_batches(exp: &Experience, mini: &[usize], cfg: &TrainConfig) -> Vec<Vec
 }
 
 /// The aggregation scope of a mini-batch (Dr.GRPO's constant normaliser is the max response
-/// length, so it does not change with the batch).
-fn scope_of(exp: &Experience, mini: &[usize], cfg: &TrainConfig) -> Result<AggScope> {
+/// length, so it does not change with the batch); its counts are summed over the ranks that
+/// share the mini-batch.
+fn scope_of(
+    dist: &dyn Collective,
+    exp: &Experience,
+    mini: &[usize],
+    cfg: &TrainConfig,
+) -> Result<AggScope> {
     let mask = exp.mask(mini, exp.max_response(mini));
-    Ok(AggScope::minibatch(&mask, cfg.trainer.micro_batch_rows)?
-        .with_token_sum_norm(cfg.rollout.max_response_length as f64))
+    let local = AggScope::minibatch(&mask, cfg.trainer.micro_batch_rows)?
+        .with_token_sum_norm(cfg.rollout.max_response_length as f64);
+    dp::global_scope(dist, local)
 }
 
 /// Loss terms summed over micro-batches (per optimiser step) and tokens.
@@ -69,6 +78,31 @@ impl ActorSums {
         self.clipped_tokens += (m.clipfrac_low + m.clipfrac_high) * m.tokens;
         self.approx_kl_tokens += m.approx_kl * m.tokens;
         self.tokens += m.tokens;
+    }
+
+    /// Sums the loss terms and token counts over ranks (each rank's losses carry their share
+    /// of the global normalisation, so the sum is the batch's).
+    fn sum_over(&mut self, dist: &dyn Collective) -> Result<()> {
+        let mut v = [
+            self.loss,
+            self.pg_loss,
+            self.kl_loss,
+            self.entropy,
+            self.clipped_tokens,
+            self.approx_kl_tokens,
+            self.tokens,
+        ];
+        dp::sum_scalars(dist, &mut v)?;
+        [
+            self.loss,
+            self.pg_loss,
+            self.kl_loss,
+            self.entropy,
+            self.clipped_tokens,
+            self.approx_kl_tokens,
+            self.tokens,
+        ] = v;
+        Ok(())
     }
 
     /// Averages per optimiser step (loss terms) and per token (clip fraction, approx KL).
@@ -102,9 +136,11 @@ pub fn update_actor(
     let inject_nan = cfg.debug.nan_loss_at_step == t.state.step + 1;
     let mut sums = ActorSums::default();
     let mini_rows = cfg.trainer.mini_batch_size * cfg.rollout.n;
+    let dist = t.dist.clone();
+    let minis = dp::local_minibatches(dist.as_ref(), train_rows, mini_rows)?;
     for _epoch in 0..cfg.trainer.ppo_epochs {
-        for mini in train_rows.chunks(mini_rows) {
-            let scope = scope_of(exp, mini, cfg)?;
+        for mini in &minis {
+            let scope = scope_of(dist.as_ref(), exp, mini, cfg)?;
             let mut acc = t.opt.accumulator();
             for micro in micro_batches(exp, mini, cfg) {
                 let (batch, p) = exp.model_batch(&micro, t.policy.pad_id)?;
@@ -153,7 +189,7 @@ pub fn update_actor(
                 acc.add(&grads)?;
                 sums.add(&metrics.expect("the loss closure ran"));
             }
-            let s = t.opt.step_accumulated(&acc, lr).map_err(|e| {
+            let s = dp::step_synced(dist.as_ref(), &mut t.opt, &acc, lr).map_err(|e| {
                 let step = t.state.step + 1;
                 anyhow::Error::new(NonFinite(format!(
                     "the optimiser refused step {step}: {e:#}"
@@ -163,12 +199,14 @@ pub fn update_actor(
             sums.opt_steps += 1;
         }
     }
+    sums.sum_over(dist.as_ref())?;
     Ok(sums.stats())
 }
 
 /// Step 7: The critic's clipped value loss, accumulated and stepped like the actor's; returns the
 /// mean value loss per optimiser step.
 pub fn update_critic(
+    dist: &dyn Collective,
     critic: &mut Critic,
     cfg: &TrainConfig,
     exp: &Experience,
@@ -185,9 +223,11 @@ pub fn update_critic(
         .context("critic update without returns")?;
     let mut total = 0.0;
     let mut steps = 0usize;
+    let mini_rows = cfg.trainer.mini_batch_size * cfg.rollout.n;
+    let minis = dp::local_minibatches(dist, train_rows, mini_rows)?;
     for _epoch in 0..cfg.trainer.ppo_epochs {
-        for mini in train_rows.chunks(cfg.trainer.mini_batch_size * cfg.rollout.n) {
-            let scope = scope_of(exp, mini, cfg)?;
+        for mini in &minis {
+            let scope = scope_of(dist, exp, mini, cfg)?;
             let mut acc = critic.opt.accumulator();
             for micro in micro_batches(exp, mini, cfg) {
                 let (batch, p) = exp.model_batch(&micro, pad)?;
@@ -207,15 +247,14 @@ pub fn update_critic(
                 acc.add(&loss.backward()?)?;
                 total += metrics.vf_loss;
             }
-            critic
-                .opt
-                .step_accumulated(&acc, cfg.algorithm.critic_lr)
-                .map_err(|e| {
-                    let msg = format!("the critic optimiser refused a step: {e:#}");
-                    anyhow::Error::new(NonFinite(msg))
-                })?;
+            dp::step_synced(dist, &mut critic.opt, &acc, cfg.algorithm.critic_lr).map_err(|e| {
+                let msg = format!("the critic optimiser refused a step: {e:#}");
+                anyhow::Error::new(NonFinite(msg))
+            })?;
             steps += 1;
         }
     }
-    Ok(total / steps.max(1) as f64)
+    let mut v = [total];
+    dp::sum_scalars(dist, &mut v)?;
+    Ok(v[0] / steps.max(1) as f64)
 }
