@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use oneshot_config::quoted;
 use oneshot_run::{command_line, write_run_json};
+use oneshot_train::dist::{self, World};
 use oneshot_train::{train, RunOptions, TrainConfig};
 
 #[derive(clap::Args)]
@@ -39,7 +40,7 @@ pub struct Args {
     /// Stop after this many steps in total (the run can be resumed later).
     #[arg(long)]
     stop_after: Option<usize>,
-    /// Print the resolved config and exit.
+    /// Print the resolved config, and the world the launcher started this rank in, and exit.
     #[arg(long)]
     print_config: bool,
     #[command(flatten)]
@@ -72,22 +73,49 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     overrides.extend(args.set.iter().cloned());
     let cfg = TrainConfig::load(args.config.as_deref(), &overrides)?;
     if args.print_config {
+        println!("# world: {}", World::from_env()?.describe());
         print!("{}", cfg.to_toml_string()?);
         return Ok(0);
     }
-    let mut record = write_run_json(
-        &cfg.output_dir(),
-        &command_line(),
-        serde_json::to_value(&cfg)?,
-    )?;
-    let summary = train(
-        cfg,
-        &RunOptions {
+    let collective = dist::global()?;
+    let world = collective.world();
+    if world.size > 1 {
+        eprintln!("{} ({})", world.describe(), collective.backend());
+    }
+    let run = || -> anyhow::Result<i32> {
+        let record = match world.is_root() {
+            true => Some(write_run_json(
+                &cfg.output_dir(),
+                &command_line(),
+                serde_json::to_value(&cfg)?,
+            )?),
+            false => None,
+        };
+        let opts = RunOptions {
             resume: args.resume,
             stop_after: args.stop_after,
             ..RunOptions::default()
-        },
-    )?;
+        };
+        let summary = train(cfg.clone(), &opts)?;
+        if let Some(mut record) = record {
+            report(&summary);
+            record.finish(&crate::cmd::kernel_report())?;
+        }
+        Ok(0)
+    };
+    match run() {
+        Ok(code) => {
+            dist::finalize();
+            Ok(code)
+        }
+        // One rank's failure ends every rank at once (they would otherwise wait for it in
+        // their next collective).
+        Err(e) if world.size > 1 => collective.abort(1, &format!("error: {e:#}")),
+        Err(e) => Err(e),
+    }
+}
+
+fn report(summary: &oneshot_train::RunSummary) {
     println!(
         "trained {} steps; outputs in {}",
         summary.steps_done,
@@ -96,6 +124,4 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if let Some(c) = &summary.last_checkpoint {
         println!("last checkpoint: {}", c.display());
     }
-    record.finish(&crate::cmd::kernel_report())?;
-    Ok(0)
 }
