@@ -9,11 +9,9 @@
 //! - [`Model::save`]: HF layout.
 //! - [`lora`]: LoRA adapters (PEFT's layout), the base as a free KL reference, merging.
 pub mod batch;
-mod detmath;
-mod placement;
-mod recompute;
 pub mod config;
 pub mod device_sampling;
+mod detmath;
 pub mod generate;
 pub mod kv_cache;
 pub mod layers;
@@ -22,6 +20,8 @@ pub mod lora;
 pub mod model;
 pub mod paged_kv;
 pub mod params;
+mod placement;
+mod recompute;
 pub mod rope;
 pub mod sampling;
 mod save;

@@ -5,9 +5,9 @@
 //! so at most one `[chunk_rows, vocab]` block of logits is alive at a time in the detached
 //! paths and in [`Model::logprobs_with_grad`].
 use crate::batch::Batch;
-use crate::recompute;
 use crate::layers::MatmulPrecision;
 use crate::model::Model;
+use crate::recompute;
 use anyhow::{bail, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor};
