@@ -10,8 +10,8 @@
 //! - [`lora`]: LoRA adapters (PEFT's layout), the base as a free KL reference, merging.
 pub mod batch;
 pub mod config;
-pub mod device_sampling;
 mod detmath;
+pub mod device_sampling;
 pub mod generate;
 pub mod kv_cache;
 pub mod layers;
