@@ -9,6 +9,8 @@
 #   BUNDLE/oneshot              the release binary, built with --features cuda
 #   BUNDLE/tests/<crate>/<name> test binaries built with --features cuda, one folder per crate
 #                               (kernels, optim, model, train), named by test target
+#                               and dist/nccl_smoke, the NCCL world-of-one test (cargo test
+#                               --release -p oneshot-dist --features nccl --no-run; needs libnccl)
 # REPORT defaults to gpu-check.md. Run from the repository root (the tests read their fixtures
 # from crates/<crate>/, the benches read configs/shapes/). Each part's exit status and time go
 # in the report; the script exits non-zero if any test failed.
