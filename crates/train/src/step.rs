@@ -52,17 +52,12 @@ pub fn train_step(t: &mut Trainer) -> Result<StepMetrics> {
             return Ok((None, None));
         }
         let actor = update_actor(t, &exp, &adv.train_rows, lr)?;
-        let critic = match t.critic.as_mut() {
-            Some(c) => Some(update_critic(
-                t.dist.as_ref(),
-                c,
-                &t.cfg,
-                &exp,
-                &adv.train_rows,
-                t.policy.pad_id,
-            )?),
-            None => None,
-        };
+        let (dist, cfg, pad) = (t.dist.as_ref(), &t.cfg, t.policy.pad_id);
+        let critic = t
+            .critic
+            .as_mut()
+            .map(|c| update_critic(dist, c, cfg, &exp, &adv.train_rows, pad))
+            .transpose()?;
         Ok((Some(actor), critic))
     })?;
     time.step = started.elapsed().as_secs_f64();
