@@ -2,12 +2,15 @@
 //! optimiser holds the adapters only, checkpoints hold adapters (PEFT layout) and optimiser
 //! state only, and an interrupted + resumed run ends bit-identical to an uninterrupted one.
 
+mod common;
+
 use std::path::Path;
+
+use common::{deterministic, sorted_tensors};
 
 use oneshot_train::checkpoint::{ACTOR_ADAPTER_DIR, ACTOR_DIR};
 use oneshot_train::metrics::read_metrics;
 use oneshot_train::{toy, train, RunOptions, TrainConfig, Trainer};
-use serde_json::{Map, Value};
 
 fn config(dir: &Path, name: &str) -> TrainConfig {
     let mut cfg = toy::write_toy_task(dir, 5).unwrap();
@@ -27,28 +30,7 @@ fn config(dir: &Path, name: &str) -> TrainConfig {
 }
 
 fn adapters(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let t = candle_core::safetensors::load(
-        dir.join("adapter_model.safetensors"),
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
-    let mut v: Vec<(String, Vec<f32>)> = t
-        .into_iter()
-        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-fn deterministic(metrics: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
-    metrics
-        .into_iter()
-        .map(|m| {
-            m.into_iter()
-                .filter(|(k, _)| !k.starts_with("time/") && !k.starts_with("throughput/"))
-                .collect()
-        })
-        .collect()
+    sorted_tensors(&dir.join("adapter_model.safetensors"))
 }
 
 #[test]

@@ -2,35 +2,18 @@
 //! metrics) to an uninterrupted run; a NaN loss stops the run with the last good checkpoint
 //! intact and loadable.
 
+mod common;
+
 use std::path::Path;
+
+use common::{deterministic, sorted_tensors};
 
 use oneshot_train::checkpoint::{self, ACTOR_DIR};
 use oneshot_train::metrics::read_metrics;
 use oneshot_train::{toy, train, RunOptions, TrainConfig};
-use serde_json::{Map, Value};
 
 fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let t =
-        candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu)
-            .unwrap();
-    let mut v: Vec<(String, Vec<f32>)> = t
-        .into_iter()
-        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-/// Metrics without wall-clock fields.
-fn deterministic(metrics: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
-    metrics
-        .into_iter()
-        .map(|m| {
-            m.into_iter()
-                .filter(|(k, _)| !k.starts_with("time/") && !k.starts_with("throughput/"))
-                .collect()
-        })
-        .collect()
+    sorted_tensors(&dir.join("model.safetensors"))
 }
 
 fn config(dir: &Path, name: &str) -> TrainConfig {
