@@ -7,19 +7,27 @@
 //! held. The forward runs on detached inputs and is attached to the graph by a `CustomOp3` that
 //! keeps nothing but its inputs; its backward recomputes each chunk's probabilities
 //! (FlashAttention-style: `dS = P * (dP - rowsum(dO * O))`). The visibility mask is built on the
-//! device from index tensors (key positions, query positions, `key_start`), never on the host.
+//! device from index tensors (key positions, query positions, `key_start`), never on the host,
+//! and once per batch: every layer of a forward (and the backward's recompute) attends with the
+//! same sizes and `key_start`, so the first call builds the chunks' masks and the others reuse
+//! them ([`masks_built`] counts the builds).
 //! Arithmetic is f32 whatever the input dtype; the output has q's dtype.
 
-use std::sync::Mutex;
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, Mutex};
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, DeviceLocation, Layout, Result};
+use candle_core::{Shape, Storage};
 use candle_core::{Tensor, D};
 
 /// Query rows per chunk unless the score budget allows fewer.
 pub const DEFAULT_CHUNK: usize = 256;
 /// Largest score chunk (f32 elements) the default chunking allows: 64 Mi = 256 MiB.
 const SCORE_BUDGET: usize = 64 << 20;
+/// Largest mask (f32 elements, `b * t * s`) kept for a batch: 16 Mi = 64 MiB. Larger batches
+/// keep only the index tensors and build each chunk's mask from them on the device per call.
+const MASK_BUDGET: usize = 16 << 20;
 
 /// Query rows per chunk for these sizes: at most [`DEFAULT_CHUNK`], fewer when one chunk's
 /// scores (`b * hq * chunk * s`) would pass the budget, at least one.
@@ -55,7 +63,7 @@ pub fn causal_attention(
         out: Mutex::new(Some(out)),
         plan,
     };
-    q.apply_op3_arc(k, v, std::sync::Arc::new(Box::new(op)))?
+    q.apply_op3_arc(k, v, Arc::new(Box::new(op)))?
         .to_dtype(q.dtype())
 }
 
@@ -69,14 +77,91 @@ struct Plan {
     d: usize,
     scale: f64,
     chunk: usize,
+    masks: Arc<BatchMasks>,
+}
+
+/// What the masks of a batch depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MaskKey {
+    location: DeviceLocation,
+    b: usize,
+    t: usize,
+    s: usize,
+    chunk: usize,
+    starts: Vec<usize>,
+}
+
+/// The masks of one batch on its device: the index tensors, and each chunk's mask when the
+/// whole fits [`MASK_BUDGET`].
+struct BatchMasks {
+    key: MaskKey,
     /// `[b, 1, 1, 1]` u32: first visible key of each row.
     starts: Tensor,
     /// `[1, 1, 1, s]` u32: key positions.
     keys: Tensor,
+    /// One per chunk, in order; empty when over budget.
+    chunks: Vec<ChunkMask>,
+}
+
+thread_local! {
+    /// The last batch's masks (one forward's layers run on one thread, one after another).
+    static LAST_MASKS: RefCell<Option<Arc<BatchMasks>>> = const { RefCell::new(None) };
+    static MASKS_BUILT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many times this thread has built a batch's masks (index tensors and chunk masks): once
+/// per distinct batch, not once per layer or call.
+pub fn masks_built() -> usize {
+    MASKS_BUILT.with(Cell::get)
+}
+
+impl BatchMasks {
+    /// The masks for `key`: the last batch's when it is the same, else built (and kept).
+    fn for_key(dev: &Device, key: MaskKey) -> Result<Arc<Self>> {
+        let last = LAST_MASKS.with(|l| l.borrow().as_ref().filter(|m| m.key == key).cloned());
+        if let Some(m) = last {
+            return Ok(m);
+        }
+        let m = Arc::new(Self::build(dev, key)?);
+        MASKS_BUILT.with(|c| c.set(c.get() + 1));
+        LAST_MASKS.with(|l| *l.borrow_mut() = Some(m.clone()));
+        Ok(m)
+    }
+
+    fn build(dev: &Device, key: MaskKey) -> Result<Self> {
+        let MaskKey { b, t, s, chunk, .. } = key;
+        let starts: Vec<u32> = key.starts.iter().map(|&x| x as u32).collect();
+        let mut m = Self {
+            starts: Tensor::from_vec(starts, (b, 1, 1, 1), dev)?,
+            keys: Tensor::arange(0u32, s as u32, dev)?.reshape((1, 1, 1, s))?,
+            chunks: Vec::new(),
+            key,
+        };
+        if b * t * s <= MASK_BUDGET {
+            m.chunks = (0..t)
+                .step_by(chunk)
+                .map(|c0| m.chunk_mask(dev, c0, chunk.min(t - c0)))
+                .collect::<Result<_>>()?;
+        }
+        Ok(m)
+    }
+
+    /// Query `i` sits at key position `i + s - t` and sees keys `start ..= i + s - t`.
+    fn chunk_mask(&self, dev: &Device, c0: usize, n: usize) -> Result<ChunkMask> {
+        let first = (c0 + self.key.s - self.key.t) as u32;
+        let qpos = Tensor::arange(first, first + n as u32, dev)?.reshape((1, 1, n, 1))?;
+        let after_start = self.keys.broadcast_ge(&self.starts)?; // [b, 1, 1, s]
+        let causal = self.keys.broadcast_le(&qpos)?; // [1, 1, n, s]
+        let visible = after_start.broadcast_mul(&causal)?.to_dtype(DType::F32)?;
+        let bias = ((visible - 1.0)? * 1e9)?.unsqueeze(1)?;
+        let rows = qpos.broadcast_ge(&self.starts)?.to_dtype(DType::F32)?;
+        Ok(ChunkMask { bias, rows })
+    }
 }
 
 /// One chunk's mask pieces: additive bias `[b, 1, 1, n, s]` (0 visible, -1e9 hidden) and the
 /// rows that see at least one key `[b, 1, n, 1]` (1 or 0).
+#[derive(Clone)]
 struct ChunkMask {
     bias: Tensor,
     rows: Tensor,
@@ -86,8 +171,15 @@ impl Plan {
     fn new(q: &Tensor, k: &Tensor, starts: &[usize], scale: f64, chunk: usize) -> Result<Self> {
         let (b, hq, t, d) = q.dims4()?;
         let (_, hkv, s, _) = k.dims4()?;
-        let dev = q.device();
-        let starts: Vec<u32> = starts.iter().map(|&x| x as u32).collect();
+        let chunk = chunk.max(1);
+        let key = MaskKey {
+            location: q.device().location(),
+            b,
+            t,
+            s,
+            chunk,
+            starts: starts.to_vec(),
+        };
         Ok(Self {
             b,
             hq,
@@ -96,9 +188,8 @@ impl Plan {
             s,
             d,
             scale,
-            chunk: chunk.max(1),
-            starts: Tensor::from_vec(starts, (b, 1, 1, 1), dev)?,
-            keys: Tensor::arange(0u32, s as u32, dev)?.reshape((1, 1, 1, s))?,
+            chunk,
+            masks: BatchMasks::for_key(q.device(), key)?,
         })
     }
 
@@ -113,16 +204,13 @@ impl Plan {
             .map(|c0| (c0, self.chunk.min(self.t - c0)))
     }
 
-    /// Query `i` sits at key position `i + s - t` and sees keys `start ..= i + s - t`.
+    /// The mask of the chunk starting at query `c0` (`n` rows): the batch's, or built here
+    /// when the batch's masks are over budget.
     fn mask(&self, dev: &Device, c0: usize, n: usize) -> Result<ChunkMask> {
-        let first = (c0 + self.s - self.t) as u32;
-        let qpos = Tensor::arange(first, first + n as u32, dev)?.reshape((1, 1, n, 1))?;
-        let after_start = self.keys.broadcast_ge(&self.starts)?; // [b, 1, 1, s]
-        let causal = self.keys.broadcast_le(&qpos)?; // [1, 1, n, s]
-        let visible = after_start.broadcast_mul(&causal)?.to_dtype(DType::F32)?;
-        let bias = ((visible - 1.0)? * 1e9)?.unsqueeze(1)?;
-        let rows = qpos.broadcast_ge(&self.starts)?.to_dtype(DType::F32)?;
-        Ok(ChunkMask { bias, rows })
+        match self.masks.chunks.get(c0 / self.chunk) {
+            Some(m) => Ok(m.clone()),
+            None => self.masks.chunk_mask(dev, c0, n),
+        }
     }
 
     /// `[b, hq, n, d]` -> `[b, hkv, group * n, d]`: query head `h` reads kv head `h / group`

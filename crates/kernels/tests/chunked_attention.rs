@@ -132,3 +132,56 @@ fn default_chunks_bound_the_scores_of_long_responses() {
     assert_eq!(chunked::default_chunk(1, 1, 4), chunked::DEFAULT_CHUNK);
     assert_eq!(chunked::default_chunk(64, 64, 1 << 20), 1);
 }
+
+/// The masks are built once per batch: the layers of a forward (same sizes and `key_start`)
+/// and the backward's recompute reuse them, with the same result as a fresh build; another
+/// `key_start` builds its own.
+#[test]
+fn masks_are_built_once_per_batch() {
+    let dev = oneshot_test_device::device();
+    let mut rng = rng(11);
+    let (b, hq, hkv, t, s, d) = (2, 4, 2, 9, 12, 8);
+    let starts = Some(&[0usize, 4][..]);
+    let k = var(&mut rng, &[b, hkv, s, d], 1.0)
+        .as_tensor()
+        .to_device(&dev)
+        .unwrap();
+    let v = var(&mut rng, &[b, hkv, s, d], 1.0)
+        .as_tensor()
+        .to_device(&dev)
+        .unwrap();
+    let qs: Vec<Var> = (0..3)
+        .map(|_| {
+            Var::from_tensor(
+                &var(&mut rng, &[b, hq, t, d], 1.0)
+                    .as_tensor()
+                    .to_device(&dev)
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let before = chunked::masks_built();
+    let outs: Vec<Tensor> = qs
+        .iter()
+        .map(|q| chunked::causal_attention(q.as_tensor(), &k, &v, starts, 0.3, 4).unwrap())
+        .collect();
+    let loss = outs
+        .iter()
+        .try_fold(Tensor::zeros((), DType::F32, &dev).unwrap(), |acc, o| {
+            acc + probe_loss(o, 5).unwrap()
+        });
+    let grads = loss.unwrap().backward().unwrap();
+    assert_eq!(
+        chunked::masks_built(),
+        before + 1,
+        "three layers and their backward"
+    );
+    for (q, out) in qs.iter().zip(&outs) {
+        let want = r::causal_attention(q.as_tensor(), &k, &v, starts, 0.3).unwrap();
+        assert_close(out, &want, 1e-5, "reused masks");
+        assert!(grads.get(q.as_tensor()).is_some());
+    }
+    chunked::causal_attention(qs[0].as_tensor(), &k, &v, Some(&[1, 4]), 0.3, 4).unwrap();
+    assert_eq!(chunked::masks_built(), before + 2, "another key_start");
+}
