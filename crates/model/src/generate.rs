@@ -3,6 +3,12 @@
 //! shared; sequences that finish leave the running batch (their blocks are freed) so later
 //! steps spend nothing on them, and with a cap on running sequences waiting ones take their
 //! places (continuous batching).
+//!
+//! Where the step path is generic (`oneshot_kernels::device_path`: off the CPU, or forced with
+//! `ONESHOT_DEVICE_PATH=generic`) the logits stay on the device and are sampled there
+//! ([`crate::device_sampling`]): only token ids and log-probs cross to the host. Both samplers
+//! take one uniform per sequence and token from the sequence's own [`SeqRng`], so a seed gives
+//! the same tokens on either path.
 use crate::batch::Batch;
 use crate::kv_cache::KvCache;
 use crate::model::Model;
@@ -11,6 +17,14 @@ use crate::sampling::{sample, SamplerConfig, SeqRng};
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use std::sync::Arc;
+
+/// The next-token logits of one sequence: a host row (sampled by [`sample`]) or a `[vocab]` f32
+/// tensor on the model's device (sampled by [`crate::device_sampling::sample_rows`]).
+#[derive(Clone)]
+enum Logits {
+    Host(Arc<Vec<f32>>),
+    Device(Tensor),
+}
 
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
@@ -160,12 +174,13 @@ impl Model {
             w
         };
         let max_running = max_running.clamp(1, prompts.len());
+        let on_device = oneshot_kernels::device_path::is_generic(self.device());
         let mut rngs: Vec<SeqRng> = seeds.iter().map(|&s| SeqRng::new(s)).collect();
         let groups = PromptGroups::new(prompts);
         // Sequences of each prompt not finished yet; its cache entry goes when none are left.
         let mut unfinished = groups.counts.clone();
         // First-token logits of each cached prompt, shared by the rows that start from them.
-        let mut prompt_logits: Vec<Option<Arc<Vec<f32>>>> = vec![None; groups.counts.len()];
+        let mut prompt_logits: Vec<Option<Logits>> = vec![None; groups.counts.len()];
         let c = &self.config;
         let mut cache = KvCache::paged(c.num_hidden_layers, c.num_key_value_heads, c.head_dim);
         let out = &mut report.generations;
@@ -173,7 +188,7 @@ impl Model {
         // Per running sequence: its index in the request, next position, logits to sample.
         let mut active: Vec<usize> = Vec::with_capacity(max_running);
         let mut next_pos: Vec<u32> = Vec::with_capacity(max_running);
-        let mut logits: Vec<Arc<Vec<f32>>> = Vec::with_capacity(max_running);
+        let mut logits: Vec<Logits> = Vec::with_capacity(max_running);
         let mut next_seq = 0;
         loop {
             // Fill free slots; new request indices are larger than every running one, so
@@ -194,11 +209,18 @@ impl Model {
                     .iter()
                     .map(|&id| groups.ids.iter().position(|&g| g == id).unwrap())
                     .collect();
-                let new_logits =
-                    self.prefill_prompts(&w, prompts, &firsts, &to_prefill, opts, &mut cache)?;
+                let new_logits = self.prefill_prompts(
+                    &w,
+                    prompts,
+                    &firsts,
+                    &to_prefill,
+                    opts,
+                    &mut cache,
+                    on_device,
+                )?;
                 report.prefilled_prompts += to_prefill.len();
                 for (&id, l) in to_prefill.iter().zip(new_logits) {
-                    prompt_logits[id] = Some(Arc::new(l));
+                    prompt_logits[id] = Some(l);
                 }
             }
             for &seq in &joining {
@@ -213,7 +235,7 @@ impl Model {
                 break;
             }
 
-            let picks = sample_rows(&logits, &active, &mut rngs, &opts.sampler);
+            let picks = sample_rows(&logits, &active, &mut rngs, &opts.sampler)?;
             let mut keep = Vec::with_capacity(active.len());
             for (k, &seq) in active.iter().enumerate() {
                 let (tok, lp) = picks[k];
@@ -268,11 +290,7 @@ impl Model {
                 let ctx = self.ctx(&next_pos, &vec![1; b], b, 1, 1)?;
                 let ids = Tensor::from_vec(last, (b, 1), self.device())?;
                 let x = self.run_layers(&w, &ids, &ctx, Some(&mut cache))?;
-                logits = self
-                    .last_logits(&w, &x)?
-                    .into_iter()
-                    .map(Arc::new)
-                    .collect();
+                logits = self.last_logits(&w, &x, on_device)?;
                 for p in next_pos.iter_mut() {
                     *p += 1;
                 }
@@ -283,7 +301,8 @@ impl Model {
 
     /// Prefill of the distinct prompts `ids` (`prompts[firsts[i]]` is prompt `ids[i]`) as one
     /// left-padded batch: each one's keys and values go into the paged `cache` (padding
-    /// dropped); returns their first-token logits.
+    /// dropped); returns their first-token logits (kept on the device when `on_device`).
+    #[allow(clippy::too_many_arguments)]
     fn prefill_prompts(
         &self,
         w: &Weights,
@@ -292,7 +311,8 @@ impl Model {
         ids: &[usize],
         opts: &GenerateOptions,
         cache: &mut KvCache,
-    ) -> Result<Vec<Vec<f32>>> {
+        on_device: bool,
+    ) -> Result<Vec<Logits>> {
         let rows: Vec<Vec<u32>> = firsts.iter().map(|&i| prompts[i].clone()).collect();
         let batch = Batch::left_padded(&rows, opts.pad_token_id)?;
         let p = batch.seq_len;
@@ -302,11 +322,12 @@ impl Model {
         for (r, (&id, row)) in ids.iter().zip(&rows).enumerate() {
             cache.add_prompt(id, &dense, r, p - row.len())?;
         }
-        self.last_logits(w, &x)
+        self.last_logits(w, &x, on_device)
     }
 
-    /// f32 logits of the last position of each row of layer output x `[b, t, hidden]`.
-    fn last_logits(&self, w: &Weights, x: &Tensor) -> Result<Vec<Vec<f32>>> {
+    /// f32 logits of the last position of each row of layer output x `[b, t, hidden]`: rows of
+    /// one device tensor when `on_device`, else copied to the host.
+    fn last_logits(&self, w: &Weights, x: &Tensor, on_device: bool) -> Result<Vec<Logits>> {
         let (b, t, hid) = x.dims3()?;
         let last = x.narrow(1, t - 1, 1)?.reshape((b, hid))?;
         let h = oneshot_kernels::rms_norm(&last, &w.norm, self.config.rms_norm_eps)?;
@@ -317,20 +338,30 @@ impl Model {
             crate::layers::MatmulPrecision::F32
         };
         let logits = crate::layers::project(&h, &w.lm_head, matmul)?.to_dtype(DType::F32)?;
-        Ok(logits.to_vec2::<f32>()?)
+        if on_device {
+            return Ok((0..b)
+                .map(|r| logits.get(r).map(Logits::Device))
+                .collect::<candle_core::Result<_>>()?);
+        }
+        Ok(logits
+            .to_vec2::<f32>()?
+            .into_iter()
+            .map(|row| Logits::Host(Arc::new(row)))
+            .collect())
     }
 }
 
-/// Sample one token for each running row, rows in parallel (each over a 150k-entry
-/// vocabulary costs milliseconds). `active` is ascending (rows only ever leave it), so the
-/// running rows' random streams can be borrowed mutably together; each row draws only from
-/// its own stream, so the result is the same as sampling the rows one after another.
+/// Sample one token for each running row. `active` is ascending (rows only ever leave it), so
+/// the running rows' random streams can be borrowed mutably together; each row draws only from
+/// its own stream, so the result is the same as sampling the rows one after another. Device
+/// rows are stacked and sampled in one pass on the device with one uniform per row; host rows
+/// are sampled in parallel (each over a 150k-entry vocabulary costs milliseconds).
 fn sample_rows(
-    logits: &[Arc<Vec<f32>>],
+    logits: &[Logits],
     active: &[usize],
     rngs: &mut [SeqRng],
     sampler: &SamplerConfig,
-) -> Vec<(u32, f32)> {
+) -> Result<Vec<(u32, f32)>> {
     use rayon::prelude::*;
     debug_assert!(active.windows(2).all(|w| w[0] < w[1]));
     let mut running: Vec<&mut SeqRng> = Vec::with_capacity(active.len());
@@ -341,9 +372,26 @@ fn sample_rows(
             next.next();
         }
     }
-    logits
+    let mut host_rows: Vec<&[f32]> = Vec::with_capacity(logits.len());
+    let mut device_rows: Vec<&Tensor> = Vec::new();
+    for l in logits {
+        match l {
+            Logits::Host(row) => host_rows.push(row),
+            Logits::Device(t) => device_rows.push(t),
+        }
+    }
+    if !device_rows.is_empty() {
+        if !host_rows.is_empty() {
+            bail!("generation mixed host and device logits");
+        }
+        let uniforms: Vec<f64> = running.iter_mut().map(|r| r.uniform()).collect();
+        let stacked = Tensor::stack(&device_rows, 0)?;
+        let (toks, logps) = crate::device_sampling::sample_rows(&stacked, sampler, &uniforms)?;
+        return Ok(toks.into_iter().zip(logps).collect());
+    }
+    Ok(host_rows
         .par_iter()
         .zip(running.par_iter_mut())
         .map(|(row, rng)| sample(row, sampler, rng))
-        .collect()
+        .collect())
 }

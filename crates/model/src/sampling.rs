@@ -38,7 +38,10 @@ impl SeqRng {
         Self(ChaCha8Rng::seed_from_u64(seed))
     }
 
-    fn uniform(&mut self) -> f64 {
+    /// The next uniform draw in [0, 1): the one [`sample`] takes for this sequence's next
+    /// token, so a sampler elsewhere (the device's, [`crate::device_sampling`]) makes the same
+    /// choice from the same stream.
+    pub fn uniform(&mut self) -> f64 {
         self.0.gen::<f64>()
     }
 }
