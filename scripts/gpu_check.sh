@@ -10,7 +10,11 @@
 #   BUNDLE/tests/<crate>/<name> test binaries built with --features cuda, one folder per crate
 #                               (kernels, optim, model, train), named by test target
 #                               and dist/nccl_smoke, the NCCL world-of-one test (cargo test
-#                               --release -p oneshot-dist --features nccl --no-run; needs libnccl)
+#                               --release -p oneshot-dist --features cuda --test nccl_smoke
+#                               --no-run); a bundle without it fails the check
+#   BUNDLE/lib/libnccl.so.2     optional: the libnccl the NCCL test opens (ONESHOT_NCCL_LIB);
+#                               without it the machine's own libnccl.so.2 must be on the
+#                               loader's path
 # REPORT defaults to gpu-check.md. Run from the repository root (the tests read their fixtures
 # from crates/<crate>/, the benches read configs/shapes/). Each part's exit status and time go
 # in the report; the script exits non-zero if any test failed.
@@ -39,6 +43,16 @@ failed=0
   echo "| crate | test | result | time |"
   echo "|---|---|---|---|"
 } >"$report"
+
+# libnccl is opened at run time by the NCCL backend: the bundle's copy if it has one.
+if [ -z "${ONESHOT_NCCL_LIB:-}" ] && [ -e "$bundle/lib/libnccl.so.2" ]; then
+  ONESHOT_NCCL_LIB="$(cd "$bundle/lib" && pwd)/libnccl.so.2"
+  export ONESHOT_NCCL_LIB
+fi
+if [ ! -x "$bundle/tests/dist/nccl_smoke" ]; then
+  failed=1
+  echo "| dist | nccl_smoke | MISSING from the bundle (build it with --features cuda) | 0 s |" >>"$report"
+fi
 
 for dir in "$bundle"/tests/*/; do
   crate="$(basename "$dir")"

@@ -20,8 +20,12 @@
 #   without a driver needs a link-only stub, which the runtime wheel ships in lib/stubs when
 #   present; otherwise one is made here from an empty shared object.
 #
+# - NCCL is not needed to build: oneshot-dist opens libnccl at run time. With CUDA_WITH_NCCL=1
+#   the script also installs nvidia-nccl-cu13 (2.27.7, the first NCCL with CUDA 13 wheels) and
+#   prints ONESHOT_NCCL_LIB, the libnccl.so.2 to copy into a GPU bundle (docs/GPU.md).
+#
 # Options (environment): CUDA_PREFIX (default target/cuda-toolkit, beside the build outputs) is the
-# venv the wheels go into; CUDA_COMPUTE_CAP (default 90).
+# venv the wheels go into; CUDA_COMPUTE_CAP (default 90); CUDA_WITH_NCCL (default 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +43,9 @@ wheels=(
   "nvidia-cublas==13.0.2.14"
   "nvidia-curand==10.4.0.35"
 )
+if [ "${CUDA_WITH_NCCL:-0}" = 1 ]; then
+  wheels+=("nvidia-nccl-cu13==2.27.7")
+fi
 
 if [ ! -x "$prefix/bin/python" ]; then
   python3 -m venv "$prefix" >&2
@@ -82,3 +89,11 @@ export LIBRARY_PATH="$root/lib:$stubs\${LIBRARY_PATH:+:\$LIBRARY_PATH}"
 export CUDARC_CUDA_VERSION="$version"
 export CUDA_COMPUTE_CAP="$cap"
 ENV
+if [ "${CUDA_WITH_NCCL:-0}" = 1 ]; then
+  nccl="$site/nvidia/nccl/lib/libnccl.so.2"
+  if [ ! -e "$nccl" ]; then
+    echo "install-cuda-toolkit: no $nccl after installing nvidia-nccl-cu13" >&2
+    exit 1
+  fi
+  echo "export ONESHOT_NCCL_LIB=\"$nccl\""
+fi

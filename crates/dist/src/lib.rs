@@ -4,7 +4,8 @@
 //! ranks, per-example outcomes gathered, and rank 0 alone writes files.
 //!
 //! Backends: [`Single`] (one process, the default), MPI (`mpi` feature, Open MPI or any MPI
-//! through rsmpi) and NCCL for CUDA buffers (`nccl` feature, see `nccl`). Which one runs is
+//! through rsmpi) and NCCL for CUDA buffers (`cuda` feature, see `nccl`; libnccl is opened at run
+//! time, so only choosing that backend needs NCCL installed). Which one runs is
 //! decided by the launcher's environment ([`World::from_env`]) in [`global`].
 
 mod single;
@@ -12,8 +13,9 @@ mod world;
 
 #[cfg(feature = "mpi")]
 mod mpi_backend;
-#[cfg(feature = "nccl")]
+#[cfg(feature = "cuda")]
 pub mod nccl;
+mod nccl_lib;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -46,8 +48,35 @@ pub trait Collective: Send + Sync {
     /// Every rank's bytes, in rank order.
     fn all_gather(&self, mine: &[u8]) -> Result<Vec<Vec<u8>>>;
     fn barrier(&self) -> Result<()>;
+    /// The NCCL backend, for sums of device buffers in place (`None`: host buffers only).
+    #[cfg(feature = "cuda")]
+    fn nccl(&self) -> Option<&nccl::Nccl> {
+        None
+    }
     /// Ends every rank of the job with `code` after printing `msg` (this rank's failure).
     fn abort(&self, code: i32, msg: &str) -> !;
+}
+
+/// The buckets a buffer of `len` values is summed in: `(offset, length)` pairs of at most
+/// `bucket` values (the last one shorter), in order, covering the buffer once. Host and
+/// device sums cut a buffer the same way.
+pub fn bucket_ranges(len: usize, bucket: usize) -> impl Iterator<Item = (usize, usize)> {
+    let bucket = bucket.max(1);
+    (0..len)
+        .step_by(bucket)
+        .map(move |off| (off, bucket.min(len - off)))
+}
+
+/// The buckets of a device buffer of T whose values start `start` elements after address
+/// `base`: `(address, length)` per bucket of [`bucket_ranges`]`(len, bucket)`.
+pub fn bucket_addresses<T>(
+    base: u64,
+    start: usize,
+    len: usize,
+    bucket: usize,
+) -> impl Iterator<Item = (u64, usize)> {
+    let size = std::mem::size_of::<T>() as u64;
+    bucket_ranges(len, bucket).map(move |(off, n)| (base + (start + off) as u64 * size, n))
 }
 
 /// Sums a long buffer over ranks in buckets of [`BUCKET_VALUES`].
@@ -55,8 +84,8 @@ pub fn all_reduce_buckets(c: &dyn Collective, buf: &mut [f32]) -> Result<()> {
     if c.world().size == 1 {
         return Ok(());
     }
-    for bucket in buf.chunks_mut(BUCKET_VALUES) {
-        c.all_reduce_f32(bucket)?;
+    for (off, n) in bucket_ranges(buf.len(), BUCKET_VALUES) {
+        c.all_reduce_f32(&mut buf[off..off + n])?;
     }
     Ok(())
 }
@@ -118,7 +147,7 @@ fn connect(world: World) -> Result<Arc<dyn Collective>> {
         return Ok(Arc::new(Single));
     }
     let mpi = mpi_backend::Mpi::init(world, timeout_from_env()?)?;
-    #[cfg(feature = "nccl")]
+    #[cfg(feature = "cuda")]
     if nccl_asked()? {
         return Ok(Arc::new(nccl::Nccl::over(&mpi, world.local_rank)?));
     }
@@ -126,20 +155,19 @@ fn connect(world: World) -> Result<Arc<dyn Collective>> {
 }
 
 /// Whether `ONESHOT_DIST_BACKEND` asks for NCCL (`mpi`, the default, or `nccl`).
-#[cfg(feature = "mpi")]
 fn nccl_asked() -> Result<bool> {
     match std::env::var("ONESHOT_DIST_BACKEND").as_deref() {
         Err(_) | Ok("mpi") => Ok(false),
-        Ok("nccl") if cfg!(feature = "nccl") => Ok(true),
-        Ok("nccl") => bail!("ONESHOT_DIST_BACKEND=nccl, but this binary has no `nccl` feature"),
+        Ok("nccl") if cfg!(feature = "cuda") => Ok(true),
+        Ok("nccl") => bail!("ONESHOT_DIST_BACKEND=nccl, but this binary has no `cuda` feature"),
         Ok(other) => bail!("ONESHOT_DIST_BACKEND={other:?}: expected mpi or nccl"),
     }
 }
 
 #[cfg(not(feature = "mpi"))]
 fn connect(world: World) -> Result<Arc<dyn Collective>> {
-    #[cfg(feature = "nccl")]
-    if std::env::var("ONESHOT_DIST_BACKEND").as_deref() == Ok("nccl") {
+    if nccl_asked()? {
+        #[cfg(feature = "cuda")]
         return Ok(Arc::new(nccl::Nccl::from_env(world, world.local_rank)?));
     }
     if world.size > 1 {
@@ -151,4 +179,51 @@ fn connect(world: World) -> Result<Arc<dyn Collective>> {
         );
     }
     Ok(Arc::new(Single))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_a_buffer_once_in_order() {
+        let got: Vec<_> = bucket_ranges(10, 4).collect();
+        assert_eq!(got, vec![(0, 4), (4, 4), (8, 2)]);
+        assert_eq!(
+            bucket_ranges(8, 4).collect::<Vec<_>>(),
+            vec![(0, 4), (4, 4)]
+        );
+        assert_eq!(bucket_ranges(3, 4).collect::<Vec<_>>(), vec![(0, 3)]);
+        assert_eq!(bucket_ranges(0, 4).count(), 0);
+        // A zero bucket size is one value a bucket, not an endless loop.
+        assert_eq!(
+            bucket_ranges(2, 0).collect::<Vec<_>>(),
+            vec![(0, 1), (1, 1)]
+        );
+        for (len, b) in [(1usize, 1usize), (17, 5), (1 << 12, 1 << 10), (1000, 999)] {
+            let mut next = 0;
+            for (off, n) in bucket_ranges(len, b) {
+                assert_eq!(off, next);
+                assert!(n >= 1 && n <= b);
+                next = off + n;
+            }
+            assert_eq!(next, len);
+        }
+    }
+
+    #[test]
+    fn device_buckets_step_by_the_element_size_from_the_first_value() {
+        let got: Vec<_> = bucket_addresses::<f32>(0x1000, 3, 10, 4).collect();
+        assert_eq!(got, vec![(0x100c, 4), (0x101c, 4), (0x102c, 2)]);
+        let got: Vec<_> = bucket_addresses::<f64>(64, 0, 5, 2).collect();
+        assert_eq!(got, vec![(64, 2), (80, 2), (96, 1)]);
+        assert_eq!(bucket_addresses::<f32>(8, 1, 0, 4).count(), 0);
+    }
+
+    #[test]
+    fn bucketed_sum_in_a_world_of_one_leaves_values() {
+        let mut v: Vec<f32> = (0..10).map(|i| i as f32).collect();
+        all_reduce_buckets(&Single, &mut v).unwrap();
+        assert_eq!(v, (0..10).map(|i| i as f32).collect::<Vec<_>>());
+    }
 }

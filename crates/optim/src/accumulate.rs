@@ -144,6 +144,25 @@ impl GradAccumulator {
         }
     }
 
+    /// On the device-generic path, the flat f32 gradient sum in the parameters' layout (zeros
+    /// where no pass added a gradient; a fresh zero buffer before any pass) and which
+    /// parameters have a gradient; `None` on the host path. A data-parallel run sums this
+    /// buffer over ranks where it lives, so the accumulator then holds the global sum.
+    pub fn flat_sum(&self) -> Result<Option<(candle_core::Tensor, Vec<bool>)>> {
+        let Sums::Device(d) = &self.sums else {
+            return Ok(None);
+        };
+        let sum = match &d.sum {
+            Some(s) => s.clone(),
+            None => candle_core::Tensor::zeros(
+                d.layout.total.max(1),
+                candle_core::DType::F32,
+                &d.layout.device,
+            )?,
+        };
+        Ok(Some((sum, d.present.clone())))
+    }
+
     /// The device sums, or `None` on the host path.
     pub(crate) fn device_grads(&self) -> Option<&DeviceGrads> {
         match &self.sums {

@@ -264,6 +264,31 @@ impl AdamW {
         self.step_views(&views, lr)
     }
 
+    /// The device-generic step from a flat f32 gradient `sum` in this optimiser's layout
+    /// (`GradAccumulator::flat_sum`'s buffer, e.g. after a sum over ranks) where `present[i]`
+    /// says whether parameter `i` has a gradient.
+    pub fn step_flat(&mut self, sum: Tensor, present: Vec<bool>, lr: f64) -> Result<StepStats> {
+        let Some(dev) = &self.device else {
+            bail!("AdamW: a flat gradient step needs the device-generic path");
+        };
+        if present.len() != self.slots.len() || sum.elem_count() != dev.layout.total.max(1) {
+            bail!(
+                "AdamW: a flat gradient of {} values for {} parameters; the layout has {} \
+                 values for {}",
+                sum.elem_count(),
+                present.len(),
+                dev.layout.total.max(1),
+                self.slots.len()
+            );
+        }
+        let grads = DeviceGrads {
+            layout: dev.layout.clone(),
+            sum: Some(sum),
+            present,
+        };
+        self.step_device(&grads, lr)
+    }
+
     /// The step over flat f32 host gradients, one per parameter (`None` = no gradient).
     pub fn step_host(&mut self, grads: &[Option<&[f32]>], lr: f64) -> Result<StepStats> {
         if let Some(dev) = &self.device {

@@ -205,13 +205,21 @@ pub fn step_synced(
     if c.world().size == 1 {
         return opt.step_accumulated(acc, lr);
     }
+    #[cfg(feature = "cuda")]
+    if let Some(nccl) = c.nccl() {
+        if let Some((sum, present)) = acc.flat_sum()? {
+            if matches!(sum.device(), candle_core::Device::Cuda(_)) {
+                return step_on_device(c, nccl, opt, sum, present, lr);
+            }
+        }
+    }
     let names: Vec<String> = opt.param_names().map(str::to_string).collect();
     let mut lens = Vec::with_capacity(names.len());
     let mut present = Vec::with_capacity(names.len());
     let mut flat = Vec::new();
     for name in &names {
         let g = acc.grad(name)?;
-        present.push(g.is_some() as u8 as f64);
+        present.push(g.is_some());
         let n = match &g {
             Some(g) => g.len(),
             None => opt_param_len(acc, name)?,
@@ -222,15 +230,68 @@ pub fn step_synced(
             None => flat.resize(flat.len() + n, 0.0),
         }
     }
-    c.all_reduce_f64(&mut present)?;
+    let present = present_anywhere(c, &present)?;
     all_reduce_buckets(c, &mut flat)?;
     let mut grads: Vec<Option<&[f32]>> = Vec::with_capacity(names.len());
     let mut at = 0;
     for (n, p) in lens.iter().zip(&present) {
-        grads.push((*p > 0.0).then(|| &flat[at..at + n]));
+        grads.push(p.then(|| &flat[at..at + n]));
         at += n;
     }
     opt.step_host(&grads, lr)
+}
+
+/// Which parameters have a gradient on some rank, from this rank's flags (one small host sum).
+fn present_anywhere(c: &dyn Collective, present: &[bool]) -> Result<Vec<bool>> {
+    let mut counts: Vec<f64> = present.iter().map(|&p| p as u8 as f64).collect();
+    c.all_reduce_f64(&mut counts)?;
+    Ok(counts.iter().map(|&n| n > 0.0).collect())
+}
+
+/// The NCCL step on the device-generic path: the flat gradient sum is summed over ranks on
+/// the GPU where it lives, bucket by bucket on candle's stream, with no host copy; a
+/// parameter without a gradient on this rank contributes its zeros.
+#[cfg(feature = "cuda")]
+fn step_on_device(
+    c: &dyn Collective,
+    nccl: &oneshot_dist::nccl::Nccl,
+    opt: &mut AdamW,
+    sum: Tensor,
+    present: Vec<bool>,
+    lr: f64,
+) -> Result<StepStats> {
+    use candle_core::cuda_backend::cudarc::driver::DevicePtr;
+
+    let present = present_anywhere(c, &present)?;
+    {
+        let candle_core::Device::Cuda(dev) = sum.device() else {
+            bail!("the NCCL gradient sum needs the gradients on a CUDA device");
+        };
+        let (storage, layout) = sum.storage_and_layout();
+        let candle_core::Storage::Cuda(cuda) = &*storage else {
+            bail!("the flat gradient buffer is not in CUDA memory");
+        };
+        if sum.dtype() != DType::F32 || !layout.is_contiguous() {
+            bail!("the flat gradient buffer must be contiguous f32");
+        }
+        let slice = cuda.as_cuda_slice::<f32>()?;
+        let stream = dev.cuda_stream();
+        let (base, _record) = slice.device_ptr(&stream);
+        let buckets = oneshot_dist::bucket_addresses::<f32>(
+            base,
+            layout.start_offset(),
+            sum.elem_count(),
+            oneshot_dist::BUCKET_VALUES,
+        );
+        for (at, n) in buckets {
+            // SAFETY: `at` addresses `n` f32 values inside the flat buffer, which the
+            // accumulator owns and nothing else uses during the step; the sum runs on candle's
+            // stream, after the kernels that wrote the buffer, and returns once it finished.
+            unsafe { nccl.all_reduce_raw::<f32>(at, n, &stream) }
+                .context("summing the gradients over NCCL")?;
+        }
+    }
+    opt.step_flat(sum, present, lr)
 }
 
 fn opt_param_len(acc: &GradAccumulator, name: &str) -> Result<usize> {
@@ -263,4 +324,70 @@ pub fn broadcast_state(c: &dyn Collective, state: &mut RunState) -> Result<()> {
     c.broadcast(&mut bytes, 0)?;
     *state = serde_json::from_slice(&bytes).context("the run state rank 0 broadcast")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use oneshot_dist::Single;
+    use oneshot_optim::{AdamWConfig, StepPath};
+
+    fn vars() -> Vec<(String, Var)> {
+        let a = Var::from_vec(vec![0.5f32, -1.0, 2.0, 0.25], (2, 2), &Device::Cpu).unwrap();
+        let b = Var::from_vec(vec![3.0f32, -0.5, 1.5], 3, &Device::Cpu).unwrap();
+        let c = Var::from_vec(vec![0.75f32, 0.125], 2, &Device::Cpu).unwrap();
+        vec![("a".into(), a), ("b".into(), b), ("c".into(), c)]
+    }
+
+    fn values(vs: &[(String, Var)]) -> Vec<Vec<f32>> {
+        vs.iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    }
+
+    /// The step the NCCL path takes (the accumulator's flat device buffer, summed where it
+    /// lives, then `step_flat`) is the accumulated step on the same buffer, and a parameter
+    /// without a gradient (`c`) is left as `step_accumulated` leaves it.
+    #[test]
+    fn a_flat_step_is_the_accumulated_step() {
+        let cfg = AdamWConfig {
+            lr: 0.1,
+            ..AdamWConfig::default()
+        };
+        let (v1, v2) = (vars(), vars());
+        let mut o1 = AdamW::with_path(v1.clone(), cfg.clone(), StepPath::Generic).unwrap();
+        let mut o2 = AdamW::with_path(v2.clone(), cfg, StepPath::Generic).unwrap();
+        let (mut acc1, mut acc2) = (o1.accumulator(), o2.accumulator());
+        for _ in 0..2 {
+            for (acc, vs) in [(&mut acc1, &v1), (&mut acc2, &v2)] {
+                let sq = vs[0].1.as_tensor().sqr().unwrap().sum_all().unwrap();
+                let lin = (vs[1].1.as_tensor() * 3.0).unwrap().sum_all().unwrap();
+                let loss = (sq + lin).unwrap();
+                acc.add_scaled(&loss.backward().unwrap(), 0.5).unwrap();
+            }
+        }
+        let s1 = o1.step_accumulated(&acc1, 0.1).unwrap();
+        let (sum, present) = acc2.flat_sum().unwrap().expect("the generic path");
+        assert_eq!(sum.elem_count(), 9);
+        assert_eq!(present, vec![true, true, false]);
+        let present = present_anywhere(&Single, &present).unwrap();
+        let s2 = o2.step_flat(sum, present, 0.1).unwrap();
+        assert_eq!(s1.grad_norm, s2.grad_norm);
+        assert_eq!(values(&v1), values(&v2));
+        assert_ne!(values(&v1), values(&vars()), "the step moved the weights");
+        assert_eq!(values(&v1)[2], values(&vars())[2], "no gradient for `c`");
+    }
+
+    #[test]
+    fn a_flat_step_rejects_a_buffer_of_another_layout() {
+        let mut opt = AdamW::with_path(vars(), AdamWConfig::default(), StepPath::Generic).unwrap();
+        let short = Tensor::zeros(8, DType::F32, &Device::Cpu).unwrap();
+        let err = opt.step_flat(short, vec![true; 3], 0.1).unwrap_err();
+        assert!(err.to_string().contains("8 values"), "{err}");
+        let mut host = AdamW::with_path(vars(), AdamWConfig::default(), StepPath::Host).unwrap();
+        let sum = Tensor::zeros(9, DType::F32, &Device::Cpu).unwrap();
+        assert!(host.step_flat(sum, vec![true; 3], 0.1).is_err());
+        assert!(host.accumulator().flat_sum().unwrap().is_none());
+    }
 }
