@@ -182,7 +182,12 @@ impl Model {
         // First-token logits of each cached prompt, shared by the rows that start from them.
         let mut prompt_logits: Vec<Option<Logits>> = vec![None; groups.counts.len()];
         let c = &self.config;
-        let mut cache = KvCache::paged(c.num_hidden_layers, c.num_key_value_heads, c.head_dim);
+        let (layers, kv_heads) = (c.num_hidden_layers, c.num_key_value_heads);
+        let mut cache = if on_device {
+            KvCache::paged_on_device(layers, kv_heads, c.head_dim, self.device())
+        } else {
+            KvCache::paged(layers, kv_heads, c.head_dim)
+        };
         let out = &mut report.generations;
 
         // Per running sequence: its index in the request, next position, logits to sample.

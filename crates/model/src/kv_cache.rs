@@ -93,6 +93,25 @@ impl DenseLayer {
         Ok((kb.narrow(2, 0, self.len)?, vb.narrow(2, 0, self.len)?))
     }
 
+    /// Keys and values of batch row `row`, positions `start..len`, as `[t, kv_heads, d]`
+    /// views on the cache's device.
+    fn row_span_tensors(&self, row: usize, start: usize) -> Result<(Tensor, Tensor)> {
+        let (Some(k), Some(v)) = (&self.k, &self.v) else {
+            bail!("row_span of an empty cache");
+        };
+        ensure!(
+            start <= self.len,
+            "row_span: start {start} past {}",
+            self.len
+        );
+        let span = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.get(row)?
+                .narrow(1, start, self.len - start)?
+                .transpose(0, 1)?)
+        };
+        Ok((span(k)?, span(v)?))
+    }
+
     /// Keys and values of batch row `row`, positions `start..len`, as f32 `[t, kv_heads, d]`.
     fn row_span(&self, row: usize, start: usize) -> Result<(Vec<f32>, Vec<f32>)> {
         let (Some(k), Some(v)) = (&self.k, &self.v) else {
@@ -138,6 +157,21 @@ impl KvCache {
         Self {
             layers: (0..n_layers)
                 .map(|_| LayerCache::new(initial_capacity))
+                .collect(),
+        }
+    }
+
+    /// Empty paged caches whose keys and values stay on `device`
+    /// ([`PagedLayer::on_device`]).
+    pub fn paged_on_device(
+        n_layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        device: &candle_core::Device,
+    ) -> Self {
+        Self {
+            layers: (0..n_layers)
+                .map(|_| LayerCache::Paged(PagedLayer::on_device(kv_heads, head_dim, device)))
                 .collect(),
         }
     }
@@ -190,8 +224,13 @@ impl KvCache {
             let LayerCache::Dense(d) = d else {
                 bail!("add_prompt: the source cache must be dense");
             };
-            let (k, v) = d.row_span(row, start)?;
-            p.add_prompt(id, k, v)?;
+            if p.is_on_device() {
+                let (k, v) = d.row_span_tensors(row, start)?;
+                p.add_prompt_tensors(id, &k, &v)?;
+            } else {
+                let (k, v) = d.row_span(row, start)?;
+                p.add_prompt(id, k, v)?;
+            }
         }
         Ok(())
     }

@@ -7,9 +7,13 @@
 //! Decoding steps attend inside the cache ([`PagedLayer::attend`]): rows x kv heads in
 //! parallel, each a fixed-order f32 loop with [`crate::detmath::exp`], so the result does not
 //! depend on the thread count or the CPU.
+//!
+//! A layer made with [`PagedLayer::on_device`] (the generic step path) keeps the prompts and
+//! blocks as f32 tensors on that device instead, and attends with tensor ops, row by row, so
+//! keys and values never cross to the host.
 use crate::detmath;
 use anyhow::{bail, ensure, Result};
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 /// Positions per block of a sequence's own keys/values.
@@ -19,6 +23,8 @@ pub const BLOCK_TOKENS: usize = 16;
 struct Prompt {
     k: Vec<f32>,
     v: Vec<f32>,
+    /// On a device layer: `k` and `v` as f32 tensors (the host vectors stay empty).
+    on_device: Option<(Tensor, Tensor)>,
     len: usize,
 }
 
@@ -27,12 +33,16 @@ struct Row {
     prompt: usize,
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
+    /// On a device layer: the blocks as f32 tensors `[BLOCK_TOKENS, kv_heads, d]`.
+    device_blocks: Vec<(Tensor, Tensor)>,
     len: usize,
 }
 
 pub struct PagedLayer {
     kv_heads: usize,
     head_dim: usize,
+    /// Where keys and values live when not on the host.
+    device: Option<Device>,
     /// Indexed by prompt id.
     prompts: Vec<Option<Prompt>>,
     rows: Vec<Row>,
@@ -43,9 +53,57 @@ impl PagedLayer {
         Self {
             kv_heads,
             head_dim,
+            device: None,
             prompts: Vec::new(),
             rows: Vec::new(),
         }
+    }
+
+    /// A layer whose keys and values stay on `device` (tensor ops only).
+    pub fn on_device(kv_heads: usize, head_dim: usize, device: &Device) -> Self {
+        Self {
+            device: Some(device.clone()),
+            ..Self::new(kv_heads, head_dim)
+        }
+    }
+
+    /// Whether keys and values live on a device ([`PagedLayer::on_device`]).
+    pub fn is_on_device(&self) -> bool {
+        self.device.is_some()
+    }
+
+    /// [`PagedLayer::add_prompt`] from tensors `[t, kv_heads, d]` (any float dtype), kept on
+    /// their device as f32 copies.
+    pub fn add_prompt_tensors(&mut self, id: usize, k: &Tensor, v: &Tensor) -> Result<()> {
+        let (t, kv, d) = k.dims3()?;
+        ensure!(
+            (kv, d) == (self.kv_heads, self.head_dim) && v.dims() == k.dims(),
+            "add_prompt: keys {:?} / values {:?}, want [t, {}, {}]",
+            k.dims(),
+            v.dims(),
+            self.kv_heads,
+            self.head_dim
+        );
+        // A fresh copy, so the prompt does not keep the buffer it was cut from alive.
+        let own = |x: &Tensor| -> Result<Tensor> { Ok(x.to_dtype(DType::F32)?.copy()?) };
+        self.insert_prompt(
+            id,
+            Prompt {
+                k: Vec::new(),
+                v: Vec::new(),
+                on_device: Some((own(k)?, own(v)?)),
+                len: t,
+            },
+        )
+    }
+
+    fn insert_prompt(&mut self, id: usize, prompt: Prompt) -> Result<()> {
+        if self.prompts.len() <= id {
+            self.prompts.resize_with(id + 1, || None);
+        }
+        ensure!(self.prompts[id].is_none(), "prompt {id} is already cached");
+        self.prompts[id] = Some(prompt);
+        Ok(())
     }
 
     /// Floats per position (all kv heads).
@@ -61,13 +119,25 @@ impl PagedLayer {
             k.len(),
             v.len()
         );
-        if self.prompts.len() <= id {
-            self.prompts.resize_with(id + 1, || None);
+        if let Some(dev) = &self.device {
+            let len = k.len() / w;
+            let shape = (len, self.kv_heads, self.head_dim);
+            let (k, v) = (
+                Tensor::from_vec(k, shape, dev)?,
+                Tensor::from_vec(v, shape, dev)?,
+            );
+            return self.add_prompt_tensors(id, &k, &v);
         }
-        ensure!(self.prompts[id].is_none(), "prompt {id} is already cached");
         let len = k.len() / w;
-        self.prompts[id] = Some(Prompt { k, v, len });
-        Ok(())
+        self.insert_prompt(
+            id,
+            Prompt {
+                k,
+                v,
+                on_device: None,
+                len,
+            },
+        )
     }
 
     pub fn remove_prompt(&mut self, id: usize) -> Result<()> {
@@ -90,6 +160,7 @@ impl PagedLayer {
             prompt,
             k: Vec::new(),
             v: Vec::new(),
+            device_blocks: Vec::new(),
             len: 0,
         });
         Ok(())
@@ -113,17 +184,20 @@ impl PagedLayer {
     }
 
     pub fn bytes(&self) -> usize {
+        let on_device = |pair: &(Tensor, Tensor)| pair.0.elem_count() + pair.1.elem_count();
         let prompts: usize = self
             .prompts
             .iter()
             .flatten()
-            .map(|p| p.k.capacity() + p.v.capacity())
+            .map(|p| p.k.capacity() + p.v.capacity() + p.on_device.as_ref().map_or(0, on_device))
             .sum();
         let rows: usize = self
             .rows
             .iter()
-            .flat_map(|r| r.k.iter().chain(&r.v))
-            .map(Vec::capacity)
+            .map(|r| {
+                r.k.iter().chain(&r.v).map(Vec::capacity).sum::<usize>()
+                    + r.device_blocks.iter().map(on_device).sum::<usize>()
+            })
             .sum();
         (prompts + rows) * std::mem::size_of::<f32>()
     }
@@ -146,6 +220,9 @@ impl PagedLayer {
             k.dims(),
             v.dims()
         );
+        if let Some(dev) = self.device.clone() {
+            return self.attend_on_device(&dev, q, k, v, scale);
+        }
         let flat = |t: &Tensor| -> Result<Vec<f32>> {
             Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
         };
@@ -176,6 +253,75 @@ impl PagedLayer {
                 attend_one(prompt, row, g, w, d, q, scale as f32, out);
             });
         Ok(Tensor::from_vec(out, (b, heads, 1, d), q.device())?.to_dtype(q.dtype())?)
+    }
+
+    /// [`PagedLayer::attend`] on a device layer: each row's new key and value are written
+    /// into its last block on the device, then each row attends over its prompt and blocks
+    /// with tensor ops (grouped query heads against their kv head, softmax in f32).
+    fn attend_on_device(
+        &mut self,
+        dev: &Device,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let (b, heads, _, d) = q.dims4()?;
+        let kv = self.kv_heads;
+        let f32_on = |t: &Tensor| -> Result<Tensor> { Ok(t.to_device(dev)?.to_dtype(DType::F32)?) };
+        let (qf, kf, vf) = (f32_on(q)?, f32_on(k)?, f32_on(v)?);
+        for (r, row) in self.rows.iter_mut().enumerate() {
+            let at = row.len % BLOCK_TOKENS;
+            if at == 0 {
+                let zeros = || Tensor::zeros((BLOCK_TOKENS, kv, d), DType::F32, dev);
+                row.device_blocks.push((zeros()?, zeros()?));
+            }
+            let (kb, vb) = row.device_blocks.last().expect("pushed above");
+            // [kv, 1, d] -> [1, kv, d]: one position.
+            let pos =
+                |x: &Tensor| -> Result<Tensor> { Ok(x.get(r)?.transpose(0, 1)?.contiguous()?) };
+            kb.slice_set(&pos(&kf)?, 0, at)?;
+            vb.slice_set(&pos(&vf)?, 0, at)?;
+            row.len += 1;
+        }
+        let rep = heads / kv;
+        let mut outs = Vec::with_capacity(b);
+        for (r, row) in self.rows.iter().enumerate() {
+            let Some(Some(Prompt {
+                on_device: Some((pk, pv)),
+                ..
+            })) = self.prompts.get(row.prompt)
+            else {
+                bail!(
+                    "paged attention: row {r}'s prompt {} is not on the device",
+                    row.prompt
+                );
+            };
+            // Positions `[t_k, kv, d]` -> `[kv, t_k, d]`: the prompt's, then the row's.
+            let gather =
+                |prompt: &Tensor, pick: fn(&(Tensor, Tensor)) -> &Tensor| -> Result<Tensor> {
+                    let mut parts = vec![prompt.clone()];
+                    let full = row.len / BLOCK_TOKENS;
+                    for (i, blk) in row.device_blocks.iter().enumerate() {
+                        let used = if i < full {
+                            BLOCK_TOKENS
+                        } else {
+                            row.len % BLOCK_TOKENS
+                        };
+                        if used > 0 {
+                            parts.push(pick(blk).narrow(0, 0, used)?);
+                        }
+                    }
+                    Ok(Tensor::cat(&parts, 0)?.transpose(0, 1)?.contiguous()?)
+                };
+            let keys = gather(pk, |p| &p.0)?;
+            let vals = gather(pv, |p| &p.1)?;
+            let qr = qf.get(r)?.reshape((kv, rep, d))?;
+            let scores = (qr.matmul(&keys.t()?)? * scale)?;
+            let probs = oneshot_kernels::reference::softmax_last_dim(&scores)?;
+            outs.push(probs.matmul(&vals)?.reshape((heads, 1, d))?);
+        }
+        Ok(Tensor::stack(&outs, 0)?.to_dtype(q.dtype())?)
     }
 }
 
@@ -283,10 +429,21 @@ mod tests {
 
     #[test]
     fn attends_over_the_shared_prompt_then_each_rows_own_tokens() {
+        attends_over_shared_prompts(PagedLayer::new(2, 4));
+    }
+
+    /// The device layer (the generic path's) on the CPU: the same attention and accounting.
+    #[test]
+    fn a_device_layer_attends_the_same() {
+        let layer = PagedLayer::on_device(2, 4, &Device::Cpu);
+        assert!(layer.is_on_device());
+        attends_over_shared_prompts(layer);
+    }
+
+    fn attends_over_shared_prompts(mut layer: PagedLayer) {
         let (kv, d, heads) = (2, 4, 4);
         let w = kv * d;
         let val = |i: usize| ((i * 37 % 101) as f32 * 0.05).sin();
-        let mut layer = PagedLayer::new(kv, d);
         // Prompt 0 of 3 positions, prompt 1 of 1; rows 0, 2 read prompt 0, row 1 prompt 1.
         let pk: Vec<f32> = (0..3 * w).map(val).collect();
         let pv: Vec<f32> = (0..3 * w).map(|i| val(i + 500)).collect();
