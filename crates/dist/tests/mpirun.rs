@@ -45,9 +45,10 @@ fn two_ranks_agree_on_every_collective() {
 
 #[test]
 fn a_dead_rank_stops_the_job_in_bounded_time() {
+    // Under the default deadline (600 s): mpirun ends the job when a rank exits early.
     let start = Instant::now();
     let out = mpirun(2)
-        .env("ONESHOT_DIST_TIMEOUT", "20")
+        .env_remove("ONESHOT_DIST_TIMEOUT")
         .arg(example("collectives"))
         .args(["--die-rank", "1"])
         .output()
