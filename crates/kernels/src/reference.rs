@@ -93,7 +93,7 @@ pub fn logprobs_and_entropy(
 }
 
 /// Causal attention with grouped KV heads; see [`crate::causal_attention`] for the contract.
-/// Materialises the `[b, hq, t, s]` scores and an additive -1e9 mask.
+/// Materialises the `[b, hq, t, s]` scores and an additive -1e9 mask (built on q's device).
 pub fn causal_attention(
     q: &Tensor,
     k: &Tensor,
@@ -111,23 +111,21 @@ pub fn causal_attention(
             .reshape((b, hq, s, d))
     };
     let (k, v) = (expand(k)?, expand(v)?);
-    let mut mask = vec![0f32; b * t * s];
-    let mut row_visible = vec![0f32; b * t];
-    for bi in 0..b {
-        let lo = key_start.map_or(0, |ks| ks[bi]);
-        for i in 0..t {
-            let hi = i + s - t;
-            row_visible[bi * t + i] = if lo <= hi { 1.0 } else { 0.0 };
-            for j in 0..s {
-                if j < lo || j > hi {
-                    mask[(bi * t + i) * s + j] = -1e9;
-                }
-            }
-        }
-    }
+    // The mask from index tensors on q's device: query i sits at key position i + s - t and
+    // sees keys start ..= i + s - t.
     let dev = q.device();
-    let mask = Tensor::from_vec(mask, (b, 1, t, s), dev)?.to_dtype(q.dtype())?;
-    let row_visible = Tensor::from_vec(row_visible, (b, 1, t, 1), dev)?.to_dtype(q.dtype())?;
+    let starts: Vec<u32> = (0..b)
+        .map(|bi| key_start.map_or(0, |ks| ks[bi]) as u32)
+        .collect();
+    let starts = Tensor::from_vec(starts, (b, 1, 1, 1), dev)?;
+    let keys = Tensor::arange(0u32, s as u32, dev)?.reshape((1, 1, 1, s))?;
+    let qpos = Tensor::arange((s - t) as u32, s as u32, dev)?.reshape((1, 1, t, 1))?;
+    let visible = keys
+        .broadcast_ge(&starts)?
+        .broadcast_mul(&keys.broadcast_le(&qpos)?)?
+        .to_dtype(DType::F32)?;
+    let mask = ((visible - 1.0)? * 1e9)?.to_dtype(q.dtype())?;
+    let row_visible = qpos.broadcast_ge(&starts)?.to_dtype(q.dtype())?;
     let scores = (q.contiguous()?.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
     softmax_last_dim(&scores)?
         .matmul(&v)?
