@@ -468,7 +468,7 @@ fn gemm_nt_avx512<X: PackSource, W: PackSource>(
         y,
         accumulate,
         |r0, p0, kc, _pairs, out| pack(x, k, m, r0, MR, p0, kc, out),
-        |j0, p0, kc, out| pack(w, k, n, j0, NR, p0, kc, out),
+        Panels::Pack(|j0, p0, kc, out: &mut [u32]| pack(w, k, n, j0, NR, p0, kc, out)),
     )
 }
 
@@ -595,8 +595,8 @@ impl TileKernel for AmxTile {
 
 /// The blocked product shared by both kernels: per (row block of `K::MC`, inner block of
 /// `K::KC`), the x block is packed once by `pack_a(r0, p0, kc, pairs_pad, panel)` (`K::ROWS`
-/// rows from r0) and shared by all tasks; each task packs weight panels with `pack_b(j0, p0, kc,
-/// panel)` (`NR` columns from j0) and runs them against every row panel of the block.
+/// rows from r0) and shared by all tasks; each task takes weight panels (`NR` columns from j0)
+/// from `panels` and runs them against every row panel of the block.
 #[allow(clippy::too_many_arguments)]
 fn blocked<K: TileKernel>(
     kernel: &K,
@@ -606,7 +606,7 @@ fn blocked<K: TileKernel>(
     y: &mut [f32],
     accumulate: bool,
     pack_a: impl Fn(usize, usize, usize, usize, &mut [u32]) + Sync,
-    pack_b: impl Fn(usize, usize, usize, &mut [u32]) + Sync,
+    panels: Panels<impl Fn(usize, usize, usize, &mut [u32]) + Sync>,
 ) {
     assert_eq!(y.len(), m * n, "gemm_bf16: y length");
     if m == 0 || n == 0 {
@@ -623,7 +623,7 @@ fn blocked<K: TileKernel>(
     for i0 in (0..m).step_by(K::MC) {
         let mc = K::MC.min(m - i0);
         let m_panels = mc.div_ceil(K::ROWS);
-        for p0 in (0..k).step_by(K::KC) {
+        for (block, p0) in (0..k).step_by(K::KC).enumerate() {
             let kc = K::KC.min(k - p0);
             let pairs_pad = K::pairs_pad(kc);
             let panel = K::ROWS * pairs_pad;
@@ -638,11 +638,20 @@ fn blocked<K: TileKernel>(
                 .into_par_iter()
                 .for_each(|t| {
                     // Pairs past kc stay zero: the packers write only the first kc / 2 rounded up.
-                    let mut b = vec![0u32; pairs_pad * NR];
+                    let mut scratch = match &panels {
+                        Panels::Pack(_) => vec![0u32; pairs_pad * NR],
+                        Panels::Packed(_) => Vec::new(),
+                    };
                     kernel.enter();
                     for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
                         let j0 = jp * NR;
-                        pack_b(j0, p0, kc, &mut b);
+                        let b: &[u32] = match &panels {
+                            Panels::Pack(pack_b) => {
+                                pack_b(j0, p0, kc, &mut scratch);
+                                &scratch
+                            }
+                            Panels::Packed(w) => w.panel(block, jp),
+                        };
                         let cols = NR.min(n - j0);
                         for ip in 0..m_panels {
                             let rows = K::ROWS.min(mc - ip * K::ROWS);
@@ -653,7 +662,7 @@ fn blocked<K: TileKernel>(
                                 let dst = out.get().add((i0 + ip * K::ROWS) * n + j0);
                                 kernel.tile(
                                     &a[ip * panel..(ip + 1) * panel],
-                                    &b,
+                                    b,
                                     pairs_pad,
                                     dst,
                                     n,
@@ -666,6 +675,134 @@ fn blocked<K: TileKernel>(
                     }
                     kernel.leave();
                 });
+        }
+    }
+}
+
+/// Where the tasks of [`blocked`] get weight panels: packed per call by `pack(j0, p0, kc,
+/// panel)`, or read from a weight packed once ([`PackedWeight`]).
+enum Panels<'a, F> {
+    Pack(F),
+    Packed(&'a PackedWeight),
+}
+
+/// A weight `[n, k]` packed once in the layout of one packed kernel's weight panels, for many
+/// products with it (the projections of every decoding step of a generation): a step of a few
+/// dozen rows then reads each panel straight from memory instead of repacking the whole weight,
+/// which at decoding's row counts cost about as much as the multiplies themselves.
+pub(crate) struct PackedWeight {
+    kernel: Kernel,
+    n: usize,
+    k: usize,
+    /// Per inner block, its panels one after another (`pairs_pad * NR` u32 each).
+    data: Vec<u32>,
+    /// Offset of each inner block's first panel in `data`, and that block's panel length.
+    blocks: Vec<(usize, usize)>,
+}
+
+impl PackedWeight {
+    /// Packs `w [n, k]` (f32, rounded to bf16 while packing, or bf16) for `kernel`.
+    ///
+    /// # Panics
+    /// If the CPU does not run `kernel` or `w` is not `n * k` long.
+    pub(crate) fn new<W: PackSource>(kernel: Kernel, w: &[W], n: usize, k: usize) -> Self {
+        assert_eq!(w.len(), n * k, "PackedWeight: w length");
+        match kernel {
+            Kernel::Amx => assert!(amx::available(), "PackedWeight: AMX is not available"),
+            Kernel::Avx512 => assert!(available(), "PackedWeight: CPU lacks AVX512_BF16"),
+        }
+        let (kc_block, pad): (usize, fn(usize) -> usize) = match kernel {
+            Kernel::Amx => (AmxTile::KC, AmxTile::pairs_pad),
+            Kernel::Avx512 => (Avx512Tile::KC, Avx512Tile::pairs_pad),
+        };
+        let n_panels = n.div_ceil(NR);
+        let mut blocks = Vec::new();
+        let mut len = 0;
+        for p0 in (0..k).step_by(kc_block.max(1)) {
+            let panel = pad(kc_block.min(k - p0)) * NR;
+            blocks.push((len, panel));
+            len += n_panels * panel;
+        }
+        // Zeros past each block's kc / 2 pairs and past n: the packers write only the rest.
+        let mut data = crate::buffer::filled(len, 0u32);
+        for (b, p0) in (0..k).step_by(kc_block.max(1)).enumerate() {
+            let kc = kc_block.min(k - p0);
+            let (start, panel) = blocks[b];
+            data[start..start + n_panels * panel]
+                .par_chunks_mut(panel)
+                .enumerate()
+                .for_each(|(jp, out)| pack(w, k, n, jp * NR, NR, p0, kc, out));
+        }
+        Self {
+            kernel,
+            n,
+            k,
+            data,
+            blocks,
+        }
+    }
+
+    /// The kernel whose layout this is.
+    pub(crate) fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// `[n, k]` of the packed weight.
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<u32>()
+    }
+
+    fn panel(&self, block: usize, jp: usize) -> &[u32] {
+        let (start, len) = self.blocks[block];
+        &self.data[start + jp * len..start + (jp + 1) * len]
+    }
+}
+
+/// `y = x . w^T` (or `y += x . w^T` with `accumulate`) for x `[m, k]` and a weight packed once
+/// ([`PackedWeight`]), with the kernel it was packed for.
+///
+/// # Panics
+/// If x or y has the wrong length for the packed weight's shape.
+pub(crate) fn gemm_nt_packed<X: PackSource>(
+    x: &[X],
+    m: usize,
+    w: &PackedWeight,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    let (n, k) = (w.n, w.k);
+    assert_eq!(x.len(), m * k, "gemm_bf16: x length");
+    match w.kernel {
+        Kernel::Amx => {
+            crate::isa::path::GEMM_BF16_AMX.hit();
+            blocked(
+                &AmxTile,
+                m,
+                k,
+                n,
+                y,
+                accumulate,
+                |r0, p0, kc, pairs_pad, out| pack_rows(x, k, m, r0, p0, kc, pairs_pad, out),
+                Panels::<fn(usize, usize, usize, &mut [u32])>::Packed(w),
+            )
+        }
+        Kernel::Avx512 => {
+            crate::isa::path::GEMM_BF16_AVX512.hit();
+            blocked(
+                &Avx512Tile,
+                m,
+                k,
+                n,
+                y,
+                accumulate,
+                |r0, p0, kc, _pairs, out| pack(x, k, m, r0, MR, p0, kc, out),
+                Panels::<fn(usize, usize, usize, &mut [u32])>::Packed(w),
+            )
         }
     }
 }
@@ -699,7 +836,7 @@ fn gemm_nt_amx<X: PackSource, W: PackSource>(
         y,
         accumulate,
         |r0, p0, kc, pairs_pad, out| pack_rows(x, k, m, r0, p0, kc, pairs_pad, out),
-        |j0, p0, kc, out| pack(w, k, n, j0, NR, p0, kc, out),
+        Panels::Pack(|j0, p0, kc, out: &mut [u32]| pack(w, k, n, j0, NR, p0, kc, out)),
     )
 }
 
@@ -730,7 +867,7 @@ pub(crate) fn gemm_nn_amx<A: PackSource, B: PackSource>(
         y,
         accumulate,
         |r0, p0, kc, pairs_pad, out| pack_rows(a, k, m, r0, p0, kc, pairs_pad, out),
-        |j0, p0, kc, out| pack_nn(b, n, j0, p0, kc, out),
+        Panels::Pack(|j0, p0, kc, out: &mut [u32]| pack_nn(b, n, j0, p0, kc, out)),
     )
 }
 
@@ -761,7 +898,7 @@ pub(crate) fn gemm_tn_amx<A: PackSource, B: PackSource>(
         y,
         accumulate,
         |r0, p0, kc, pairs_pad, out| pack_rows_t(at, m, r0, p0, kc, pairs_pad, out),
-        |j0, p0, kc, out| pack_nn(b, n, j0, p0, kc, out),
+        Panels::Pack(|j0, p0, kc, out: &mut [u32]| pack_nn(b, n, j0, p0, kc, out)),
     )
 }
 
@@ -1104,6 +1241,45 @@ mod tests {
                 gemm_nt_with(kernel, &x, m, k, &w, n, &mut y2, true);
                 let want2: Vec<f32> = want.iter().map(|v| v + 1.0).collect();
                 assert_eq!(y2, want2, "{kernel:?} accumulate m {m} k {k} n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_weight_packed_once_gives_the_per_call_products() {
+        let kernels: Vec<Kernel> = [
+            (Kernel::Amx, amx::available()),
+            (Kernel::Avx512, available()),
+        ]
+        .into_iter()
+        .filter_map(|(kn, ok)| ok.then_some(kn))
+        .collect();
+        eprintln!("packed-once weights tested with the kernels of this CPU: {kernels:?}");
+        for kernel in kernels {
+            // n across NR panels, k across several inner blocks of either kernel, rows from a
+            // decoding step's few dozen to more than one row block.
+            for (n, k) in [(33, 515), (97, 2100), (64, 256)] {
+                let w = values(n * k, 11);
+                let wf: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+                let packed = PackedWeight::new(kernel, &w, n, k);
+                let packed_f32 = PackedWeight::new(kernel, &wf, n, k);
+                assert_eq!(
+                    packed.data, packed_f32.data,
+                    "{kernel:?} f32 source packs as bf16"
+                );
+                assert_eq!(packed.dims(), (n, k));
+                for m in [1, 24, 37, 700] {
+                    let x = values(m * k, m as u32);
+                    let mut per_call = vec![f32::NAN; m * n];
+                    gemm_nt_with(kernel, &x, m, k, &w, n, &mut per_call, false);
+                    let mut once = vec![f32::NAN; m * n];
+                    gemm_nt_packed(&x, m, &packed, &mut once, false);
+                    assert_eq!(once, per_call, "{kernel:?} m {m} n {n} k {k}");
+                    assert_eq!(once, naive(&x, m, k, &w, n), "{kernel:?} m {m} n {n} k {k}");
+                    let mut acc = vec![0.5f32; m * n];
+                    gemm_nt_packed(&x, m, &packed, &mut acc, true);
+                    assert!(acc.iter().zip(&once).all(|(a, o)| *a == o + 0.5));
+                }
             }
         }
     }

@@ -357,19 +357,51 @@ pub fn round_to_bf16(t: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(rows, t.shape(), t.device())
 }
 
-/// bf16 copies of a weight matrix for repeated [`linear_bf16`] calls with it (the output head,
-/// applied chunk by chunk): the rounding (and, for the backward pass, the transpose) happens
+/// bf16 copies of a weight matrix for repeated [`linear_bf16`] calls with it, so the rounding
+/// (and, for the backward pass, the transpose, or the packing of the packed kernels) happens
 /// once instead of per call. Holds nothing where the fused op does not run.
-#[derive(Clone)]
-pub struct Bf16Weight(Option<std::sync::Arc<linear_bf16::Shadow>>);
+#[derive(Clone, Default)]
+pub struct Bf16Weight {
+    /// Row-major bf16 copy ([`Bf16Weight::new`]).
+    copy: Option<std::sync::Arc<linear_bf16::Shadow>>,
+    /// The weight in the packed kernels' panel layout, made by the first product of at least
+    /// `gemm_bf16::MIN_ROWS` rows ([`Bf16Weight::packed_on_first_use`]).
+    packed: Option<std::sync::Arc<std::sync::OnceLock<gemm_bf16::PackedWeight>>>,
+}
 
 impl Bf16Weight {
-    /// Rounds `w` `[n, k]` (f32 or bf16) to bf16. Valid while `w` does not change.
+    /// Rounds `w` `[n, k]` (f32 or bf16) to bf16 (the output head, applied chunk by chunk).
+    /// Valid while `w` does not change.
     pub fn new(w: &Tensor) -> Result<Self> {
         if !on_cpu(w) || !linear::bf16_dot_available() {
-            return Ok(Self(None));
+            return Ok(Self::default());
         }
-        Ok(Self(Some(std::sync::Arc::new(linear_bf16::shadow_of(w)?))))
+        Ok(Self {
+            copy: Some(std::sync::Arc::new(linear_bf16::shadow_of(w)?)),
+            packed: None,
+        })
+    }
+
+    /// For many forward products of one weight with a few dozen rows each (the projections of
+    /// KV-cache decoding steps): the first product with enough rows for the packed kernels
+    /// packs the weight it is given, and later products read those panels instead of packing
+    /// the whole weight again, which at decoding's row counts costs about as much as the
+    /// multiplies. Valid for one weight that does not change (products with another shape are
+    /// refused). Holds nothing where no packed kernel runs.
+    pub fn packed_on_first_use() -> Self {
+        Self {
+            copy: None,
+            packed: gemm_bf16::best_kernel_for(isa::active())
+                .map(|_| std::sync::Arc::new(std::sync::OnceLock::new())),
+        }
+    }
+
+    /// Bytes of the packed panels made so far (0 before the first product that packs).
+    pub fn packed_bytes(&self) -> usize {
+        self.packed
+            .as_ref()
+            .and_then(|p| p.get())
+            .map_or(0, |p| p.bytes())
     }
 }
 
@@ -409,7 +441,8 @@ pub fn linear_bf16(x: &Tensor, w: &Tensor, copy: Option<&Bf16Weight>) -> Result<
         f32_contiguous(w)?
     };
     let op = linear_bf16::LinearBf16 {
-        shadow: copy.and_then(|c| c.0.clone()),
+        shadow: copy.and_then(|c| c.copy.clone()),
+        packed: copy.and_then(|c| c.packed.clone()),
     };
     let xf = f32_contiguous(x)?;
     // Each reshape is a backprop node that costs a full gradient copy: only add them if needed.

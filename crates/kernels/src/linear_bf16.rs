@@ -12,7 +12,7 @@
 //! The transposed bf16 copies are made by one blocked pass that also rounds. A [`Shadow`]
 //! holds a weight's bf16 rows and (lazily) its transpose, so a weight used by several calls
 //! (the output head, applied chunk by chunk) is converted once.
-use crate::gemm_bf16::PackSource;
+use crate::gemm_bf16::{PackSource, PackedWeight};
 use crate::linear::matmul_nt_bf16;
 use crate::linear::WeightRows;
 use crate::storage::{contiguous_part, f32_slice};
@@ -176,6 +176,9 @@ fn nt<A: PackSource, B: PackSource>(a: &[A], m: usize, k: usize, b: &[B], n: usi
 pub(crate) struct LinearBf16 {
     /// bf16 copies of w made by the caller, shared across calls; made per call otherwise.
     pub shadow: Option<Arc<Shadow>>,
+    /// w packed for the packed kernels, shared across calls (made by the first call with
+    /// enough rows).
+    pub packed: Option<Arc<OnceLock<PackedWeight>>>,
 }
 
 impl LinearBf16 {
@@ -230,6 +233,51 @@ impl LinearBf16 {
     }
 }
 
+impl LinearBf16 {
+    /// The forward product from the weight packed once ([`LinearBf16::packed`]), packing it
+    /// on the first call; `None` where that does not apply (no packed copy requested, too
+    /// few rows for the packed kernels, or the active kernel level is not the one packed for).
+    fn packed_product(
+        &self,
+        x: &[f32],
+        m: usize,
+        ws: &CpuStorage,
+        wl: &Layout,
+        n: usize,
+        k: usize,
+    ) -> Result<Option<Vec<f32>>> {
+        let Some(lazy) = &self.packed else {
+            return Ok(None);
+        };
+        let Some(kernel) = crate::gemm_bf16::best_kernel_for(crate::isa::active()) else {
+            return Ok(None);
+        };
+        if m < crate::gemm_bf16::MIN_ROWS {
+            return Ok(None);
+        }
+        let packed = match lazy.get() {
+            Some(p) => p,
+            None => {
+                let rows = weight_rows(ws, wl)?;
+                lazy.get_or_init(|| match rows {
+                    WeightRows::F32(v) => PackedWeight::new(kernel, v, n, k),
+                    WeightRows::Bf16(v) => PackedWeight::new(kernel, v, n, k),
+                })
+            }
+        };
+        if packed.dims() != (n, k) {
+            let (pn, pk) = packed.dims();
+            bail!("linear_bf16: the packed copy is [{pn}, {pk}] but w is [{n}, {k}]");
+        }
+        if packed.kernel() != kernel {
+            return Ok(None);
+        }
+        let mut y = crate::buffer::filled(m * n, 0f32);
+        crate::gemm_bf16::gemm_nt_packed(x, m, packed, &mut y, false);
+        Ok(Some(y))
+    }
+}
+
 impl CustomOp2 for LinearBf16 {
     fn name(&self) -> &'static str {
         "oneshot-linear-bf16"
@@ -248,6 +296,9 @@ impl CustomOp2 for LinearBf16 {
             bail!("linear_bf16: x [{m}, {k}] and w [{n}, {kw}] disagree on the inner dim");
         }
         let x = f32_slice(xs, xl, self.name(), "x")?;
+        if let Some(y) = self.packed_product(x, m, ws, wl, n, k)? {
+            return Ok((CpuStorage::F32(y), Shape::from((m, n))));
+        }
         let y = match &self.shadow {
             Some(s) if (s.n, s.k) == (n, k) => nt(x, m, k, &s.rows, n),
             Some(s) => bail!(

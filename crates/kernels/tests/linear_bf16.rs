@@ -129,3 +129,57 @@ fn rejects_mismatched_shapes_and_stale_copies() {
         Ok(_) => assert!(!std::arch::is_x86_feature_detected!("avx512bf16")),
     }
 }
+
+/// A weight packed once for decoding steps gives the same bits as packing it per call, at
+/// every row count (below the packed kernels' threshold it is not used), over repeated calls
+/// with different activations; it is packed only by a call with enough rows, and refuses a
+/// weight of another shape.
+#[test]
+fn a_weight_packed_on_first_use_gives_the_per_call_products() {
+    let mut r = rng(9);
+    let packs = k::isa::active().allows(k::isa::Isa::Avx512Bf16);
+    eprintln!(
+        "packed kernels at the active level {:?}: {}",
+        k::isa::active(),
+        if packs {
+            "yes"
+        } else {
+            "none (the copy holds nothing)"
+        }
+    );
+    for w_dtype in [DType::F32, DType::BF16] {
+        for (n, kk) in [(70, 96), (33, 1100)] {
+            let w = uniform(&mut r, &[n, kk], 1.0).to_dtype(w_dtype).unwrap();
+            let packed = Bf16Weight::packed_on_first_use();
+            for m in [3, 24, 40, 1, 64] {
+                let x = uniform(&mut r, &[m, kk], 1.0);
+                let want = k::linear_bf16(&x, &w, None).unwrap();
+                let got = k::linear_bf16(&x, &w, Some(&packed)).unwrap();
+                assert_eq!(
+                    got.to_vec2::<f32>().unwrap(),
+                    want.to_vec2::<f32>().unwrap(),
+                    "w [{n}, {kk}] {w_dtype:?}, {m} rows"
+                );
+                if m == 3 {
+                    assert_eq!(packed.packed_bytes(), 0, "packed by a call of {m} rows");
+                }
+            }
+            // n x k bf16 values, padded to whole panels and inner blocks.
+            let bytes = packed.packed_bytes();
+            if packs {
+                assert!(bytes >= n * kk * 2, "{bytes} bytes for w [{n}, {kk}]");
+            } else {
+                assert_eq!(bytes, 0);
+            }
+        }
+    }
+    if packs {
+        let packed = Bf16Weight::packed_on_first_use();
+        let x = uniform(&mut r, &[32, 8], 1.0);
+        k::linear_bf16(&x, &uniform(&mut r, &[5, 8], 1.0), Some(&packed)).unwrap();
+        let err = k::linear_bf16(&x, &uniform(&mut r, &[6, 8], 1.0), Some(&packed))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("packed copy"), "{err}");
+    }
+}

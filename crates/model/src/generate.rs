@@ -342,7 +342,9 @@ impl Model {
         } else {
             crate::layers::MatmulPrecision::F32
         };
-        let logits = crate::layers::project(&h, &w.lm_head, matmul)?.to_dtype(DType::F32)?;
+        let logits =
+            crate::layers::project_with(&h, &w.lm_head, matmul, w.lm_head_packed.as_ref())?
+                .to_dtype(DType::F32)?;
         if on_device {
             return Ok((0..b)
                 .map(|r| logits.get(r).map(Logits::Device))

@@ -74,8 +74,8 @@ pub fn project(x: &Tensor, weight: &Tensor, matmul: MatmulPrecision) -> Result<T
     project_with(x, weight, matmul, None)
 }
 
-/// [`project`] with, for bf16 products, a bf16 copy of `weight` made once by the caller
-/// (the output head is applied chunk by chunk).
+/// [`project`] with, for bf16 products, a bf16 copy of `weight` made once by the caller (the
+/// output head, applied chunk by chunk) or packed once for many decoding steps.
 pub fn project_with(
     x: &Tensor,
     weight: &Tensor,
@@ -130,7 +130,7 @@ pub fn linear(x: &Tensor, l: &Linear, matmul: MatmulPrecision) -> Result<Tensor>
         None if x.track_op() && !l.weight.track_op() => {
             crate::lora::frozen::frozen_product(x, &l.weight, matmul)?
         }
-        None => project(x, &l.weight, matmul)?,
+        None => project_with(x, &l.weight, matmul, l.packed.as_ref())?,
     };
     Ok(match &l.bias {
         Some(b) => y.broadcast_add(b)?,

@@ -95,6 +95,9 @@ pub struct Linear {
     pub bias: Option<Tensor>,
     /// A LoRA adapter on this projection (then `weight` is frozen).
     pub lora: Option<crate::lora::LoraLinear>,
+    /// `weight` packed once for the bf16 products of many decoding steps (see
+    /// [`Weights::with_bf16_projections`]).
+    pub packed: Option<oneshot_kernels::Bf16Weight>,
 }
 
 #[derive(Clone)]
@@ -117,6 +120,8 @@ pub struct Weights {
     pub layers: Vec<LayerWeights>,
     pub norm: Tensor,
     pub lm_head: Tensor,
+    /// `lm_head` packed once for the bf16 products of many decoding steps.
+    pub lm_head_packed: Option<oneshot_kernels::Bf16Weight>,
 }
 
 impl Linear {
@@ -125,6 +130,7 @@ impl Linear {
             weight: oneshot_kernels::round_to_bf16(&self.weight)?,
             bias: self.bias.clone(),
             lora: self.lora.clone(),
+            packed: Some(oneshot_kernels::Bf16Weight::packed_on_first_use()),
         })
     }
 }
@@ -133,7 +139,8 @@ impl Weights {
     /// The same weights with every projection (attention, MLP, output head) rounded to bf16;
     /// embeddings, norms and biases unchanged. Used for decoding under
     /// `MatmulPrecision::Bf16`: the products round their operands to bf16 anyway, so one copy
-    /// made per generation replaces a rounding pass over all weights at every step.
+    /// made per generation replaces a rounding pass over all weights at every step, and the
+    /// steps with enough rows for the packed kernels read a copy packed once in their layout.
     pub fn with_bf16_projections(&self) -> Result<Self> {
         let layers = self
             .layers
@@ -157,6 +164,7 @@ impl Weights {
             layers,
             norm: self.norm.clone(),
             lm_head: oneshot_kernels::round_to_bf16(&self.lm_head)?,
+            lm_head_packed: Some(oneshot_kernels::Bf16Weight::packed_on_first_use()),
         })
     }
 }
@@ -274,6 +282,7 @@ impl Params {
             weight: t(&format!("{name}.weight")),
             bias: opt(format!("{name}.bias")),
             lora: None,
+            packed: None,
         };
         let n_layers = self
             .specs
@@ -303,6 +312,7 @@ impl Params {
             layers,
             norm: t("model.norm.weight"),
             lm_head,
+            lm_head_packed: None,
         }
     }
 }

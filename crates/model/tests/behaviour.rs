@@ -556,12 +556,14 @@ fn bf16_matmul_precision_is_close_to_f32_in_values_and_gradients() {
 fn bf16_decoding_agrees_with_the_bf16_forward() {
     use oneshot_model::MatmulPrecision;
     let model = tiny("Qwen2ForCausalLM", true, 2, 5).with_matmul_precision(MatmulPrecision::Bf16);
-    // 20 rows: the prefill and the first steps run with >= BF16_MIN_ROWS rows (both operands
-    // rounded); as rows stop on eos, later steps fall below it (f32 activations, bf16 weights).
-    let prompts: Vec<Vec<u32>> = (0..20u32)
+    // 40 rows: the prefill and the first steps run with enough rows for the packed kernels
+    // (the weights packed once for the whole generation), then with >= BF16_MIN_ROWS rows
+    // (both operands rounded); as rows stop on eos, later steps fall below it (f32
+    // activations, bf16 weights).
+    let prompts: Vec<Vec<u32>> = (0..40u32)
         .map(|i| (0..1 + i % 5).map(|j| 3 + (i * 7 + j * 11) % 60).collect())
         .collect();
-    let seeds: Vec<u64> = (0..20).map(|i| 500 + i).collect();
+    let seeds: Vec<u64> = (0..40).map(|i| 500 + i).collect();
     let mut opts = sampling(0.9, 12);
     opts.eos_token_ids = vec![4, 5, 6, 7];
     let gens = model.generate(&prompts, &seeds, &opts, None).unwrap();
