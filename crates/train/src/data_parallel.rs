@@ -356,7 +356,7 @@ mod tests {
             ..AdamWConfig::default()
         };
         let (v1, v2) = (vars(), vars());
-        let mut o1 = AdamW::with_path(v1.clone(), cfg.clone(), StepPath::Generic).unwrap();
+        let mut o1 = AdamW::with_path(v1.clone(), cfg, StepPath::Generic).unwrap();
         let mut o2 = AdamW::with_path(v2.clone(), cfg, StepPath::Generic).unwrap();
         let (mut acc1, mut acc2) = (o1.accumulator(), o2.accumulator());
         for _ in 0..2 {
