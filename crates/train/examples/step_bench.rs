@@ -10,7 +10,9 @@
 //! The vocabulary is word-level (`w0`, `w1`, ...), the task the toy's single prompt; the random
 //! policy never stops early, so every response has the maximum length. `BENCH_MATMUL=bf16`
 //! multiplies the projections in bf16 (`model.matmul`); `ONESHOT_MALLOC=system` keeps glibc's
-//! default allocator behaviour (see `oneshot_kernels::alloc`).
+//! default allocator behaviour (see `oneshot_kernels::alloc`). `BENCH_KEEP=DIR` writes the
+//! model, the task and the run's `--set` overrides (`DIR/sets.txt`, one per line) into DIR and
+//! keeps them, so `oneshot train` (e.g. under `mpirun`) can run the same step.
 
 use std::time::Instant;
 
@@ -32,8 +34,10 @@ fn main() -> anyhow::Result<()> {
     let params = cfg.num_parameters();
     let mut words: Vec<String> = vec!["<pad>".into(), "<eos>".into()];
     words.extend((2..cfg.vocab_size).map(|i| format!("w{i}")));
-    let dir = tempfile::tempdir()?;
-    let model_dir = dir.path().join("model");
+    let temp = tempfile::tempdir()?;
+    let keep = std::env::var_os("BENCH_KEEP").map(std::path::PathBuf::from);
+    let dir = keep.as_deref().unwrap_or(temp.path());
+    let model_dir = dir.join("model");
     std::fs::create_dir_all(&model_dir)?;
     let t0 = Instant::now();
     write_model_dir(&model_dir, cfg, &words, 0.02, 0)?;
@@ -41,7 +45,7 @@ fn main() -> anyhow::Result<()> {
         "wrote a random {shape} model ({params} parameters) in {:.1}s",
         t0.elapsed().as_secs_f64()
     );
-    let data = dir.path().join("task.parquet");
+    let data = dir.join("task.parquet");
     oneshot_data::verl::write_verl_parquet(
         &data,
         &[oneshot_data::verl::VerlRow {
@@ -58,7 +62,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     let out = std::env::var("BENCH_OUT")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| dir.path().join("run"));
+        .unwrap_or_else(|_| dir.join("run"));
     let sets: Vec<String> = vec![
         format!("model.path={:?}", model_dir.display().to_string()),
         "model.dtype=\"f32\"".into(),
@@ -79,6 +83,9 @@ fn main() -> anyhow::Result<()> {
         format!("trainer.output_dir={:?}", out.display().to_string()),
         format!("algorithm.use_kl_loss={kl}"),
     ];
+    if keep.is_some() {
+        std::fs::write(dir.join("sets.txt"), sets.join("\n") + "\n")?;
+    }
     let cfg = TrainConfig::load(None, &sets)?;
     let _ = std::fs::remove_dir_all(&out);
     let mut metrics = Vec::new();
