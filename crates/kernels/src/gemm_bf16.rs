@@ -15,6 +15,9 @@
 //! L1) and runs it against every `MR`-row panel of the block. Odd `k`, and rows or columns that
 //! do not fill a panel, are zero-padded in the packed copies, so the micro-kernel has no edge
 //! cases; only the stores are masked.
+// The bf16 kernels run only on x86_64 (no other CPU reports their features); elsewhere
+// their entry points compile but are never reached.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 use crate::isa::Isa;
 use crate::linear_bf16::ToBf16;
 use half::bf16;

@@ -9,6 +9,9 @@
 //! from memory feeds 4 FMAs and the weights stream through exactly once per block of 64
 //! activation rows. bf16 weights are widened to f32 in registers (a shift), halving the bytes
 //! read, which is what bounds decoding.
+// The bf16 kernels run only on x86_64 (no other CPU reports their features); elsewhere
+// their entry points compile but are never reached.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 use crate::gemm_bf16::PackSource;
 use crate::isa::Isa;
 use half::bf16;
@@ -44,6 +47,8 @@ pub(crate) enum TileKernel {
     Avx2,
     /// AVX-512F tiles.
     Avx512,
+    /// NEON tiles (aarch64; compiled only there).
+    Neon,
 }
 
 impl TileKernel {
@@ -56,7 +61,9 @@ impl TileKernel {
         if cfg!(target_arch = "x86_64") && isa.allows(Isa::Avx2) && cpu.allows(Isa::Avx2) {
             return TileKernel::Avx2;
         }
-        // aarch64 runs the portable tiles, which the compiler vectorises for NEON.
+        if cfg!(target_arch = "aarch64") && isa.allows(Isa::Neon) && cpu.allows(Isa::Neon) {
+            return TileKernel::Neon;
+        }
         TileKernel::Portable
     }
 
@@ -66,6 +73,7 @@ impl TileKernel {
             TileKernel::Portable => &path::MATMUL_NT_PORTABLE,
             TileKernel::Avx2 => &path::MATMUL_NT_AVX2,
             TileKernel::Avx512 => &path::MATMUL_NT_AVX512,
+            TileKernel::Neon => &path::MATMUL_NT_NEON,
         }
     }
 }
@@ -281,6 +289,18 @@ fn tile(
             match w {
                 WeightRows::F32(s) => avx2::tile_f32(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
                 WeightRows::Bf16(s) => avx2::tile_bf16(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
+            }
+        }
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if kernel == TileKernel::Neon {
+        // SAFETY: `TileKernel::for_level` picks Neon only where the CPU reports NEON; the
+        // slices cover mr rows of x and rows j..j+nr of w.
+        unsafe {
+            match w {
+                WeightRows::F32(s) => neon::tile_f32(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
+                WeightRows::Bf16(s) => neon::tile_bf16(x, mr, k, &s[j * k..(j + nr) * k], nr, out),
             }
         }
         return;
@@ -664,6 +684,110 @@ mod avx2 {
 
     tile_kernel!(tile_f32, f32, load_f32, load_f32_tail);
     tile_kernel!(tile_bf16, bf16, load_bf16, load_bf16_tail);
+}
+
+/// NEON tiles: the AVX2 tiles' shape with 4-lane vectors (16 accumulators of the 32 vector
+/// registers for a 4 x 4 tile). No aarch64 machine was at hand when they were written: they
+/// are compiled for aarch64 (`cargo check --target aarch64-unknown-linux-gnu`) but have not
+/// run; `tests/isa_paths.rs` checks them against the naive product on such a machine.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::{TileOut, MR, NR};
+    use half::bf16;
+    use std::arch::aarch64::*;
+
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> float32x4_t {
+        vld1q_f32(p)
+    }
+
+    /// bf16 is the top half of an f32: widen to 32 bits and shift left by 16.
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const bf16) -> float32x4_t {
+        vreinterpretq_f32_u32(vshll_n_u16::<16>(vld1_u16(p as *const u16)))
+    }
+
+    fn widen_f32(v: f32) -> f32 {
+        v
+    }
+
+    fn widen_bf16(v: bf16) -> f32 {
+        v.to_f32()
+    }
+
+    /// Defines a tile kernel for one weight element type: `$load(ptr)` gives 4 weights as
+    /// f32, `$widen` one.
+    macro_rules! tile_kernel {
+        ($name:ident, $wty:ty, $load:ident, $widen:ident) => {
+            /// # Safety
+            /// NEON must be available; `x` holds `mr` rows of `k`, `w` `nr` rows of `k`.
+            #[target_feature(enable = "neon")]
+            pub(super) unsafe fn $name(
+                x: &[f32],
+                mr: usize,
+                k: usize,
+                w: &[$wty],
+                nr: usize,
+                out: &mut TileOut,
+            ) {
+                let (xp, wp) = (x.as_ptr(), w.as_ptr());
+                // Inner values past the last whole vector, added one by one.
+                let tail = |r: usize, c: usize, from: usize| -> f32 {
+                    (from..k).map(|q| x[r * k + q] * $widen(w[c * k + q])).sum()
+                };
+                if mr == MR && nr == NR {
+                    let mut acc = [[vdupq_n_f32(0.0); NR]; MR];
+                    let body = k - k % 4;
+                    let mut p = 0;
+                    while p < body {
+                        let mut wv = [vdupq_n_f32(0.0); NR];
+                        for (c, v) in wv.iter_mut().enumerate() {
+                            *v = $load(wp.add(c * k + p));
+                        }
+                        for (r, row) in acc.iter_mut().enumerate() {
+                            let xv = vld1q_f32(xp.add(r * k + p));
+                            for (a, &wc) in row.iter_mut().zip(&wv) {
+                                *a = vfmaq_f32(*a, xv, wc);
+                            }
+                        }
+                        p += 4;
+                    }
+                    for (r, row) in acc.iter().enumerate() {
+                        for (c, &a) in row.iter().enumerate() {
+                            out[r][c] = vaddvq_f32(a) + tail(r, c, body);
+                        }
+                    }
+                    return;
+                }
+                // Edge tiles (and decoding below 4 rows): each weight row streamed once per
+                // activation row with 4 independent accumulators.
+                for c in 0..nr {
+                    let wr = wp.add(c * k);
+                    for r in 0..mr {
+                        let xr = xp.add(r * k);
+                        let mut acc = [vdupq_n_f32(0.0); 4];
+                        let mut p = 0;
+                        while p + 16 <= k {
+                            for (u, a) in acc.iter_mut().enumerate() {
+                                let o = p + 4 * u;
+                                *a = vfmaq_f32(*a, vld1q_f32(xr.add(o)), $load(wr.add(o)));
+                            }
+                            p += 16;
+                        }
+                        while p + 4 <= k {
+                            acc[0] = vfmaq_f32(acc[0], vld1q_f32(xr.add(p)), $load(wr.add(p)));
+                            p += 4;
+                        }
+                        let sum = vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3]));
+                        out[r][c] = vaddvq_f32(sum) + tail(r, c, p);
+                    }
+                }
+            }
+        };
+    }
+
+    tile_kernel!(tile_f32, f32, load_f32, widen_f32);
+    tile_kernel!(tile_bf16, bf16, load_bf16, widen_bf16);
 }
 
 #[cfg(target_arch = "x86_64")]

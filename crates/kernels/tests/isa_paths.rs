@@ -30,7 +30,8 @@ fn naive(x: &Tensor, w: &Tensor) -> Tensor {
 fn expected_path(level: Isa, x_bf16: bool, w_bf16: bool, m: usize) -> &'static str {
     let bf16_products = x_bf16 && w_bf16 && m >= 4 && level >= Isa::Avx512Bf16;
     match level {
-        Isa::Portable | Isa::Neon => "matmul_nt:portable",
+        Isa::Portable => "matmul_nt:portable",
+        Isa::Neon => "matmul_nt:neon",
         Isa::Avx2 => "matmul_nt:avx2",
         _ if !bf16_products => "matmul_nt:avx512",
         _ if m < 24 => "matmul_nt_bf16:avx512bf16",
@@ -44,6 +45,7 @@ fn every_level_the_cpu_runs_matches_the_naive_product() {
     let mut r = rng(21);
     let levels = [
         Isa::Portable,
+        Isa::Neon,
         Isa::Avx2,
         Isa::Avx512,
         Isa::Avx512Bf16,

@@ -126,7 +126,7 @@ fn rejects_mismatched_shapes_and_stale_copies() {
     match k::linear_bf16(&x, &w_ok, Some(&other)) {
         // Only the fused path checks the copy; the reference ignores it.
         Err(e) => assert!(e.to_string().contains("bf16 copy"), "{e}"),
-        Ok(_) => assert!(!std::arch::is_x86_feature_detected!("avx512bf16")),
+        Ok(_) => assert!(!k::isa::detected().allows(k::isa::Isa::Avx512Bf16)),
     }
 }
 
