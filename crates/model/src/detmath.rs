@@ -6,15 +6,14 @@
 /// -inf logits get no mass), x above is clamped to 88.7.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
-    if x < -87.3 {
-        return 0.0;
-    }
+    // No early return: the branch-free body lets the compiler vectorise loops over logits.
+    let below = x < -87.3;
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split so that k * LN2_HI is exact for the k that occur.
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.3, 88.7);
-    let k = (x * LOG2E + 0.5).floor();
+    let k = floor(x * LOG2E + 0.5);
     let r = x - k * LN2_HI - k * LN2_LO;
     // Minimax polynomial of exp on [-ln2/2, ln2/2] (the Cephes expf coefficients).
     let p = 1.987_569_1e-4_f32;
@@ -28,7 +27,25 @@ pub(crate) fn exp(x: f32) -> f32 {
     // f32) is applied as 2^127 * 2.
     let ki = k as i32;
     let (ki, twice) = if ki > 127 { (127, 2.0) } else { (ki, 1.0) };
-    y * f32::from_bits(((ki + 127) as u32) << 23) * twice
+    let v = y * f32::from_bits(((ki + 127) as u32) << 23) * twice;
+    if below {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// floor(v) for |v| < 2^31, exactly, from a truncating conversion. `f32::floor` is a libm
+/// call on the baseline x86-64 target (its rounding instruction needs SSE4.1), which cost more
+/// than the rest of [`exp`] in the sampler's loop over the vocabulary.
+#[inline(always)]
+fn floor(v: f32) -> f32 {
+    let t = v as i32 as f32;
+    if t > v {
+        t - 1.0
+    } else {
+        t
+    }
 }
 
 /// ln(x) in f64 for finite x > 0 (ln 0 = -inf; NaN and negative inputs give NaN).
@@ -68,6 +85,27 @@ pub(crate) fn ln(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floor_is_the_library_floor_over_exps_range() {
+        for i in -1_300_000..1_300_000 {
+            let v = i as f32 * 1e-4 + 0.000_03;
+            assert_eq!(floor(v).to_bits(), v.floor().to_bits(), "{v}");
+        }
+        for v in [
+            -126.0f32,
+            -1.0,
+            0.0,
+            1.0,
+            128.0,
+            -0.5,
+            0.5,
+            127.999_99,
+            -125.000_01,
+        ] {
+            assert_eq!(floor(v), v.floor(), "{v}");
+        }
+    }
 
     #[test]
     fn exp_is_within_a_few_ulp_of_the_f64_exponential() {

@@ -360,11 +360,11 @@ fn attend_one(
     for h in 0..rep {
         let s = &mut scores[h * t_k..(h + 1) * t_k];
         let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let mut sum = 0.0f32;
+        // The exponentials in their own loop (vectorised), then the sum in the same order.
         for x in s.iter_mut() {
             *x = detmath::exp(*x - max);
-            sum += *x;
         }
+        let sum = s.iter().fold(0.0f32, |acc, &x| acc + x);
         let inv = 1.0 / sum;
         s.iter_mut().for_each(|x| *x *= inv);
     }
