@@ -4,7 +4,8 @@
 # (written by step_bench), KL off. Prints the mean rollout / log-prob / update / step seconds
 # over the steps after the first (rank 0's for the two ranks) and each layout's peak RSS.
 #
-#   cargo build --release -p oneshot --features mpi -p oneshot-train --example step_bench
+#   cargo build --release -p oneshot --features mpi
+#   cargo build --release -p oneshot-train --example step_bench
 #   scripts/bench_data_parallel.sh OUT [rows n max_response steps]
 #
 # BENCH_MATMUL=f32|bf16 (default bf16) picks the products; BENCH_SETS adds config overrides
