@@ -114,23 +114,11 @@ impl DenseLayer {
 
     /// Keys and values of batch row `row`, positions `start..len`, as f32 `[t, kv_heads, d]`.
     fn row_span(&self, row: usize, start: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (Some(k), Some(v)) = (&self.k, &self.v) else {
-            bail!("row_span of an empty cache");
+        let (k, v) = self.row_span_tensors(row, start)?;
+        let host = |t: Tensor| -> Result<Vec<f32>> {
+            Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
         };
-        ensure!(
-            start <= self.len,
-            "row_span: start {start} past {}",
-            self.len
-        );
-        let span = |t: &Tensor| -> Result<Vec<f32>> {
-            Ok(t.narrow(0, row, 1)?
-                .narrow(2, start, self.len - start)?
-                .transpose(1, 2)?
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?)
-        };
-        Ok((span(k)?, span(v)?))
+        Ok((host(k)?, host(v)?))
     }
 }
 
