@@ -631,7 +631,7 @@ fn blocked<K: TileKernel>(
             let pairs_pad = K::pairs_pad(kc);
             let panel = K::ROWS * pairs_pad;
             let first = p0 == 0 && !accumulate;
-            let mut a = vec![0u32; m_panels * panel];
+            let mut a = crate::buffer::Aligned::filled(m_panels * panel, 0u32);
             a.par_chunks_mut(panel)
                 .enumerate()
                 .for_each(|(ip, dst)| pack_a(i0 + ip * K::ROWS, p0, kc, pairs_pad, dst));
@@ -642,8 +642,8 @@ fn blocked<K: TileKernel>(
                 .for_each(|t| {
                     // Pairs past kc stay zero: the packers write only the first kc / 2 rounded up.
                     let mut scratch = match &panels {
-                        Panels::Pack(_) => vec![0u32; pairs_pad * NR],
-                        Panels::Packed(_) => Vec::new(),
+                        Panels::Pack(_) => crate::buffer::Aligned::filled(pairs_pad * NR, 0u32),
+                        Panels::Packed(_) => crate::buffer::Aligned::filled(0, 0u32),
                     };
                     kernel.enter();
                     for jp in t * per_task..((t + 1) * per_task).min(n_panels) {
@@ -651,7 +651,7 @@ fn blocked<K: TileKernel>(
                         let b: &[u32] = match &panels {
                             Panels::Pack(pack_b) => {
                                 pack_b(j0, p0, kc, &mut scratch);
-                                &scratch
+                                &scratch[..]
                             }
                             Panels::Packed(w) => w.panel(block, jp),
                         };
@@ -698,7 +698,7 @@ pub(crate) struct PackedWeight {
     n: usize,
     k: usize,
     /// Per inner block, its panels one after another (`pairs_pad * NR` u32 each).
-    data: Vec<u32>,
+    data: crate::buffer::Aligned<u32>,
     /// Offset of each inner block's first panel in `data`, and that block's panel length.
     blocks: Vec<(usize, usize)>,
 }
@@ -727,7 +727,7 @@ impl PackedWeight {
             len += n_panels * panel;
         }
         // Zeros past each block's kc / 2 pairs and past n: the packers write only the rest.
-        let mut data = crate::buffer::filled(len, 0u32);
+        let mut data = crate::buffer::Aligned::filled(len, 0u32);
         for (b, p0) in (0..k).step_by(kc_block.max(1)).enumerate() {
             let kc = kc_block.min(k - p0);
             let (start, panel) = blocks[b];
@@ -1267,7 +1267,8 @@ mod tests {
                 let packed = PackedWeight::new(kernel, &w, n, k);
                 let packed_f32 = PackedWeight::new(kernel, &wf, n, k);
                 assert_eq!(
-                    packed.data, packed_f32.data,
+                    packed.data[..],
+                    packed_f32.data[..],
                     "{kernel:?} f32 source packs as bf16"
                 );
                 assert_eq!(packed.dims(), (n, k));
