@@ -29,11 +29,22 @@ pub struct Slip {
     pub delta: i64,
 }
 
+/// One performed operation `a op b = result` (`op` is `+`, `-` or `*`), with the result as
+/// returned (off by the slip's delta at the slipping operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Op {
+    pub a: Q,
+    pub op: char,
+    pub b: Q,
+    pub result: Q,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Calc {
     ops: usize,
     slip: Option<Slip>,
     fired: bool,
+    last: Option<Op>,
 }
 
 impl Calc {
@@ -58,28 +69,35 @@ impl Calc {
         self.fired
     }
 
-    fn record(&mut self, exact: Q) -> Q {
+    /// The last slip-able operation performed.
+    pub fn last_op(&self) -> Option<Op> {
+        self.last
+    }
+
+    fn record(&mut self, a: Q, op: char, b: Q, exact: Q) -> Q {
         let i = self.ops;
         self.ops += 1;
-        match self.slip {
+        let result = match self.slip {
             Some(s) if s.at == i => {
                 self.fired = true;
                 exact + q(s.delta)
             }
             _ => exact,
-        }
+        };
+        self.last = Some(Op { a, op, b, result });
+        result
     }
 
     pub fn add(&mut self, a: Q, b: Q) -> Q {
-        self.record(a + b)
+        self.record(a, '+', b, a + b)
     }
 
     pub fn sub(&mut self, a: Q, b: Q) -> Q {
-        self.record(a - b)
+        self.record(a, '-', b, a - b)
     }
 
     pub fn mul(&mut self, a: Q, b: Q) -> Q {
-        self.record(a * b)
+        self.record(a, '*', b, a * b)
     }
 
     /// Exact division (never slips). `b` must be non-zero; the families guarantee it.
@@ -101,6 +119,15 @@ mod tests {
         assert_eq!((a, b, d), (q(7), q(16), q(15)));
         assert!(c.slipped());
         assert_eq!(c.ops(), 3);
+        let last = Op {
+            a: q(16),
+            op: '-',
+            b: q(1),
+            result: q(15),
+        };
+        assert_eq!(c.last_op(), Some(last));
+        c.div(q(15), q(3));
+        assert_eq!(c.last_op(), Some(last), "divisions are not recorded");
         let mut e = Calc::exact();
         assert_eq!(e.mul(e.clone().add(q(3), q(4)), q(2)), q(14));
         assert!(!e.slipped());

@@ -1,5 +1,5 @@
-//! Greedy evaluation of a model on lab problems with the lab metric (strict / lenient / boxed),
-//! prompting exactly as RLVR training does: the training question through the chat template.
+//! Greedy evaluation of a model on lab problems with the lab metric (strict / lenient / boxed,
+//! and the working against the problems' gold steps), prompting exactly as RLVR training does: the training question through the chat template.
 use crate::metrics::{Judged, LabJudge, LabScores};
 use crate::splits::LabProblem;
 use crate::tokenizer::{self, ENDOFTEXT, IM_END};
@@ -97,7 +97,7 @@ pub fn evaluate_greedy(
         let ids: Vec<Vec<u32>> = gens.into_iter().map(|g| g.tokens).collect();
         let texts = tok.decode_batch(&ids, true)?;
         for (p, response) in chunk.iter().zip(texts) {
-            let judged = judge.judge(&response, &p.answer);
+            let judged = judge.judge(&response, &p.answer, &p.steps);
             out.push(Evaluated {
                 idx: p.idx,
                 family: p.family,

@@ -23,6 +23,10 @@ pub struct LabProblem {
     pub problem: String,
     /// Gold answer (`5`, `-3`, `7/3`).
     pub answer: String,
+    /// The gold working: the step lines a correct worked solution writes (as in the corpus),
+    /// against which a response's working is judged. Empty in files written without it.
+    #[serde(default)]
+    pub steps: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +97,7 @@ fn generate(
                 difficulty,
                 problem: task.question,
                 answer,
+                steps: task.steps,
             });
             made += 1;
         }
@@ -183,7 +188,8 @@ pub mod files {
 }
 
 /// Write pool (verl parquet + jsonl), benchmark (jsonl: `problem`, `answer`, `family`,
-/// `difficulty`, `idx`) and a manifest to `dir`.
+/// `difficulty`, `idx`, `steps`) and a manifest to `dir`. The parquet has no `steps`: the RL
+/// reward needs only the answer.
 pub fn write_splits(
     dir: &Path,
     seed: u64,

@@ -47,7 +47,7 @@ fn checker_agrees_with_every_computed_answer_in_every_form() {
                 );
                 for form in [AnswerForm::Boxed, AnswerForm::AnswerIs, AnswerForm::Bare] {
                     let text = render_solution(&t, form);
-                    let j = judge.judge(&text, &gold);
+                    let j = judge.judge(&text, &gold, &t.steps);
                     assert!(
                         j.lenient,
                         "lenient metric rejects a correct {form:?} solution ({gold:?}):\n{text}"
@@ -65,7 +65,7 @@ fn checker_agrees_with_every_computed_answer_in_every_form() {
                     "{}\nThe final answer is \\boxed{{{off}}}.",
                     t.steps.join("\n")
                 );
-                let j = judge.judge(&text, &gold);
+                let j = judge.judge(&text, &gold, &t.steps);
                 assert!(
                     !j.strict && !j.lenient,
                     "wrong answer {off} accepted for gold {gold}:\n{text}"
@@ -98,10 +98,15 @@ fn slipped_solutions_keep_the_question_and_end_wrong() {
                 slipped += 1;
                 assert_ne!(t.solution_answer, t.gold);
                 let text = render_solution(&t, AnswerForm::Boxed);
-                let j = judge.judge(&text, &t.gold_text());
+                let j = judge.judge(&text, &t.gold_text(), &clean.steps);
                 assert!(
                     !j.strict && !j.lenient,
                     "a slipped solution scored as correct:\n{text}"
+                );
+                assert_eq!(
+                    j.slipped,
+                    Some(true),
+                    "the judge misses the slip in the working:\n{text}"
                 );
             }
         }

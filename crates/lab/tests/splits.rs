@@ -1,9 +1,12 @@
 //! Pool and benchmark: deterministic, disjoint, with the configured family quotas; the pool
 //! round-trips through the verl parquet writer/reader and the benchmark through jsonl.
 use oneshot_data::verl::read_verl_parquet;
+use oneshot_lab::rng::{item_rng, Purpose};
 use oneshot_lab::splits::{self, files, SplitConfig};
-use oneshot_lab::Family;
-use std::collections::HashSet;
+use oneshot_lab::task::sample_task;
+use oneshot_lab::weights::pick_weighted;
+use oneshot_lab::{Family, LabJudge};
+use std::collections::{HashMap, HashSet};
 
 #[test]
 fn splits_are_deterministic_disjoint_and_follow_quotas() {
@@ -62,6 +65,10 @@ fn files_round_trip() {
         splits::read_jsonl(&dir.path().join(files::BENCHMARK_JSONL)).unwrap(),
         b
     );
+    assert!(
+        b.iter().all(|p| !p.steps.is_empty()),
+        "benchmark without steps"
+    );
     // The benchmark file is readable as a plain benchmark (question `problem`, label `answer`).
     let probs = oneshot_data::problems::read_jsonl_problems(
         &dir.path().join(files::BENCHMARK_JSONL),
@@ -77,4 +84,52 @@ fn files_round_trip() {
         splits::read_jsonl(&dir.path().join("bad.jsonl")).unwrap_err()
     );
     assert!(e.contains("bad.jsonl:1"), "{e}");
+}
+
+#[test]
+fn benchmark_steps_are_the_working_of_the_task_behind_each_problem() {
+    let cfg = SplitConfig {
+        size: 60,
+        ..SplitConfig::benchmark()
+    };
+    let seed = 5;
+    let bench = splits::benchmark(&cfg, seed, &[]).unwrap();
+    // Every task a benchmark stream can draw, by family and question.
+    let mut tasks = HashMap::new();
+    for stream in 0..400 {
+        for family in Family::ALL {
+            let mut rng = item_rng(seed, Purpose::Benchmark, stream);
+            let d = pick_weighted(&mut rng, &cfg.difficulty_weights) as u8 + 1;
+            let t = sample_task(family, d, &mut rng);
+            tasks.insert((family, t.question.clone()), t);
+        }
+    }
+    let judge = LabJudge::default();
+    for p in &bench {
+        let t = &tasks[&(p.family, p.problem.clone())];
+        assert!(!p.steps.is_empty(), "{}: no steps", p.problem);
+        assert_eq!(p.steps, t.steps, "{}", p.problem);
+        assert_eq!(p.answer, t.gold_text());
+        // The gold working itself is judged as worked and not slipped.
+        let text = format!("{}\nThe answer is {}.", p.steps.join("\n"), p.answer);
+        let j = judge.judge(&text, &p.answer, &p.steps);
+        assert!(j.lenient && !j.direct, "{text}");
+        assert_eq!(j.slipped, Some(false), "{text}");
+    }
+}
+
+#[test]
+fn a_benchmark_line_without_steps_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.jsonl");
+    std::fs::write(
+        &path,
+        "{\"idx\":0,\"family\":\"modular\",\"difficulty\":1,\"problem\":\"Compute 41 mod 4.\",\"answer\":\"1\"}\n",
+    )
+    .unwrap();
+    let probs = splits::read_jsonl(&path).unwrap();
+    assert_eq!(probs.len(), 1);
+    assert_eq!(probs[0].family, Family::Modular);
+    assert_eq!(probs[0].answer, "1");
+    assert!(probs[0].steps.is_empty());
 }
