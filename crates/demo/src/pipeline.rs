@@ -1,9 +1,11 @@
 //! The demo from start to end: base evaluation, selection pass, variance ranking, 1-shot RLVR
 //! with train and test curves, final evaluation, then the report files.
 use crate::budget::{Budget, DemoConfig};
-use crate::evaluate::{bar, evaluate_with_bar, scores_of, write_responses};
+use crate::curve::{saturation_step, CurvePoint, PostSaturation, Probe, TrainPoint};
+use crate::evaluate::{bar, evaluate_with_bar, write_responses};
 use crate::files;
 use crate::rl::{run_rl, train_config, RlSpec};
+use crate::sampled::PassSpec;
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use oneshot_data::select::{
@@ -15,20 +17,11 @@ use oneshot_lab::metrics::{LabScores, Rates};
 use oneshot_lab::pretrain::REPORT_FILE;
 use oneshot_lab::splits::{verl_rows, write_splits, LabProblem, SplitConfig};
 use oneshot_lab::task::Family;
-use oneshot_train::metrics::val_key;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Names of the held-out curve's sets in the 1-shot run's metrics (`val/<set>/acc`).
-pub const HELDOUT_STRICT: &str = "heldout_strict";
-pub const HELDOUT_LENIENT: &str = "heldout_lenient";
-
-/// pi_1's rollout accuracy from which training counts as saturated. The paper's 100% is rare
-/// for a tiny model sampled at temperature 1 (a few slips per 64 rollouts remain), so 95%.
-pub const SATURATED: f64 = 0.95;
 
 /// The example 1-shot RLVR trains on, and why it was chosen.
 #[derive(Debug, Clone, Serialize)]
@@ -43,22 +36,22 @@ pub struct Chosen {
     pub score: f64,
 }
 
-/// Held-out rates after `step` 1-shot steps.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct CurvePoint {
-    pub step: usize,
-    pub strict: f64,
-    pub lenient: f64,
-    pub boxed: f64,
+/// Held-out rates on the families other than pi_1's: where a gain is generalisation, not
+/// practice on pi_1's own kind of problem.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct OtherFamilies {
+    /// pi_1's family, left out.
+    pub excluded: Family,
+    pub base: Rates,
+    pub one_shot: Rates,
 }
 
-impl CurvePoint {
-    fn new(step: usize, r: &Rates) -> Self {
+impl OtherFamilies {
+    pub fn new(excluded: Family, base: &LabScores, one_shot: &LabScores) -> Self {
         Self {
-            step,
-            strict: r.strict,
-            lenient: r.lenient,
-            boxed: r.boxed,
+            excluded,
+            base: base.excluding(excluded),
+            one_shot: one_shot.excluding(excluded),
         }
     }
 }
@@ -72,16 +65,20 @@ pub struct DemoOutcome {
     pub data_seed: u64,
     pub base: LabScores,
     pub one_shot: LabScores,
+    pub other_families: OtherFamilies,
     pub pi1: Chosen,
     /// The top of the variance ranking (rank, index, std, mean accuracy).
     pub ranking_top: Vec<Ranked>,
-    /// pi_1's rollout accuracy at each 1-shot step (step, fraction correct).
-    pub train_curve: Vec<(usize, f64)>,
-    /// Held-out rates on the curve subset every few steps (step 0 = the base).
+    /// pi_1's rollout accuracy, entropy and response length at each 1-shot step.
+    pub train_curve: Vec<TrainPoint>,
+    /// Held-out rates on the curve subset every few steps (step 0 = the base), and at the
+    /// saturation step.
     pub test_curve: Vec<CurvePoint>,
     pub curve_problems: usize,
-    /// First step whose pi_1 rollout accuracy reached [`SATURATED`].
+    /// First step whose pi_1 rollout accuracy reached the budget's `saturation`.
     pub saturation_step: Option<usize>,
+    /// Held-out accuracy at and after that step.
+    pub post_saturation: Option<PostSaturation>,
     pub stage_seconds: BTreeMap<String, f64>,
     pub wall_seconds: f64,
 }
@@ -304,31 +301,50 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
     };
     let train_cfg = train_config(&cfg.model, &spec, budget)?;
     let curve_set = &eval_set[..curve_n];
-    let mut test_curve = vec![CurvePoint::new(0, &scores_of(&base_items[..curve_n]).all)];
+    let probe = Probe {
+        curve_set,
+        opts,
+        pass: (budget.pass_k > 0).then(|| {
+            let spec = PassSpec {
+                k: budget.pass_k,
+                temperature: budget.pass_temperature,
+                max_new_tokens: budget.max_new_tokens,
+                batch: budget.eval_batch,
+                seed: cfg.seed,
+            };
+            (&curve_set[..budget.pass_limit.min(curve_n)], spec)
+        }),
+        excluded: pi1.family,
+    };
+    let mut test_curve = Vec::new();
+    let mut saturated = None;
     let (trainer, metrics) = timed(&mut stages, "one_shot", || {
+        if curve_n > 0 {
+            test_curve.push(probe.point(&lab, 0, Some(&base_items[..curve_n]))?);
+        }
         run_rl(train_cfg, "1-shot RLVR on pi_1", |t, m| {
             let step = t.state.step;
-            if curve_n > 0 && (step % budget.curve_every == 0 || step == spec.steps) {
+            // A point at the saturation step itself, so the post-saturation change is measured
+            // from there rather than from the nearest regular point.
+            let saturates_now = saturated.is_none() && m.reward.accuracy >= budget.saturation;
+            if saturates_now {
+                saturated = Some(step);
+            }
+            if curve_n > 0
+                && (step % budget.curve_every == 0 || step == spec.steps || saturates_now)
+            {
                 lab.model = t.policy.model.frozen_copy()?;
-                let (_, s) =
-                    evaluate_with_bar(&lab, curve_set, &opts, &oneshot_run::Progress::quiet())?;
-                test_curve.push(CurvePoint::new(step, &s.all));
-                m.validation
-                    .insert(val_key(HELDOUT_STRICT, "acc"), s.all.strict);
-                m.validation
-                    .insert(val_key(HELDOUT_LENIENT, "acc"), s.all.lenient);
+                let p = probe.point(&lab, step, None)?;
+                m.validation.extend(p.metrics());
+                test_curve.push(p);
             }
             Ok(())
         })
     })?;
-    let train_curve: Vec<(usize, f64)> = metrics
-        .iter()
-        .map(|m| (m.step, m.reward.accuracy))
-        .collect();
-    let saturation_step = train_curve
-        .iter()
-        .find(|(_, a)| *a >= SATURATED)
-        .map(|(s, _)| *s);
+    let train_curve: Vec<TrainPoint> = metrics.iter().map(TrainPoint::of).collect();
+    let saturation_step = saturation_step(&train_curve, budget.saturation);
+    let post_saturation =
+        saturation_step.and_then(|s| PostSaturation::from_curve(s, budget.saturation, &test_curve));
     let model_dir = one_dir.join("model");
     trainer
         .policy
@@ -351,6 +367,7 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
         budget: budget.clone(),
         seed: cfg.seed,
         data_seed,
+        other_families: OtherFamilies::new(pi1.family, &base, &one_shot),
         base,
         one_shot,
         pi1,
@@ -359,6 +376,7 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
         test_curve,
         curve_problems: curve_n,
         saturation_step,
+        post_saturation,
         stage_seconds: stages,
         wall_seconds: started.elapsed().as_secs_f64(),
     };

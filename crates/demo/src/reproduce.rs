@@ -3,17 +3,21 @@
 //! entropy bonus; the entropy loss alone (no reward); a format reward only; pi_1 with a wrong
 //! label. Every run starts from the base with the same budget (steps, batch, rollouts) and is
 //! scored greedily on the same held-out set; the table gives mean and spread over seeds.
+//! `reproduce.json` is the study's checkpoint ([`crate::study`]): a restart skips finished runs.
 use crate::budget::Budget;
-use crate::evaluate::{bar, evaluate_with_bar};
 use crate::files;
-use crate::pipeline::{base_data_seed, selection_pass, LabData};
-use crate::rl::{run_rl, train_config, RlSpec};
+use crate::pipeline::{base_data_seed, LabData};
+use crate::rl::RlSpec;
+use crate::stage::{base_scores, one_shot_spec, selection, train_and_score};
+use crate::stats::{mean_std, pct_cell};
+use crate::study::Study;
 use anyhow::{bail, Context, Result};
 use oneshot_data::select::rank_random;
-use oneshot_lab::eval::{EvalOptions, LabModel};
+use oneshot_lab::eval::LabModel;
 use oneshot_lab::metrics::Rates;
-use serde::Serialize;
-use serde_json::json;
+use oneshot_lab::task::Family;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,7 +33,7 @@ pub struct ReproduceConfig {
 }
 
 /// The runs compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     Base,
@@ -81,26 +85,18 @@ impl Variant {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
     pub variant: Variant,
     pub seed: u64,
     /// The training example (1-shot runs).
     pub example: Option<i64>,
+    /// The family left out of `other_families`: the training example's, pi_1's for the runs
+    /// without one example (base, full pool).
+    pub excluded: Family,
     pub heldout: Rates,
+    pub other_families: Rates,
     pub seconds: f64,
-}
-
-/// Mean and sample standard deviation.
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let m = xs.iter().sum::<f64>() / n.max(1.0);
-    let v = if xs.len() > 1 {
-        xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, v.sqrt())
 }
 
 /// A wrong label for `gold` (the paper used "4" for pi_1's "12.8").
@@ -112,8 +108,17 @@ fn wrong_label(gold: &str) -> String {
     }
 }
 
+/// What the tables say about the study besides its runs.
+struct Setup {
+    pi1: i64,
+    pi1_family: Family,
+    gold: String,
+    heldout_problems: usize,
+    /// Selection pass and base evaluation, as recorded.
+    setup_seconds: f64,
+}
+
 pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
-    let started = Instant::now();
     let budget = &cfg.budget;
     budget.validate()?;
     if cfg.seeds.is_empty() {
@@ -128,74 +133,87 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
     };
     let data = LabData::generate(&out.join(files::DATA_DIR), data_seed)?;
     let eval_set = data.eval_set(budget);
-    let opts = EvalOptions {
-        max_new_tokens: budget.max_new_tokens,
-        batch_size: budget.eval_batch,
-    };
-    let (_, selection_ranking) = selection_pass(
+    let settings = json!({
+        "model": cfg.model.display().to_string(),
+        "budget": budget,
+        "data_seed": data_seed,
+    });
+    let mut study: Study<RunResult> = Study::open(&out.join(files::REPRODUCE_JSON), settings)?;
+    let (sel, ranking) = selection(
+        &mut study,
         &cfg.model,
         &data,
         budget,
         cfg.seeds[0],
-        &out.join(files::SELECTION_DIR),
+        out,
         cfg.progress,
     )?;
-    let pi1 = selection_ranking[0].index;
-    let pi1_gold = data.pool_problem(pi1)?.answer.clone();
-    let pool_indices: Vec<i64> = data.pool.iter().map(|p| p.idx as i64).collect();
-
-    let mut results = Vec::new();
-    let b = bar(cfg.progress, eval_set.len(), "base eval (greedy)");
-    let t0 = Instant::now();
-    let (_, base) = evaluate_with_bar(&lab, eval_set, &opts, &b)?;
-    b.finish();
+    let pi1 = ranking[0].index;
+    let pi1_problem = data.pool_problem(pi1)?;
+    let base = base_scores(&mut study, &lab, eval_set, budget, cfg.progress)?;
+    let ctx = Setup {
+        pi1,
+        pi1_family: pi1_problem.family,
+        gold: pi1_problem.answer.clone(),
+        heldout_problems: eval_set.len(),
+        setup_seconds: sel.seconds + base.seconds,
+    };
     for &seed in &cfg.seeds {
-        // Greedy decoding of the same model: one evaluation stands for every seed.
-        results.push(RunResult {
-            variant: Variant::Base,
-            seed,
-            example: None,
-            heldout: base.all,
-            seconds: t0.elapsed().as_secs_f64(),
-        });
+        // Greedy decoding of the same model: one evaluation stands for every seed (its time
+        // is in the setup's).
+        if study
+            .find(|r| r.variant == Variant::Base && r.seed == seed)
+            .is_none()
+        {
+            study.push(RunResult {
+                variant: Variant::Base,
+                seed,
+                example: None,
+                excluded: ctx.pi1_family,
+                heldout: base.scores.all,
+                other_families: base.scores.excluding(ctx.pi1_family),
+                seconds: 0.0,
+            });
+        }
     }
+    write_outputs(cfg, budget, &ctx, &study)?;
+
+    let pool_indices: Vec<i64> = data.pool.iter().map(|p| p.idx as i64).collect();
     let runs_dir = out.join("runs");
     for &variant in &Variant::ALL[1..] {
         for &seed in &cfg.seeds {
+            if study
+                .find(|r| r.variant == variant && r.seed == seed)
+                .is_some()
+            {
+                continue;
+            }
             let t = Instant::now();
             let dir = runs_dir.join(format!("{}_seed{seed}", variant.name()));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let one_shot_file = dir.join("train.parquet");
-            let (file, example) = match variant {
-                Variant::FullPool => (data.pool_file.clone(), None),
+            let (example, label) = match variant {
+                Variant::FullPool => (None, None),
                 Variant::RandomExample => {
-                    let pick = rank_random(&pool_indices, seed, None)[0].index;
-                    data.write_one_shot(&one_shot_file, pick, budget.one_shot_batch, None)?;
-                    (one_shot_file, Some(pick))
+                    (Some(rank_random(&pool_indices, seed, None)[0].index), None)
                 }
-                Variant::Pi1WrongLabel => {
-                    data.write_one_shot(
-                        &one_shot_file,
-                        pi1,
+                Variant::Pi1WrongLabel => (Some(pi1), Some(wrong_label(&ctx.gold))),
+                _ => (Some(pi1), None),
+            };
+            let mut spec = match example {
+                Some(index) => one_shot_spec(&data, index, label.as_deref(), seed, &dir, budget)?,
+                None => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    RlSpec::new(
+                        data.pool_file.clone(),
                         budget.one_shot_batch,
-                        Some(&wrong_label(&pi1_gold)),
-                    )?;
-                    (one_shot_file, Some(pi1))
-                }
-                _ => {
-                    data.write_one_shot(&one_shot_file, pi1, budget.one_shot_batch, None)?;
-                    (one_shot_file, Some(pi1))
+                        budget.one_shot_n,
+                        budget.one_shot_steps,
+                        seed,
+                        dir.clone(),
+                        budget,
+                    )
                 }
             };
-            let mut spec = RlSpec::new(
-                file,
-                budget.one_shot_batch,
-                budget.one_shot_n,
-                budget.one_shot_steps,
-                seed,
-                dir.clone(),
-                budget,
-            );
             match variant {
                 Variant::Pi1NoEntropy => spec.entropy_coef = 0.0,
                 Variant::EntropyOnly => spec.correct_value = 0.0,
@@ -206,41 +224,53 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
                 _ => {}
             }
             spec.progress = cfg.progress;
-            let train_cfg = train_config(&cfg.model, &spec, budget)?;
-            let label = format!("{} seed {seed}", variant.name());
-            let (trainer, _) = run_rl(train_cfg, &label, |_, _| Ok(()))?;
-            lab.model = trainer.policy.model.frozen_copy()?;
-            drop(trainer);
-            let (_, s) = evaluate_with_bar(&lab, eval_set, &opts, &oneshot_run::Progress::quiet())?;
-            results.push(RunResult {
+            let run_label = format!("{} seed {seed}", variant.name());
+            let scores =
+                train_and_score(&cfg.model, &mut lab, &spec, budget, &run_label, eval_set)?;
+            let excluded = match example {
+                Some(index) => data.pool_problem(index)?.family,
+                None => ctx.pi1_family,
+            };
+            study.push(RunResult {
                 variant,
                 seed,
                 example,
-                heldout: s.all,
+                excluded,
+                heldout: scores.all,
+                other_families: scores.excluding(excluded),
                 seconds: t.elapsed().as_secs_f64(),
             });
             // Written after every run: an interrupted study keeps its finished rows, and the
             // last write is the complete table.
-            let wall = started.elapsed().as_secs_f64();
-            write_outputs(cfg, budget, pi1, &pi1_gold, eval_set.len(), &results, wall)?;
+            write_outputs(cfg, budget, &ctx, &study)?;
         }
     }
-    Ok(results)
+    Ok(study.runs().to_vec())
+}
+
+/// The runs of this command's seeds, in table order.
+fn runs_of<'a>(
+    cfg: &ReproduceConfig,
+    study: &'a Study<RunResult>,
+    v: Variant,
+) -> Vec<&'a RunResult> {
+    cfg.seeds
+        .iter()
+        .filter_map(|&s| study.find(|r| r.variant == v && r.seed == s))
+        .collect()
 }
 
 fn write_outputs(
     cfg: &ReproduceConfig,
     budget: &Budget,
-    pi1: i64,
-    gold: &str,
-    n: usize,
-    results: &[RunResult],
-    wall: f64,
+    ctx: &Setup,
+    study: &Study<RunResult>,
 ) -> Result<()> {
+    let work: f64 = ctx.setup_seconds + study.runs().iter().map(|r| r.seconds).sum::<f64>();
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# 1-shot RLVR ablations on the lab\n\nBase `{}`, budget `{}` ({} steps × {} rows × {} rollouts, lr {:e}), seeds {:?}, {} held-out problems (greedy). pi_1 = pool example {pi1} (answer `{gold}`; wrong label `{}`). Wall time {:.0} s.\n",
+        "# 1-shot RLVR ablations on the lab\n\nBase `{}`, budget `{}` ({} steps × {} rows × {} rollouts, lr {:e}), seeds {:?}, {} held-out problems (greedy). pi_1 = pool example {} ({}, answer `{}`; wrong label `{}`). Compute time of the recorded runs {:.0} s.\n",
         cfg.model.display(),
         budget.name,
         budget.one_shot_steps,
@@ -248,56 +278,88 @@ fn write_outputs(
         budget.one_shot_n,
         budget.lr,
         cfg.seeds,
-        n,
-        wrong_label(gold),
-        wall
+        ctx.heldout_problems,
+        ctx.pi1,
+        ctx.pi1_family.name(),
+        ctx.gold,
+        wrong_label(&ctx.gold),
+        work
     );
-    let _ = writeln!(md, "Mean ± sample std over seeds, in percent.\n");
-    let _ = writeln!(md, "| run | what | seeds | strict % | lenient % | boxed % | strict per seed |\n|---|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(
+        md,
+        "Mean ± sample std over seeds, in percent. \"other\" = the families other than the run's training example's (pi_1's for the base and the full pool); direct = the working skipped; slip = a wrong step value among the responses that show working.\n"
+    );
+    let _ = writeln!(md, "| run | what | seeds | strict % | lenient % | strict other % | lenient other % | boxed % | direct % | slip % | strict per seed |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut rows = Vec::new();
     for v in Variant::ALL {
-        let rs: Vec<&RunResult> = results.iter().filter(|r| r.variant == v).collect();
+        let rs = runs_of(cfg, study, v);
         if rs.is_empty() {
             continue;
         }
-        let col = |f: fn(&Rates) -> f64| {
-            mean_std(&rs.iter().map(|r| 100.0 * f(&r.heldout)).collect::<Vec<_>>())
-        };
-        let (s, s_sd) = col(|r| r.strict);
-        let (l, l_sd) = col(|r| r.lenient);
-        let (b, b_sd) = col(|r| r.boxed);
-        // One seed has no spread to show.
-        let cell = |m: f64, sd: f64| {
-            if rs.len() > 1 {
-                format!("{m:.1} ± {sd:.1}")
-            } else {
-                format!("{m:.1}")
-            }
-        };
-        let per: Vec<String> = rs
+        let col = |f: &dyn Fn(&RunResult) -> f64| rs.iter().map(|r| f(r)).collect::<Vec<f64>>();
+        let strict = col(&|r| r.heldout.strict);
+        let lenient = col(&|r| r.heldout.lenient);
+        let other_strict = col(&|r| r.other_families.strict);
+        let other_lenient = col(&|r| r.other_families.lenient);
+        let boxed = col(&|r| r.heldout.boxed);
+        let direct = col(&|r| r.heldout.direct);
+        // Slips are measured only where some response showed its working.
+        let slip: Vec<f64> = rs
             .iter()
-            .map(|r| format!("{:.1}", 100.0 * r.heldout.strict))
+            .filter(|r| r.heldout.worked_n > 0)
+            .map(|r| r.heldout.slip)
             .collect();
+        let per: Vec<String> = strict.iter().map(|x| format!("{:.1}", 100.0 * x)).collect();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             v.name(),
             v.describe(),
             rs.len(),
-            cell(s, s_sd),
-            cell(l, l_sd),
-            cell(b, b_sd),
+            pct_cell(&strict),
+            pct_cell(&lenient),
+            pct_cell(&other_strict),
+            pct_cell(&other_lenient),
+            pct_cell(&boxed),
+            pct_cell(&direct),
+            pct_cell(&slip),
             per.join(", ")
         );
-        rows.push(json!({"variant": v, "seeds": rs.len(), "strict_mean": s / 100.0, "strict_std": s_sd / 100.0,
-            "lenient_mean": l / 100.0, "lenient_std": l_sd / 100.0, "boxed_mean": b / 100.0, "boxed_std": b_sd / 100.0}));
+        let mut row = Map::new();
+        row.insert("variant".into(), json!(v));
+        row.insert("seeds".into(), json!(rs.len()));
+        for (name, xs) in [
+            ("strict", &strict),
+            ("lenient", &lenient),
+            ("other_strict", &other_strict),
+            ("other_lenient", &other_lenient),
+            ("boxed", &boxed),
+            ("direct", &direct),
+            ("slip", &slip),
+        ] {
+            let (m, sd) = match xs.is_empty() {
+                true => (Value::Null, Value::Null),
+                false => {
+                    let (m, sd) = mean_std(xs);
+                    (json!(m), json!(sd))
+                }
+            };
+            row.insert(format!("{name}_mean"), m);
+            row.insert(format!("{name}_std"), sd);
+        }
+        rows.push(Value::Object(row));
     }
-    std::fs::write(cfg.out.join(files::REPRODUCE_MD), md)?;
-    let j = json!({"model": cfg.model.display().to_string(), "budget": budget, "seeds": cfg.seeds, "pi1_index": pi1,
-        "heldout_problems": n, "wall_seconds": wall, "summary": rows, "runs": results});
-    std::fs::write(
-        cfg.out.join(files::REPRODUCE_JSON),
-        serde_json::to_string_pretty(&j)?,
-    )?;
-    Ok(())
+    std::fs::write(cfg.out.join(files::REPRODUCE_MD), md)
+        .with_context(|| format!("writing {}", cfg.out.join(files::REPRODUCE_MD).display()))?;
+    let extra = json!({
+        "model": cfg.model.display().to_string(),
+        "budget": budget,
+        "seeds": cfg.seeds,
+        "pi1_index": ctx.pi1,
+        "pi1_family": ctx.pi1_family,
+        "heldout_problems": ctx.heldout_problems,
+        "work_seconds": work,
+        "summary": rows,
+    });
+    study.save(extra)
 }

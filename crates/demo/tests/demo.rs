@@ -1,6 +1,8 @@
 //! The demo end to end on a tiny model pretrained in the test, with the tiny budget: every
-//! output file is there and consistent (summary keys and ranges, report sections, PNGs that
-//! decode, a history that ranks to the reported pi_1), and a second run gives the same numbers.
+//! output file is there and consistent (summary keys and ranges, the other-families block,
+//! curve points with every rate, the saturation step against the metrics file, report
+//! sections, PNGs that decode, a history that ranks to the reported pi_1), and a second run
+//! gives the same numbers.
 use oneshot_data::select::{rank_by_variance, read_history};
 use oneshot_demo::{files, run_demo, Budget, BudgetName, DemoConfig};
 use oneshot_lab::{pretrain, ModelShape, PretrainConfig, Progress};
@@ -48,6 +50,11 @@ fn png_size(path: &Path) -> (u32, u32) {
     (info.width, info.height)
 }
 
+/// Equal up to JSON's decimal round trip.
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
 /// The summary without wall-clock fields, for comparing two runs.
 fn numbers(mut v: Value) -> Value {
     let m = v.as_object_mut().unwrap();
@@ -61,7 +68,14 @@ fn tiny_demo_writes_every_output_and_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base");
     tiny_base(&base);
-    let budget = Budget::tiny();
+    // Saturated from the first step (any accuracy reaches 0), so the post-saturation path
+    // runs; pass@2 on the first 3 curve problems, so the sampled path runs.
+    let budget = Budget {
+        saturation: 0.0,
+        pass_k: 2,
+        pass_limit: 3,
+        ..Budget::tiny()
+    };
     let cfg = DemoConfig {
         model: base.clone(),
         out: dir.path().join("demo"),
@@ -118,29 +132,146 @@ fn tiny_demo_writes_every_output_and_is_deterministic() {
         budget.selection_epochs
     );
 
-    // Curves: pi_1's accuracy at every step; test points at 0, every curve_every steps and the end.
+    // The families other than pi_1's: pi_1's family left out, the counts add up, and the
+    // rates are those of the judged responses outside it.
+    let other = &s["other_families"];
+    let family = s["pi1"]["family"].as_str().unwrap();
+    assert_eq!(other["excluded"].as_str(), Some(family));
+    for (stage, file) in [
+        ("base", files::BASE_RESPONSES),
+        ("one_shot", files::ONE_SHOT_RESPONSES),
+    ] {
+        let own = s[stage]["by_family"][family]["n"].as_u64().unwrap_or(0);
+        assert_eq!(
+            other[stage]["n"].as_u64().unwrap() + own,
+            s[stage]["all"]["n"].as_u64().unwrap(),
+            "{stage}"
+        );
+        let responses: Vec<Value> = std::fs::read_to_string(out.join(file))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|r: &Value| r["family"].as_str() != Some(family))
+            .collect();
+        assert_eq!(responses.len() as u64, other[stage]["n"].as_u64().unwrap());
+        for rate in ["strict", "lenient", "direct", "checked"] {
+            let hits = responses
+                .iter()
+                .filter(|r| r["judged"][rate].as_bool().unwrap())
+                .count();
+            let want = if responses.is_empty() {
+                0.0
+            } else {
+                hits as f64 / responses.len() as f64
+            };
+            let got = other[stage][rate].as_f64().unwrap();
+            assert!(close(got, want), "{stage} {rate}: {got} vs {want}");
+        }
+        for r in [
+            &other[stage],
+            &s[stage]["all"],
+            &s[stage]["by_family"][family],
+        ] {
+            for rate in ["direct", "slip", "checked"] {
+                assert!(
+                    (0.0..=1.0).contains(&r[rate].as_f64().unwrap()),
+                    "{rate} in {r}"
+                );
+            }
+        }
+    }
+    let gain =
+        other["one_shot"]["strict"].as_f64().unwrap() - other["base"]["strict"].as_f64().unwrap();
+    assert!(close(other["strict_gain"].as_f64().unwrap(), gain));
+
+    // pi_1's train metrics at every step, as the trainer wrote them to metrics.jsonl.
+    let metrics: Vec<Value> =
+        std::fs::read_to_string(out.join(files::ONE_SHOT_DIR).join(files::METRICS))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(metrics.len(), budget.one_shot_steps);
     let train = s["train_curve"].as_array().unwrap();
     assert_eq!(train.len(), budget.one_shot_steps);
-    assert!(train
+    for (p, m) in train.iter().zip(&metrics) {
+        assert_eq!(p["step"], m["step"]);
+        assert_eq!(p["pi1_accuracy"], m["acc/mean"]);
+        assert_eq!(p["response_length"], m["response_length/mean"]);
+        assert_eq!(
+            p["entropy"],
+            m.get("actor/entropy").cloned().unwrap_or(Value::Null)
+        );
+        assert!(p["response_length"].as_f64().unwrap() > 0.0);
+    }
+    // Saturation: the first step of the metrics file at the threshold, with a held-out point
+    // there besides those every curve_every steps and at the end.
+    let first_saturated = metrics
         .iter()
-        .all(|p| (0.0..=1.0).contains(&p["pi1_accuracy"].as_f64().unwrap())));
-    let steps: Vec<u64> = s["test_curve"]
+        .find(|m| m["acc/mean"].as_f64().unwrap() >= budget.saturation)
+        .map(|m| m["step"].as_u64().unwrap());
+    assert_eq!(first_saturated, Some(1));
+    assert_eq!(s["saturation_step"].as_u64(), first_saturated);
+    let curve = s["test_curve"].as_array().unwrap();
+    let steps: Vec<u64> = curve.iter().map(|p| p["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![0, 1, 2, 4]);
+    for p in curve {
+        for rate in ["strict", "lenient", "boxed", "direct", "slip", "checked"] {
+            for r in [p, &p["other_families"]] {
+                let x = r[rate]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{rate} missing in {r}"));
+                assert!((0.0..=1.0).contains(&x), "{rate} = {x}");
+            }
+        }
+        assert_eq!(p["n"].as_u64(), Some(budget.curve_limit as u64));
+        let k = &p["pass_at_k"];
+        assert_eq!(
+            (k["k"].as_u64(), k["problems"].as_u64()),
+            (Some(2), Some(3))
+        );
+        let (pass, mean) = (k["pass"].as_f64().unwrap(), k["mean"].as_f64().unwrap());
+        assert!((0.0..=1.0).contains(&pass) && mean <= pass, "{k}");
+    }
+    // The held-out points are in the metrics file at their steps.
+    for p in &curve[1..] {
+        let m = &metrics[p["step"].as_u64().unwrap() as usize - 1];
+        assert_eq!(m["val/heldout_strict/acc"], p["strict"]);
+        assert_eq!(
+            m["val/heldout_other/lenient"],
+            p["other_families"]["lenient"]
+        );
+        assert_eq!(m["val/heldout/slip"], p["slip"]);
+        assert_eq!(m["val/heldout_lenient/pass@2"], p["pass_at_k"]["pass"]);
+    }
+    assert_eq!(
+        metrics
+            .iter()
+            .filter(|m| m.get("val/heldout_strict/acc").is_some())
+            .count(),
+        3
+    );
+    let post = &s["post_saturation"];
+    assert_eq!(post["step"].as_u64(), Some(1));
+    assert_eq!(post["at"]["strict"], curve[1]["strict"]);
+    let after: Vec<u64> = post["after"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["step"].as_u64().unwrap())
+        .map(|a| a["step"].as_u64().unwrap())
         .collect();
-    assert_eq!(steps, vec![0, 2, 4]);
-    let metrics =
-        std::fs::read_to_string(out.join(files::ONE_SHOT_DIR).join(files::METRICS)).unwrap();
-    assert_eq!(metrics.lines().count(), budget.one_shot_steps);
-    assert_eq!(
-        metrics
-            .lines()
-            .filter(|l| l.contains("val/heldout_strict/acc"))
-            .count(),
-        2
-    );
+    assert_eq!(after, vec![2, 4]);
+    let rise = &post["rise"];
+    assert_eq!(rise["step"].as_u64(), Some(3));
+    let f = |v: &Value| v.as_f64().unwrap();
+    assert!(close(
+        f(&rise["lenient"]),
+        f(&curve[3]["lenient"]) - f(&curve[1]["lenient"])
+    ));
+    assert!(close(
+        f(&rise["other_strict"]),
+        f(&curve[3]["other_families"]["strict"]) - f(&curve[1]["other_families"]["strict"])
+    ));
     // The 1-shot training file is pi_1 repeated to the batch.
     let rows =
         oneshot_data::verl::read_verl_parquet(&out.join(files::ONE_SHOT_DIR).join("pi1.parquet"))
@@ -151,7 +282,11 @@ fn tiny_demo_writes_every_output_and_is_deterministic() {
     // Report sections and figures.
     let report = std::fs::read_to_string(out.join(files::REPORT)).unwrap();
     for section in [
-        "## Result",
+        "## Result\n\n**Families other than pi_1's**",
+        "| **other families** |",
+        "pass@2",
+        "(saturation) at step 1",
+        "Over the 3 steps after it (2 held-out points, to step 4)",
         "## Held-out accuracy by family",
         "## The chosen example pi_1",
         "## Training and test curves",
@@ -164,7 +299,10 @@ fn tiny_demo_writes_every_output_and_is_deterministic() {
         );
     }
     assert!(report.contains(&format!("pi_1 = pool example {pi1}")));
-    assert_eq!(png_size(&out.join(files::CURVES_PNG)), (900, 520));
+    assert_eq!(
+        png_size(&out.join(files::CURVES_PNG)),
+        oneshot_demo::plots::CURVES_SIZE
+    );
     assert_eq!(png_size(&out.join(files::FAMILIES_PNG)), (1000, 520));
     assert!(out
         .join(files::ONE_SHOT_DIR)

@@ -1,11 +1,13 @@
 //! `oneshot demo`: 1-shot RLVR reproduced on the built-in lab, offline, in minutes on a CPU
-//! (base eval, selection pass, variance ranking, 1-shot RLVR on pi_1, final eval, report), and
-//! `oneshot lab reproduce` (the paper's ablations on the lab, several seeds).
+//! (base eval, selection pass, variance ranking, 1-shot RLVR on pi_1, final eval, report),
+//! `oneshot lab reproduce` (the paper's ablations on the lab, several seeds) and `oneshot lab
+//! selection` (1-shot runs on the top, random and bottom examples of the variance ranking).
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use oneshot_demo::{
-    files, run_demo, run_reproduce, Budget, BudgetName, DemoConfig, ReproduceConfig,
+    files, run_demo, run_reproduce, run_selection_study, Budget, BudgetName, DemoConfig,
+    ReproduceConfig, SelectionConfig,
 };
 use oneshot_run::{command_line, write_run_json};
 
@@ -51,6 +53,20 @@ pub struct ReproduceArgs {
     #[arg(long, default_value_t = 3)]
     seeds: u64,
     #[arg(long, default_value = "runs/reproduce")]
+    out: PathBuf,
+    #[command(flatten)]
+    lab: LabRunArgs,
+}
+
+#[derive(clap::Args)]
+pub struct SelectionArgs {
+    /// Number of seeds (0, 1, ...) per example.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Examples per group (top, random, bottom of the variance ranking).
+    #[arg(long, default_value_t = 4)]
+    k: usize,
+    #[arg(long, default_value = "runs/selection")]
     out: PathBuf,
     #[command(flatten)]
     lab: LabRunArgs,
@@ -107,6 +123,15 @@ fn run_config(
     }))
 }
 
+/// A slip rate for the terminal: measured only where some response showed its working.
+fn slip(r: &oneshot_lab::metrics::Rates) -> String {
+    if r.worked_n == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}%", 100.0 * r.slip)
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<i32> {
     a.lab.threads.apply()?;
     let cfg = DemoConfig {
@@ -131,7 +156,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     let o = run_demo(&cfg)?;
     println!(
         "\n{}",
-        oneshot_demo::report::comparison_table(&o.base, &o.one_shot)
+        oneshot_demo::report::comparison_table(&o.base, &o.one_shot, Some(o.pi1.family))
     );
     println!(
         "pi_1 = pool example {} ({}): {} (answer {})",
@@ -144,20 +169,41 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         "pi_1 train accuracy by step: {}",
         o.train_curve
             .iter()
-            .map(|(_, a)| format!("{:.2}", a))
+            .map(|p| format!("{:.2}", p.pi1_accuracy))
             .collect::<Vec<_>>()
             .join(" ")
     );
     println!(
-        "held-out strict by step: {}",
+        "held-out strict / lenient on the other families by step: {}",
         o.test_curve
             .iter()
-            .map(|p| format!("{}:{:.1}%", p.step, 100.0 * p.strict))
+            .map(|p| {
+                let r = &p.other_families;
+                format!(
+                    "{}:{:.1}/{:.1}%",
+                    p.step,
+                    100.0 * r.strict,
+                    100.0 * r.lenient
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let other = &o.other_families;
     println!(
-        "\nstrict {:.1}% -> {:.1}%, lenient {:.1}% -> {:.1}%, in {:.0}s; report: {}",
+        "\nfamilies other than {}: strict {:.1}% -> {:.1}%, lenient {:.1}% -> {:.1}%, direct {:.1}% -> {:.1}%, slip {} -> {}",
+        other.excluded.name(),
+        100.0 * other.base.strict,
+        100.0 * other.one_shot.strict,
+        100.0 * other.base.lenient,
+        100.0 * other.one_shot.lenient,
+        100.0 * other.base.direct,
+        100.0 * other.one_shot.direct,
+        slip(&other.base),
+        slip(&other.one_shot),
+    );
+    println!(
+        "all: strict {:.1}% -> {:.1}%, lenient {:.1}% -> {:.1}%, in {:.0}s; report: {}",
         100.0 * o.base.all.strict,
         100.0 * o.one_shot.all.strict,
         100.0 * o.base.all.lenient,
@@ -192,6 +238,37 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<i32> {
     print!(
         "{}",
         std::fs::read_to_string(cfg.out.join(files::REPRODUCE_MD))?
+    );
+    Ok(0)
+}
+
+pub fn selection(a: SelectionArgs) -> anyhow::Result<i32> {
+    if a.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    if a.k == 0 {
+        bail!("--k must be at least 1");
+    }
+    a.lab.threads.apply()?;
+    let cfg = SelectionConfig {
+        model: resolve_model(a.lab.model.clone())?,
+        out: a.out,
+        seeds: (0..a.seeds).collect(),
+        k: a.k,
+        data_seed: a.lab.data_seed,
+        budget: a.lab.budget(),
+        progress: !a.lab.no_progress,
+    };
+    let mut record = write_run_json(
+        &cfg.out,
+        &command_line(),
+        run_config(&cfg.model, &cfg.budget, cfg.data_seed)?,
+    )?;
+    run_selection_study(&cfg)?;
+    record.finish(&crate::cmd::kernel_report())?;
+    print!(
+        "{}",
+        std::fs::read_to_string(cfg.out.join(files::SELECTION_MD))?
     );
     Ok(0)
 }

@@ -5,7 +5,8 @@
 //! - `pretrain --out DIR`: tokenizer + small Qwen2 base model trained on the lab corpus;
 //! - `eval --model DIR --data DIR`: greedy strict / lenient / boxed accuracy on the benchmark;
 //! - `sample`: print a few pretraining documents (to see what the corpus looks like);
-//! - `reproduce`: the paper's ablations on the lab (see `cmd/demo.rs`).
+//! - `reproduce`: the paper's ablations on the lab (see `cmd/demo.rs`);
+//! - `selection`: 1-shot runs on the top, random and bottom examples of the variance ranking.
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -33,6 +34,9 @@ enum Sub {
     /// The paper's ablations on the lab (base, full pool, pi_1, random example, no entropy,
     /// entropy only, format only, wrong label), several seeds: markdown table + json.
     Reproduce(super::demo::ReproduceArgs),
+    /// Historical-variance selection against chance: 1-shot runs on the top-k, k random and
+    /// the bottom-k examples of one selection pass's ranking, several seeds each (resumable).
+    Selection(super::demo::SelectionArgs),
 }
 
 #[derive(clap::Args)]
@@ -132,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Sub::Eval(a) => eval(a),
         Sub::Sample(a) => sample(a),
         Sub::Reproduce(a) => super::demo::reproduce(a),
+        Sub::Selection(a) => super::demo::selection(a),
     }
 }
 
