@@ -1,17 +1,26 @@
 //! The base "pretraining" corpus: the training prompt (question + the RLVR instruction) and a
-//! worked solution whose final answer comes in a mixed form, with a controlled slip rate.
+//! solution in one of two styles (see [`crate::layout`]), ending in a mixed answer form, with a
+//! controlled slip rate.
 //!
-//! This imitates a math-pretrained base model: it has seen many worked solutions, so it
-//! mostly reasons right, but it ends in the rewarded form (`\boxed{}`) only some of the time.
+//! This imitates a math-pretrained base model with a general reasoning habit to unlearn. A
+//! worked solution (`Working:`, every step, sometimes a `Check:` of the last operation) is
+//! mostly right; a direct one (`At a glance:` and the answer line only) states the answer with
+//! no working, which a small model imitating it must compute in one go (the error this is
+//! meant to teach the base, not one injected at decoding). The style is the first line, the
+//! same decision in every family, so rewarding correct answers on one problem can move it
+//! everywhere. The answer is given as `\boxed{}` only some of the time.
 //!
 //! Knobs ([`CorpusConfig`]):
 //! - `slip_rate`: share of solutions with one arithmetic slip (the error propagates to the
-//!   final answer, which is then wrong);
+//!   final answer, which is then wrong; a direct solution states that wrong answer);
+//! - `direct_rate`: share of direct solutions, in every family;
+//! - `check_rate`: among worked solutions without a slip, the share with a re-check line;
 //! - `boxed_rate`: per family, the probability that the answer is given as
 //!   `The final answer is \boxed{X}.`;
 //! - `answer_is_share`: among the unboxed endings, the share of `The answer is X.`; the rest end
 //!   with a bare `<subject> = X.`;
 //! - `family_weights`, `difficulty_weights`: the mix of problems.
+use crate::layout::{self, Style};
 use crate::rng::{item_rng, Purpose};
 use crate::task::{sample_slipped_task, sample_task, Family, Task};
 use crate::weights::pick_weighted;
@@ -37,6 +46,10 @@ pub enum AnswerForm {
 #[serde(deny_unknown_fields)]
 pub struct CorpusConfig {
     pub slip_rate: f64,
+    /// Share of solutions that state the answer at a glance, without working.
+    pub direct_rate: f64,
+    /// Among worked solutions without a slip, the share that re-check the last operation.
+    pub check_rate: f64,
     /// Probability of a boxed answer, per family in [`Family::ALL`] order.
     pub boxed_rate: [f64; 6],
     pub answer_is_share: f64,
@@ -50,10 +63,13 @@ impl Default for CorpusConfig {
     /// Boxing between 10% and 30% by family, 5% slips. Every family's boxed rate stays below
     /// each of the two unboxed endings' shares ((1 - rate) / 2 >= 0.35), so a greedy base
     /// answers unboxed in every family (at 0.35 the first base boxed all arithmetic greedily).
-    /// Slips went from 10% to 5% so the base learns cleaner arithmetic facts.
+    /// Slips went from 10% to 5% so the base learns cleaner arithmetic facts. 60% direct
+    /// solutions in every family make a greedy base answer at a glance everywhere.
     fn default() -> Self {
         Self {
             slip_rate: 0.05,
+            direct_rate: 0.6,
+            check_rate: 0.3,
             // arithmetic, linear, fractions, percent, units, modular
             boxed_rate: [0.30, 0.15, 0.25, 0.20, 0.10, 0.30],
             answer_is_share: 0.5,
@@ -72,6 +88,8 @@ impl CorpusConfig {
             Ok(())
         };
         prob("slip_rate", self.slip_rate)?;
+        prob("direct_rate", self.direct_rate)?;
+        prob("check_rate", self.check_rate)?;
         prob("answer_is_share", self.answer_is_share)?;
         for (f, &r) in Family::ALL.iter().zip(&self.boxed_rate) {
             prob(&format!("boxed_rate[{f}]"), r)?;
@@ -90,6 +108,9 @@ impl CorpusConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
     pub task: Task,
+    pub style: Style,
+    /// Whether the solution has a re-check line.
+    pub checked: bool,
     pub form: AnswerForm,
     /// The user message: question + the training instruction (as the RLVR prompts).
     pub user: String,
@@ -97,18 +118,29 @@ pub struct Document {
     pub solution: String,
 }
 
-/// The solution text of `task` ending in `form`.
-pub fn render_solution(task: &Task, form: AnswerForm) -> String {
-    let mut text = task.steps.join("\n");
+/// The solution text of `task` in `style` ending in `form`; a worked solution re-checks its
+/// last operation when `check` is set and [`check_line`] has one.
+pub fn render_solution(task: &Task, style: Style, form: AnswerForm, check: bool) -> String {
+    let mut lines = vec![style.opener().to_string()];
+    if style == Style::Worked {
+        lines.extend(task.steps.iter().cloned());
+        if check {
+            lines.extend(check_line(task));
+        }
+    }
     let x = task.solution_answer_text();
-    let ending = match form {
+    lines.push(match form {
         AnswerForm::Boxed => format!("The final answer is \\boxed{{{x}}}."),
         AnswerForm::AnswerIs => format!("The answer is {x}."),
         AnswerForm::Bare => format!("{} = {x}.", capitalise(&task.subject)),
-    };
-    text.push('\n');
-    text.push_str(&ending);
-    text
+    });
+    lines.join("\n")
+}
+
+/// The re-check line of `task`'s last operation (`Check: 34 - 7 = 27.`); `None` when the task
+/// records no operation or its last one cannot be inverted.
+pub fn check_line(task: &Task) -> Option<String> {
+    task.last_op.as_ref().and_then(layout::check_line)
 }
 
 /// `the number of pencils` -> `The number of pencils`; symbols and expressions stay as they are.
@@ -172,11 +204,24 @@ impl Corpus {
         } else {
             sample_task(family, difficulty, &mut rng)
         };
-        let solution = render_solution(&task, form);
+        // Drawn after the task, so the draws above (and so the tasks and answer forms) do not
+        // depend on these two knobs.
+        let style = if rng.gen_bool(cfg.direct_rate) {
+            Style::Direct
+        } else {
+            Style::Worked
+        };
+        let wants_check = rng.gen_bool(cfg.check_rate);
+        // A check after a slip would state false arithmetic, so slipped solutions never check.
+        let checked =
+            style == Style::Worked && wants_check && !task.slipped && check_line(&task).is_some();
+        let solution = render_solution(&task, style, form, checked);
         Document {
             user: training_question(&task.question),
             solution,
             task,
+            style,
+            checked,
             form,
         }
     }

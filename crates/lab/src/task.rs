@@ -1,5 +1,5 @@
 //! Problem families, difficulty levels and generated tasks with worked solutions.
-use crate::calc::{fmt_q, Calc, Slip, Q};
+use crate::calc::{fmt_q, Calc, Op, Slip, Q};
 use crate::families;
 use anyhow::{bail, Result};
 use rand::Rng;
@@ -89,6 +89,9 @@ pub struct Task {
     pub gold: Q,
     /// Whether the solution contains an arithmetic slip that changed its answer.
     pub slipped: bool,
+    /// The solution's last `+`, `-` or `*` (what a re-check line verifies); `None` when it
+    /// has none (a division-only solution).
+    pub last_op: Option<Op>,
 }
 
 impl Task {
@@ -115,7 +118,8 @@ fn solve(family: Family, difficulty: u8, rng: &mut ChaCha8Rng, calc: &mut Calc) 
 
 /// A task with a correct solution, drawn from `rng`.
 pub fn sample_task(family: Family, difficulty: u8, rng: &mut ChaCha8Rng) -> Task {
-    let w = solve(family, difficulty.clamp(1, 3), rng, &mut Calc::exact());
+    let mut calc = Calc::exact();
+    let w = solve(family, difficulty.clamp(1, 3), rng, &mut calc);
     Task {
         family,
         difficulty: difficulty.clamp(1, 3),
@@ -125,6 +129,7 @@ pub fn sample_task(family: Family, difficulty: u8, rng: &mut ChaCha8Rng) -> Task
         solution_answer: w.answer,
         gold: w.answer,
         slipped: false,
+        last_op: calc.last_op(),
     }
 }
 
@@ -162,6 +167,7 @@ pub fn sample_slipped_task(
                 solution_answer: w.answer,
                 gold: gold.answer,
                 slipped: true,
+                last_op: calc.last_op(),
             };
         }
     }
@@ -175,5 +181,6 @@ pub fn sample_slipped_task(
         solution_answer: gold.answer,
         gold: gold.answer,
         slipped: false,
+        last_op: exact.last_op(),
     }
 }

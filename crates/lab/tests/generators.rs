@@ -3,7 +3,7 @@
 use oneshot_lab::corpus::render_solution;
 use oneshot_lab::rng::{item_rng, Purpose};
 use oneshot_lab::task::{sample_slipped_task, sample_task, DIFFICULTIES};
-use oneshot_lab::{AnswerForm, Family, LabJudge};
+use oneshot_lab::{AnswerForm, Family, LabJudge, Style};
 use oneshot_verify::{Checker, CheckerOptions};
 
 #[test]
@@ -40,13 +40,13 @@ fn checker_agrees_with_every_computed_answer_in_every_form() {
                 fractions += gold.contains('/') as usize;
                 // The gold answer is what the solution computed, and the last step states it.
                 assert_eq!(t.solution_answer, t.gold);
-                let boxed = render_solution(&t, AnswerForm::Boxed);
+                let boxed = render_solution(&t, Style::Worked, AnswerForm::Boxed, false);
                 assert!(
                     strict.check(&boxed, &gold).correct,
                     "strict checker rejects {gold:?} in\n{boxed}"
                 );
                 for form in [AnswerForm::Boxed, AnswerForm::AnswerIs, AnswerForm::Bare] {
-                    let text = render_solution(&t, form);
+                    let text = render_solution(&t, Style::Worked, form, false);
                     let j = judge.judge(&text, &gold, &t.steps);
                     assert!(
                         j.lenient,
@@ -97,7 +97,7 @@ fn slipped_solutions_keep_the_question_and_end_wrong() {
             if t.slipped {
                 slipped += 1;
                 assert_ne!(t.solution_answer, t.gold);
-                let text = render_solution(&t, AnswerForm::Boxed);
+                let text = render_solution(&t, Style::Worked, AnswerForm::Boxed, false);
                 let j = judge.judge(&text, &t.gold_text(), &clean.steps);
                 assert!(
                     !j.strict && !j.lenient,
