@@ -6,14 +6,12 @@
 //! `reproduce.json` is the study's checkpoint ([`crate::study`]): a restart skips finished runs.
 use crate::budget::Budget;
 use crate::files;
-use crate::pipeline::{base_data_seed, LabData};
 use crate::rl::RlSpec;
 use crate::stage::{base_scores, one_shot_spec, selection, train_and_score};
 use crate::stats::{mean_std, pct_cell};
-use crate::study::Study;
+use crate::study::{open_lab, Study};
 use anyhow::{bail, Context, Result};
 use oneshot_data::select::rank_random;
-use oneshot_lab::eval::LabModel;
 use oneshot_lab::metrics::Rates;
 use oneshot_lab::task::Family;
 use serde::{Deserialize, Serialize};
@@ -124,14 +122,8 @@ pub fn run_reproduce(cfg: &ReproduceConfig) -> Result<Vec<RunResult>> {
     if cfg.seeds.is_empty() {
         bail!("reproduce: no seeds");
     }
-    let mut lab = LabModel::load(&cfg.model)?;
+    let (mut lab, data, data_seed) = open_lab(&cfg.model, &cfg.out, cfg.data_seed)?;
     let out = &cfg.out;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let data_seed = match cfg.data_seed {
-        Some(s) => s,
-        None => base_data_seed(&cfg.model)?,
-    };
-    let data = LabData::generate(&out.join(files::DATA_DIR), data_seed)?;
     let eval_set = data.eval_set(budget);
     let settings = json!({
         "model": cfg.model.display().to_string(),

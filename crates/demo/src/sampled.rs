@@ -6,8 +6,7 @@ use oneshot_lab::eval::LabModel;
 use oneshot_lab::metrics::LabJudge;
 use oneshot_lab::splits::LabProblem;
 use oneshot_lab::task::Family;
-use oneshot_lab::tokenizer::{ENDOFTEXT, IM_END};
-use oneshot_model::{GenerateOptions, SamplerConfig};
+use oneshot_model::SamplerConfig;
 use serde::{Deserialize, Serialize};
 
 /// pass@k of one model on a set of problems.
@@ -52,21 +51,12 @@ pub fn pass_at_k(
 ) -> Result<PassAtK> {
     let judge = LabJudge::default();
     let tok = &lab.tokenizer;
-    let eos: Vec<u32> = [IM_END, ENDOFTEXT]
-        .iter()
-        .filter_map(|t| tok.token_to_id(t))
-        .collect();
-    let gen = GenerateOptions {
-        sampler: SamplerConfig {
-            temperature: spec.temperature,
-            top_p: 1.0,
-            top_k: 0,
-        },
-        max_new_tokens: spec.max_new_tokens,
-        eos_token_ids: eos.clone(),
-        stop_sequences: Vec::new(),
-        pad_token_id: eos.last().copied().unwrap_or(0),
+    let sampler = SamplerConfig {
+        temperature: spec.temperature,
+        top_p: 1.0,
+        top_k: 0,
     };
+    let gen = lab.generate_options(sampler, spec.max_new_tokens);
     let k = spec.k.max(1);
     let (mut solved, mut other_solved, mut other_n, mut right) = (0usize, 0usize, 0usize, 0usize);
     // Whole problems per chunk, so each problem's k samples are judged together.

@@ -7,13 +7,11 @@
 //! skips finished runs); `selection.md` gives mean ± std per group, then per example.
 use crate::budget::Budget;
 use crate::files;
-use crate::pipeline::{base_data_seed, LabData};
 use crate::stage::{base_scores, one_shot_spec, selection, train_and_score};
 use crate::stats::{mean_std, pct_cell};
-use crate::study::Study;
+use crate::study::{open_lab, Study};
 use anyhow::{bail, Context, Result};
 use oneshot_data::select::{rank_random, Ranked};
-use oneshot_lab::eval::LabModel;
 use oneshot_lab::metrics::Rates;
 use oneshot_lab::task::Family;
 use serde::{Deserialize, Serialize};
@@ -152,14 +150,8 @@ pub fn run_selection_study(cfg: &SelectionConfig) -> Result<Vec<ExampleRun>> {
     if cfg.k == 0 {
         bail!("--k must be at least 1");
     }
-    let mut lab = LabModel::load(&cfg.model)?;
+    let (mut lab, data, data_seed) = open_lab(&cfg.model, &cfg.out, cfg.data_seed)?;
     let out = &cfg.out;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let data_seed = match cfg.data_seed {
-        Some(s) => s,
-        None => base_data_seed(&cfg.model)?,
-    };
-    let data = LabData::generate(&out.join(files::DATA_DIR), data_seed)?;
     let eval_set = data.eval_set(budget);
     let settings = json!({
         "model": cfg.model.display().to_string(),
@@ -193,10 +185,7 @@ pub fn run_selection_study(cfg: &SelectionConfig) -> Result<Vec<ExampleRun>> {
     let runs_dir = out.join("runs");
     for pick in &setup.picks {
         for &seed in &cfg.seeds {
-            let done = study.find(|r| {
-                r.pick.group == pick.group && r.pick.example == pick.example && r.seed == seed
-            });
-            if done.is_some() {
+            if finished(&study, pick, seed).is_some() {
                 continue;
             }
             let t = Instant::now();
@@ -231,6 +220,11 @@ pub fn run_selection_study(cfg: &SelectionConfig) -> Result<Vec<ExampleRun>> {
     Ok(planned(cfg, &setup, &study).into_iter().cloned().collect())
 }
 
+/// The finished run of `pick` at `seed`, if any.
+fn finished<'a>(study: &'a Study<ExampleRun>, pick: &Pick, seed: u64) -> Option<&'a ExampleRun> {
+    study.find(|r| r.pick.group == pick.group && r.pick.example == pick.example && r.seed == seed)
+}
+
 /// The finished runs of this command's picks and seeds, in plan order.
 fn planned<'a>(
     cfg: &SelectionConfig,
@@ -241,9 +235,7 @@ fn planned<'a>(
         .picks
         .iter()
         .flat_map(|p| cfg.seeds.iter().map(move |&s| (p, s)))
-        .filter_map(|(p, s)| {
-            study.find(|r| r.pick.group == p.group && r.pick.example == p.example && r.seed == s)
-        })
+        .filter_map(|(p, s)| finished(study, p, s))
         .collect()
 }
 

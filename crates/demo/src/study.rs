@@ -3,11 +3,32 @@
 //! selection pass's history, the base evaluation) and every finished run. It is rewritten
 //! atomically after each run, so an interrupted study keeps its finished runs, and a restart
 //! with the same settings skips them; other settings are refused rather than mixed in.
+use crate::files;
+use crate::pipeline::{base_data_seed, LabData};
 use anyhow::{bail, Context, Result};
+use oneshot_lab::eval::LabModel;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+
+/// A study's model and lab data: the model in `model`, the output directory `out` created, and
+/// the pool and benchmark generated into it from `data_seed` (by default the seed the base was
+/// pretrained with), which is returned for the study's settings.
+pub fn open_lab(
+    model: &Path,
+    out: &Path,
+    data_seed: Option<u64>,
+) -> Result<(LabModel, LabData, u64)> {
+    let lab = LabModel::load(model)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let data_seed = match data_seed {
+        Some(s) => s,
+        None => base_data_seed(model)?,
+    };
+    let data = LabData::generate(&out.join(files::DATA_DIR), data_seed)?;
+    Ok((lab, data, data_seed))
+}
 
 pub struct Study<R> {
     path: PathBuf,

@@ -60,6 +60,26 @@ impl LabModel {
         })
     }
 
+    /// Generation options for this model's responses: stop at the end of the assistant's turn
+    /// (or of the text), pad with that token.
+    pub fn generate_options(
+        &self,
+        sampler: SamplerConfig,
+        max_new_tokens: usize,
+    ) -> GenerateOptions {
+        let eos: Vec<u32> = [IM_END, ENDOFTEXT]
+            .iter()
+            .filter_map(|t| self.tokenizer.token_to_id(t))
+            .collect();
+        GenerateOptions {
+            sampler,
+            max_new_tokens,
+            pad_token_id: eos.last().copied().unwrap_or(0),
+            eos_token_ids: eos,
+            stop_sequences: Vec::new(),
+        }
+    }
+
     /// The tokens of the training prompt of `question`.
     pub fn prompt_ids(&self, question: &str) -> Result<Vec<u32>> {
         let text = tokenizer::render_prompt(&self.template, &training_question(question))?;
@@ -75,17 +95,7 @@ pub fn evaluate_greedy(
 ) -> Result<(Vec<Evaluated>, LabScores)> {
     let judge = LabJudge::default();
     let tok = &lab.tokenizer;
-    let eos: Vec<u32> = [IM_END, ENDOFTEXT]
-        .iter()
-        .filter_map(|t| tok.token_to_id(t))
-        .collect();
-    let gen = GenerateOptions {
-        sampler: SamplerConfig::greedy(),
-        max_new_tokens: opts.max_new_tokens,
-        eos_token_ids: eos.clone(),
-        stop_sequences: Vec::new(),
-        pad_token_id: eos.last().copied().unwrap_or(0),
-    };
+    let gen = lab.generate_options(SamplerConfig::greedy(), opts.max_new_tokens);
     let mut out = Vec::with_capacity(problems.len());
     for chunk in problems.chunks(opts.batch_size.max(1)) {
         let prompts: Vec<Vec<u32>> = chunk
