@@ -26,7 +26,8 @@ pub mod reference;
 mod rms_norm;
 mod rope;
 mod silu_mul;
-mod simd;
+#[doc(hidden)]
+pub mod simd;
 mod softmax;
 mod storage;
 

@@ -10,9 +10,10 @@ pub(crate) const LANES: usize = 8;
 
 /// Whether the AVX2 + FMA builds of [`multiversion!`] kernels run: the active level of
 /// [`crate::isa`] allows them (the level never exceeds what the CPU has). Records the path.
+/// Public for [`multiversion!`] expanded in other crates.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-pub(crate) fn use_avx2_fma() -> bool {
+pub fn use_avx2_fma() -> bool {
     let yes = crate::isa::active().allows(crate::isa::Isa::Avx2);
     if yes {
         crate::isa::path::SIMD_AVX2.hit();
@@ -26,7 +27,9 @@ pub(crate) fn use_avx2_fma() -> bool {
 /// [`crate::isa`] allows it, and the portable build otherwise. The body must be safe code;
 /// generics take `T: Bound` form. Both builds compute the same bits: the body is plain Rust,
 /// which the compiler neither reassociates nor contracts into FMAs, so the AVX2 build only
-/// runs the same operations on wider registers.
+/// runs the same operations on wider registers. Exported for the model's sampler and paged
+/// attention; functions the body calls must be `#[inline(always)]` to be compiled for AVX2.
+#[macro_export]
 macro_rules! multiversion {
     (
         $(#[$meta:meta])*
@@ -55,7 +58,7 @@ macro_rules! multiversion {
         }
     };
 }
-pub(crate) use multiversion;
+pub(crate) use crate::multiversion;
 
 /// exp(x) for f32 without branches or libm calls, so loops calling it vectorise.
 ///

@@ -325,60 +325,63 @@ impl PagedLayer {
     }
 }
 
-/// Attention of the `rep` query heads `q` (`[rep, d]`) sharing kv head `g` over the prompt's
-/// positions, then the row's: softmax of `scale * q.k` and the weighted sum of values.
-#[allow(clippy::too_many_arguments)]
-fn attend_one(
-    prompt: &Prompt,
-    row: &Row,
-    g: usize,
-    w: usize,
-    d: usize,
-    q: &[f32],
-    scale: f32,
-    out: &mut [f32],
-) {
-    // Each position's key and value for head g, prompt first, then the row's blocks.
-    let own = (0..row.len).map(|p| {
-        let (blk, at) = (p / BLOCK_TOKENS, (p % BLOCK_TOKENS) * w + g * d);
-        (&row.k[blk][at..at + d], &row.v[blk][at..at + d])
-    });
-    let positions = (0..prompt.len)
-        .map(|p| {
-            let at = p * w + g * d;
-            (&prompt.k[at..at + d], &prompt.v[at..at + d])
-        })
-        .chain(own);
-    let t_k = prompt.len + row.len;
-    let rep = q.len() / d;
-    let mut scores = vec![0.0f32; rep * t_k];
-    for (j, (key, _)) in positions.clone().enumerate() {
-        for h in 0..rep {
-            scores[h * t_k + j] = dot(&q[h * d..(h + 1) * d], key) * scale;
+oneshot_kernels::multiversion! {
+    /// Attention of the `rep` query heads `q` (`[rep, d]`) sharing kv head `g` over the prompt's
+    /// positions, then the row's: softmax of `scale * q.k` and the weighted sum of values.
+    #[allow(clippy::too_many_arguments)]
+    fn attend_one(
+        prompt: &Prompt,
+        row: &Row,
+        g: usize,
+        w: usize,
+        d: usize,
+        q: &[f32],
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        // Each position's key and value for head g, prompt first, then the row's blocks.
+        let own = (0..row.len).map(|p| {
+            let (blk, at) = (p / BLOCK_TOKENS, (p % BLOCK_TOKENS) * w + g * d);
+            (&row.k[blk][at..at + d], &row.v[blk][at..at + d])
+        });
+        let positions = (0..prompt.len)
+            .map(|p| {
+                let at = p * w + g * d;
+                (&prompt.k[at..at + d], &prompt.v[at..at + d])
+            })
+            .chain(own);
+        let t_k = prompt.len + row.len;
+        let rep = q.len() / d;
+        let mut scores = vec![0.0f32; rep * t_k];
+        for (j, (key, _)) in positions.clone().enumerate() {
+            for h in 0..rep {
+                scores[h * t_k + j] = dot(&q[h * d..(h + 1) * d], key) * scale;
+            }
         }
-    }
-    for h in 0..rep {
-        let s = &mut scores[h * t_k..(h + 1) * t_k];
-        let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        // The exponentials in their own loop (vectorised), then the sum in the same order.
-        for x in s.iter_mut() {
-            *x = detmath::exp(*x - max);
-        }
-        let sum = s.iter().fold(0.0f32, |acc, &x| acc + x);
-        let inv = 1.0 / sum;
-        s.iter_mut().for_each(|x| *x *= inv);
-    }
-    for (j, (_, val)) in positions.enumerate() {
         for h in 0..rep {
-            let p = scores[h * t_k + j];
-            for (o, &x) in out[h * d..(h + 1) * d].iter_mut().zip(val) {
-                *o += p * x;
+            let s = &mut scores[h * t_k..(h + 1) * t_k];
+            let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            // The exponentials in their own loop (vectorised), then the sum in the same order.
+            for x in s.iter_mut() {
+                *x = detmath::exp(*x - max);
+            }
+            let sum = s.iter().fold(0.0f32, |acc, &x| acc + x);
+            let inv = 1.0 / sum;
+            s.iter_mut().for_each(|x| *x *= inv);
+        }
+        for (j, (_, val)) in positions.enumerate() {
+            for h in 0..rep {
+                let p = scores[h * t_k + j];
+                for (o, &x) in out[h * d..(h + 1) * d].iter_mut().zip(val) {
+                    *o += p * x;
+                }
             }
         }
     }
 }
 
 /// Dot product with 8 independent accumulators (vectorisable, fixed order).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));

@@ -87,37 +87,62 @@ pub fn sample(logits: &[f32], cfg: &SamplerConfig, rng: &mut SeqRng) -> (u32, f3
     (tok as u32, logprob(tok))
 }
 
-/// First index of the largest logit (as torch.argmax) and that logit; NaNs are never chosen.
-fn argmax(logits: &[f32]) -> (usize, f32) {
-    let mut best = (0, f32::NEG_INFINITY);
-    for (i, &x) in logits.iter().enumerate() {
-        if x > best.1 {
-            best = (i, x);
+oneshot_kernels::multiversion! {
+    /// First index of the largest logit (as torch.argmax) and that logit; NaNs are never
+    /// chosen. Two passes that vectorise: the largest value by lanes (exact: a maximum does
+    /// not depend on the order), then the first entry equal to it (-0.0 == 0.0, so the first
+    /// of equal zeros, as a strict `>` scan finds).
+    fn argmax(logits: &[f32]) -> (usize, f32) {
+        let mut lanes = [f32::NEG_INFINITY; LANES];
+        let chunks = logits.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for l in 0..LANES {
+                lanes[l] = if c[l] > lanes[l] { c[l] } else { lanes[l] };
+            }
         }
+        let max = lanes
+            .iter()
+            .chain(tail)
+            .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+        if max == f32::NEG_INFINITY {
+            return (0, f32::NEG_INFINITY);
+        }
+        let first_block = logits
+            .chunks(BLOCK)
+            .position(|b| b.iter().fold(false, |hit, &x| hit | (x == max)))
+            .expect("the maximum is an entry");
+        let at = first_block * BLOCK
+            + logits[first_block * BLOCK..]
+                .iter()
+                .position(|&x| x == max)
+                .expect("the block holds the maximum");
+        (at, logits[at])
     }
-    best
 }
 
-/// `sum exp(x * inv_t - z_max)` over each block of [`BLOCK`] logits.
-fn block_sums(logits: &[f32], inv_t: f32, z_max: f32) -> Vec<f32> {
-    logits
-        .chunks(BLOCK)
-        .map(|block| {
-            let mut acc = [0.0f32; LANES];
-            let mut lanes = block.chunks_exact(LANES);
-            for c in &mut lanes {
-                for l in 0..LANES {
-                    acc[l] += detmath::exp(c[l] * inv_t - z_max);
+oneshot_kernels::multiversion! {
+    /// `sum exp(x * inv_t - z_max)` over each block of [`BLOCK`] logits.
+    fn block_sums(logits: &[f32], inv_t: f32, z_max: f32) -> Vec<f32> {
+        logits
+            .chunks(BLOCK)
+            .map(|block| {
+                let mut acc = [0.0f32; LANES];
+                let mut lanes = block.chunks_exact(LANES);
+                for c in &mut lanes {
+                    for l in 0..LANES {
+                        acc[l] += detmath::exp(c[l] * inv_t - z_max);
+                    }
                 }
-            }
-            let tail: f32 = lanes
-                .remainder()
-                .iter()
-                .map(|&x| detmath::exp(x * inv_t - z_max))
-                .sum();
-            acc.iter().sum::<f32>() + tail
-        })
-        .collect()
+                let tail: f32 = lanes
+                    .remainder()
+                    .iter()
+                    .map(|&x| detmath::exp(x * inv_t - z_max))
+                    .sum();
+                acc.iter().sum::<f32>() + tail
+            })
+            .collect()
+    }
 }
 
 /// The token at which the running sum of `exp(z - z_max)` first exceeds `target`, walking the
