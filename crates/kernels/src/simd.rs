@@ -28,7 +28,9 @@ pub fn use_avx2_fma() -> bool {
 /// generics take `T: Bound` form. Both builds compute the same bits: the body is plain Rust,
 /// which the compiler neither reassociates nor contracts into FMAs, so the AVX2 build only
 /// runs the same operations on wider registers. Exported for the model's sampler and paged
-/// attention; functions the body calls must be `#[inline(always)]` to be compiled for AVX2.
+/// attention; functions the body calls must be `#[inline(always)]` to be compiled for AVX2, and
+/// loops must not be handed to generic functions the compiler keeps out of line (an iterator
+/// chain ending in `collect` runs inside `Vec::from_iter`, built without AVX2).
 #[macro_export]
 macro_rules! multiversion {
     (

@@ -4,16 +4,24 @@
 
 /// exp(x) in f32, within a few ulp of the exact value for x in [-87.3, 88.7]; 0 below (so
 /// -inf logits get no mass), x above is clamped to 88.7.
+///
+/// Every step is an f32 operation or a select, with no float-to-int conversion (Rust's `as`
+/// saturates, which LLVM does not vectorise), so loops over logits compile to SIMD code.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
-    // No early return: the branch-free body lets the compiler vectorise loops over logits.
     let below = x < -87.3;
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split so that k * LN2_HI is exact for the k that occur.
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds an f32 of magnitude < 2^22 to an integer, which then sits in
+    // the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.7);
-    let k = floor(x * LOG2E + 0.5);
+    // k = floor(x log2 e + 1/2): the nearest integer n of v, less one where n rounded up.
+    let v = x * LOG2E + 0.5;
+    let n = (v + MAGIC) - MAGIC;
+    let k = if n > v { n - 1.0 } else { n };
     let r = x - k * LN2_HI - k * LN2_LO;
     // Minimax polynomial of exp on [-ln2/2, ln2/2] (the Cephes expf coefficients).
     let p = 1.987_569_1e-4_f32;
@@ -25,26 +33,15 @@ pub(crate) fn exp(x: f32) -> f32 {
     let y = p * (r * r) + r + 1.0;
     // 2^k through the exponent bits; k is in [-126, 128] after the clamp, and 2^128 (not an
     // f32) is applied as 2^127 * 2.
-    let ki = k as i32;
-    let (ki, twice) = if ki > 127 { (127, 2.0) } else { (ki, 1.0) };
+    let ki = ((k + MAGIC).to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let over = ki > 127;
+    let ki = if over { 127 } else { ki };
+    let twice = if over { 2.0 } else { 1.0 };
     let v = y * f32::from_bits(((ki + 127) as u32) << 23) * twice;
     if below {
         0.0
     } else {
         v
-    }
-}
-
-/// floor(v) for |v| < 2^31, exactly, from a truncating conversion. `f32::floor` is a libm
-/// call on the baseline x86-64 target (its rounding instruction needs SSE4.1), which cost more
-/// than the rest of [`exp`] in the sampler's loop over the vocabulary.
-#[inline(always)]
-fn floor(v: f32) -> f32 {
-    let t = v as i32 as f32;
-    if t > v {
-        t - 1.0
-    } else {
-        t
     }
 }
 
@@ -86,24 +83,59 @@ pub(crate) fn ln(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn floor_is_the_library_floor_over_exps_range() {
-        for i in -1_300_000..1_300_000 {
-            let v = i as f32 * 1e-4 + 0.000_03;
-            assert_eq!(floor(v).to_bits(), v.floor().to_bits(), "{v}");
+    /// The same polynomial with k from the library floor and a saturating conversion: the
+    /// obvious scalar form, which [`exp`] restates without conversions so it vectorises.
+    fn exp_by_library_floor(x: f32) -> f32 {
+        let below = x < -87.3;
+        let x = x.clamp(-87.3, 88.7);
+        let k = (x * std::f32::consts::LOG2_E + 0.5).floor();
+        let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4;
+        let p = 1.987_569_1e-4_f32;
+        let p = p * r + 1.398_199_9e-3;
+        let p = p * r + 8.333_452e-3;
+        let p = p * r + 4.166_579_6e-2;
+        let p = p * r + 1.666_666_5e-1;
+        let p = p * r + 0.5;
+        let y = p * (r * r) + r + 1.0;
+        let ki = k as i32;
+        let (ki, twice) = if ki > 127 { (127, 2.0) } else { (ki, 1.0) };
+        let v = y * f32::from_bits(((ki + 127) as u32) << 23) * twice;
+        if below {
+            0.0
+        } else {
+            v
         }
-        for v in [
-            -126.0f32,
-            -1.0,
-            0.0,
-            1.0,
-            128.0,
-            -0.5,
-            0.5,
-            127.999_99,
-            -125.000_01,
-        ] {
-            assert_eq!(floor(v), v.floor(), "{v}");
+    }
+
+    #[test]
+    fn exp_has_the_bits_of_the_library_floor_form() {
+        let same = |x: f32| {
+            let (got, want) = (exp(x), exp_by_library_floor(x));
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "exp({x:e}) = {got:e}, library-floor form {want:e}"
+            );
+        };
+        // Every 997th f32 of [-90, 90].
+        let top = 90.0f32.to_bits();
+        for bits in (0..=top).step_by(997) {
+            same(f32::from_bits(bits));
+            same(-f32::from_bits(bits));
+        }
+        // 256 neighbours of each point where k steps (x log2 e + 1/2 an integer), and of the
+        // clamp bounds.
+        let mut edges: Vec<f32> = (-127..=129)
+            .map(|k| (k as f32 - 0.5) * std::f32::consts::LN_2)
+            .collect();
+        edges.extend([-87.3f32, 88.7]);
+        for e in edges {
+            for d in 0..256u32 {
+                same(f32::from_bits(e.to_bits().wrapping_add(d)));
+                same(f32::from_bits(e.to_bits().wrapping_sub(d)));
+            }
+        }
+        for x in [0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX, f32::MIN] {
+            same(x);
         }
     }
 

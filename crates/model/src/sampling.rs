@@ -123,25 +123,32 @@ oneshot_kernels::multiversion! {
 
 oneshot_kernels::multiversion! {
     /// `sum exp(x * inv_t - z_max)` over each block of [`BLOCK`] logits.
+    ///
+    /// Plain loops and `push`, not an iterator chain ending in `collect`: `collect` hands the
+    /// loop body to a generic function that is compiled outside the AVX2 build, which would
+    /// then run the portable code.
     fn block_sums(logits: &[f32], inv_t: f32, z_max: f32) -> Vec<f32> {
-        logits
-            .chunks(BLOCK)
-            .map(|block| {
-                let mut acc = [0.0f32; LANES];
-                let mut lanes = block.chunks_exact(LANES);
-                for c in &mut lanes {
-                    for l in 0..LANES {
-                        acc[l] += detmath::exp(c[l] * inv_t - z_max);
-                    }
+        let mut sums = Vec::with_capacity(logits.len().div_ceil(BLOCK));
+        for block in logits.chunks(BLOCK) {
+            let mut acc = [0.0f32; LANES];
+            let lanes = block.chunks_exact(LANES);
+            let rest = lanes.remainder();
+            for c in lanes {
+                for l in 0..LANES {
+                    acc[l] += detmath::exp(c[l] * inv_t - z_max);
                 }
-                let tail: f32 = lanes
-                    .remainder()
-                    .iter()
-                    .map(|&x| detmath::exp(x * inv_t - z_max))
-                    .sum();
-                acc.iter().sum::<f32>() + tail
-            })
-            .collect()
+            }
+            let mut tail = 0.0f32;
+            for &x in rest {
+                tail += detmath::exp(x * inv_t - z_max);
+            }
+            let mut sum = 0.0f32;
+            for a in acc {
+                sum += a;
+            }
+            sums.push(sum + tail);
+        }
+        sums
     }
 }
 
