@@ -134,7 +134,15 @@ mod tests {
                 same(f32::from_bits(e.to_bits().wrapping_sub(d)));
             }
         }
-        for x in [0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX, f32::MIN] {
+        for x in [
+            0.0f32,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MAX,
+            f32::MIN,
+        ] {
             same(x);
         }
     }
