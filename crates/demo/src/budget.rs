@@ -122,11 +122,10 @@ impl Budget {
     /// A long 1-shot run, well past pi_1's saturation, with a larger selection pass, a denser
     /// held-out curve on 200 problems and sampled pass@8 (T = 0.6) on the first 100 of them.
     ///
-    /// Sized from the quick budget's measured costs on two cores (not timed at this size):
-    /// about 0.05 s per selection rollout (4,096 here: ~200 s), ~1.4 s per 1-shot step at 64
-    /// rollouts (128 here: ~2.5 s, 160 steps: ~400 s), ~1 s per 100 greedy held-out problems
-    /// and ~0.01 s per sampled response (17 points x (200 greedy + 800 sampled): ~200 s), and
-    /// two full evaluations: about 14 minutes, 20 with the longer step-by-step responses.
+    /// Measured on two cores (SPR-b, docs/LAB.md): 752, 804 and 1,050 s at seeds 0-2 with the
+    /// committed base, most of it the 160 one-shot steps with their 17 held-out points (200
+    /// greedy + 800 sampled responses each); a run whose responses switch to step-by-step
+    /// working is the slower one.
     pub fn full() -> Self {
         Self {
             name: "full".into(),
