@@ -5,10 +5,12 @@ use crate::evaluate::evaluate_with_bar;
 use crate::sampled::{pass_at_k, PassAtK, PassSpec};
 use anyhow::Result;
 use oneshot_lab::eval::{EvalOptions, Evaluated, LabModel};
+use oneshot_lab::layout;
 use oneshot_lab::metrics::{Judged, Rates};
 use oneshot_lab::splits::LabProblem;
 use oneshot_lab::task::Family;
 use oneshot_train::metrics::val_key;
+use oneshot_train::trainer::RolloutRecord;
 use oneshot_train::StepMetrics;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,6 +22,47 @@ pub const HELDOUT_LENIENT: &str = "heldout_lenient";
 /// pi_1's (`val/heldout_other/<rate>`).
 pub const HELDOUT: &str = "heldout";
 pub const HELDOUT_OTHER: &str = "heldout_other";
+/// The layout of the step's own rollouts of pi_1 (`val/pi1_rollouts/<stat>`): which way the
+/// policy answers the training example, and which way it is right.
+pub const PI1_ROLLOUTS: &str = "pi1_rollouts";
+
+/// The layout of a step's rollouts: the share answered at a glance (`direct`), the checker's
+/// accuracy among direct and among worked responses (left out when there are none), and the
+/// share that re-checks a step. After pi_1 saturates, nearly every group is all-correct and
+/// dropped, so the update comes from the few failures: these say which layout they have.
+pub fn rollout_layout_metrics(rollouts: &[RolloutRecord]) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    if rollouts.is_empty() {
+        return m;
+    }
+    let parsed: Vec<(bool, bool, bool)> = rollouts
+        .iter()
+        .map(|r| {
+            let p = layout::parse(&r.text);
+            (p.is_direct(), p.checked, r.correct)
+        })
+        .collect();
+    let share = |keep: &dyn Fn(&(bool, bool, bool)) -> bool| {
+        parsed.iter().filter(|x| keep(x)).count() as f64 / parsed.len() as f64
+    };
+    m.insert(val_key(PI1_ROLLOUTS, "direct"), share(&|x| x.0));
+    m.insert(val_key(PI1_ROLLOUTS, "checked"), share(&|x| x.1));
+    for (stat, direct) in [("acc_direct", true), ("acc_worked", false)] {
+        let group: Vec<bool> = parsed
+            .iter()
+            .filter(|x| x.0 == direct)
+            .map(|x| x.2)
+            .collect();
+        if !group.is_empty() {
+            let right = group.iter().filter(|&&c| c).count();
+            m.insert(
+                val_key(PI1_ROLLOUTS, stat),
+                right as f64 / group.len() as f64,
+            );
+        }
+    }
+    m
+}
 
 /// Held-out rates after `step` 1-shot steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,6 +278,33 @@ mod tests {
             },
             pass_at_k: None,
         }
+    }
+
+    #[test]
+    fn rollout_layout_splits_accuracy_by_direct_and_worked() {
+        let record = |text: &str, correct| RolloutRecord {
+            index: 3,
+            text: text.into(),
+            correct,
+        };
+        let rollouts = [
+            record("At a glance:\nThe final answer is \\boxed{44}.", true),
+            record("At a glance:\nThe final answer is \\boxed{45}.", false),
+            record("At a glance:\nThe answer is 44.", false),
+            record(
+                "Working:\n8 * 7 = 56.\n100 - 56 = 44.\nCheck: 44 + 56 = 100.\nThe final answer is \\boxed{44}.",
+                true,
+            ),
+        ];
+        let m = rollout_layout_metrics(&rollouts);
+        let get = |stat| m[&val_key(PI1_ROLLOUTS, stat)];
+        assert_eq!(get("direct"), 0.75);
+        assert_eq!(get("checked"), 0.25);
+        assert!((get("acc_direct") - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(get("acc_worked"), 1.0);
+        let direct_only = rollout_layout_metrics(&rollouts[..2]);
+        assert!(!direct_only.contains_key(&val_key(PI1_ROLLOUTS, "acc_worked")));
+        assert!(rollout_layout_metrics(&[]).is_empty());
     }
 
     #[test]

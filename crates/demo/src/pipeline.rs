@@ -1,7 +1,9 @@
 //! The demo from start to end: base evaluation, selection pass, variance ranking, 1-shot RLVR
 //! with train and test curves, final evaluation, then the report files.
 use crate::budget::{Budget, DemoConfig};
-use crate::curve::{saturation_step, CurvePoint, PostSaturation, Probe, TrainPoint};
+use crate::curve::{
+    rollout_layout_metrics, saturation_step, CurvePoint, PostSaturation, Probe, TrainPoint,
+};
 use crate::evaluate::{bar, evaluate_with_bar, write_responses};
 use crate::files;
 use crate::rl::{run_rl, train_config, RlSpec};
@@ -324,6 +326,8 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoOutcome> {
         }
         run_rl(train_cfg, "1-shot RLVR on pi_1", |t, m| {
             let step = t.state.step;
+            m.validation
+                .extend(rollout_layout_metrics(&t.last_rollouts));
             // A point at the saturation step itself, so the post-saturation change is measured
             // from there rather than from the nearest regular point.
             let saturates_now = saturated.is_none() && m.reward.accuracy >= budget.saturation;

@@ -20,7 +20,7 @@ use crate::experience::{grid, logprobs_detached, ragged, values_detached, Experi
 use crate::metrics::{RewardStats, StepMetrics, StepTimes};
 use crate::prompts::{batch_rows, rank_rows};
 use crate::seeds::rollout_seed;
-use crate::trainer::Trainer;
+use crate::trainer::{RolloutRecord, Trainer};
 use crate::update::{update_actor, update_critic};
 
 pub use crate::update::NonFinite;
@@ -44,6 +44,7 @@ pub fn train_step(t: &mut Trainer) -> Result<StepMetrics> {
     }
     let (mut exp, rollout) = timed(&mut time.rollout, || rollout(t, rows, first))?;
     let rewards = timed(&mut time.reward, || reward(t, rows, &exp, &rollout))?;
+    t.last_rollouts = records(t, rows, rollout.texts, &rewards.correct);
     timed(&mut time.logprob, || detached_passes(t, &mut exp))?;
     let adv = advantages(t, &mut exp, &rewards.parts)?;
     let lr = t.cfg.schedule().lr_at(t.state.step);
@@ -154,6 +155,8 @@ fn rollout(t: &Trainer, rows: &[usize], first: usize) -> Result<(Experience, Rol
 struct Rewards {
     parts: Vec<RewardParts>,
     all: Vec<Outcome>,
+    /// This rank's checker verdicts, one per response.
+    correct: Vec<bool>,
 }
 
 impl Rewards {
@@ -222,7 +225,31 @@ fn reward(t: &mut Trainer, rows: &[usize], exp: &Experience, ro: &Rollout) -> Re
     let hapo_on = reward_cfg.length_weight.is_some();
     let (first_row, n_rows) = (t.state.step * batch, t.prompts.len());
     dp::record_outcomes(&mut t.state, &all, hapo_on, first_row, batch, n_rows);
-    Ok(Rewards { parts, all })
+    Ok(Rewards {
+        parts,
+        all,
+        correct,
+    })
+}
+
+/// This rank's responses with their prompt's example index and verdict.
+fn records(
+    t: &Trainer,
+    rows: &[usize],
+    texts: Vec<String>,
+    correct: &[bool],
+) -> Vec<RolloutRecord> {
+    let n = t.cfg.rollout.n;
+    texts
+        .into_iter()
+        .zip(correct)
+        .enumerate()
+        .map(|(i, (text, &correct))| RolloutRecord {
+            index: t.prompts[rows[i / n]].index,
+            text,
+            correct,
+        })
+        .collect()
 }
 
 /// Step 4: Detached passes: reference log-probs (KL), the rollout policy's log-probs when the

@@ -43,6 +43,19 @@ pub struct Trainer {
     pub state: RunState,
     /// The ranks training together (one process: `oneshot_dist::Single`); rank 0 writes.
     pub dist: Arc<dyn Collective>,
+    /// This rank's responses of the last step with their checker verdicts, for callers that
+    /// judge responses further between steps (the lab reads their layout). Not checkpointed.
+    pub last_rollouts: Vec<RolloutRecord>,
+}
+
+/// One response of a step's rollouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutRecord {
+    /// The prompt's example index (`extra_info.index`).
+    pub index: i64,
+    pub text: String,
+    /// The checker's verdict against the row's label.
+    pub correct: bool,
 }
 
 impl Trainer {
@@ -135,6 +148,7 @@ impl Trainer {
             checker,
             state,
             dist,
+            last_rollouts: Vec::new(),
         })
     }
 }

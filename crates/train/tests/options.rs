@@ -168,3 +168,25 @@ fn validation_plots_tensorboard_and_history_are_written() {
     let hist = oneshot_data::select::read_history(&out.join("rollout_accuracy.json")).unwrap();
     assert_eq!(hist[&124].len(), 20);
 }
+
+#[test]
+fn a_step_keeps_its_rollouts_with_the_checker_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = toy::write_toy_task(dir.path(), 3).unwrap();
+    cfg.trainer.output_dir = dir.path().join("run").display().to_string();
+    let (batch, n) = (cfg.data.train_batch_size, cfg.rollout.n);
+    let mut t = oneshot_train::Trainer::new(cfg, None).unwrap();
+    assert!(t.last_rollouts.is_empty());
+    let m = t.step().unwrap();
+    assert_eq!(t.last_rollouts.len(), batch * n);
+    let right = t.last_rollouts.iter().filter(|r| r.correct).count();
+    assert_eq!(right as f64 / (batch * n) as f64, m.reward.accuracy);
+    for r in &t.last_rollouts {
+        let prompt = t.prompts.iter().find(|p| p.index == r.index).unwrap();
+        assert_eq!(t.checker.check(&r.text, &prompt.label).correct, r.correct);
+    }
+    // Each group of n shares its prompt.
+    for group in t.last_rollouts.chunks(n) {
+        assert!(group.iter().all(|r| r.index == group[0].index));
+    }
+}
