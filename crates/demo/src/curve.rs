@@ -28,37 +28,29 @@ pub const PI1_ROLLOUTS: &str = "pi1_rollouts";
 
 /// The layout of a step's rollouts: the share answered at a glance (`direct`), the checker's
 /// accuracy among direct and among worked responses (left out when there are none), and the
-/// share that re-checks a step. After pi_1 saturates, nearly every group is all-correct and
-/// dropped, so the update comes from the few failures: these say which layout they have.
+/// share that re-checks a step. After pi_1 saturates nearly every group is all-correct (zero
+/// advantage), so these say whether the reward still prefers one layout over the other.
 pub fn rollout_layout_metrics(rollouts: &[RolloutRecord]) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
     if rollouts.is_empty() {
         return m;
     }
-    let parsed: Vec<(bool, bool, bool)> = rollouts
-        .iter()
-        .map(|r| {
-            let p = layout::parse(&r.text);
-            (p.is_direct(), p.checked, r.correct)
-        })
-        .collect();
-    let share = |keep: &dyn Fn(&(bool, bool, bool)) -> bool| {
-        parsed.iter().filter(|x| keep(x)).count() as f64 / parsed.len() as f64
-    };
-    m.insert(val_key(PI1_ROLLOUTS, "direct"), share(&|x| x.0));
-    m.insert(val_key(PI1_ROLLOUTS, "checked"), share(&|x| x.1));
-    for (stat, direct) in [("acc_direct", true), ("acc_worked", false)] {
-        let group: Vec<bool> = parsed
-            .iter()
-            .filter(|x| x.0 == direct)
-            .map(|x| x.2)
-            .collect();
-        if !group.is_empty() {
-            let right = group.iter().filter(|&&c| c).count();
-            m.insert(
-                val_key(PI1_ROLLOUTS, stat),
-                right as f64 / group.len() as f64,
-            );
+    // Responses and right ones, indexed by `is_direct`.
+    let (mut count, mut right, mut checked) = ([0usize; 2], [0usize; 2], 0usize);
+    for r in rollouts {
+        let parsed = layout::parse(&r.text);
+        let direct = usize::from(parsed.is_direct());
+        count[direct] += 1;
+        right[direct] += usize::from(r.correct);
+        checked += usize::from(parsed.checked);
+    }
+    let total = rollouts.len() as f64;
+    m.insert(val_key(PI1_ROLLOUTS, "direct"), count[1] as f64 / total);
+    m.insert(val_key(PI1_ROLLOUTS, "checked"), checked as f64 / total);
+    for (stat, direct) in [("acc_worked", 0), ("acc_direct", 1)] {
+        if count[direct] > 0 {
+            let acc = right[direct] as f64 / count[direct] as f64;
+            m.insert(val_key(PI1_ROLLOUTS, stat), acc);
         }
     }
     m
