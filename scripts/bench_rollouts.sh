@@ -4,7 +4,8 @@
 # release/oneshot and release/examples/step_bench) and against PyTorch (PY: a python with
 # torch and transformers). Every command runs alone, one after another; outputs go to OUT.
 #
-#   cargo build --release -p oneshot -p oneshot-train --example step_bench
+#   cargo build --release -p oneshot
+#   cargo build --release -p oneshot-train --example step_bench
 #   PY=/path/to/python scripts/bench_rollouts.sh OUT [BEFORE]
 #
 # THREADS (default 2) threads on both sides; SKIP_TORCH=1 leaves PyTorch out.
